@@ -1,0 +1,69 @@
+// Numeric comparison against reference values (PyTorch, float64) with dtype-aware tolerances.
+import { expect } from "vitest";
+import { Tensor } from "../../lib/torch/index.js";
+
+export interface Tolerance {
+  rtol: number;
+  /** Absolute tolerance, relative to max(1, max |expected|), so reductions of large values pass. */
+  atol: number;
+}
+
+/** Tolerances for a result of the given dtype computed from float64 references. */
+export function toleranceFor(dtype: string): Tolerance {
+  switch (dtype) {
+    case "float64":
+      return { rtol: 1e-9, atol: 1e-12 };
+    case "float32":
+      return { rtol: 1e-5, atol: 1e-5 };
+    case "float16":
+      return { rtol: 2e-3, atol: 1e-3 };
+    case "bfloat16":
+      return { rtol: 1e-2, atol: 1e-2 };
+    default:
+      return { rtol: 0, atol: 0 };
+  }
+}
+
+/** A JSON-encoded number: non-finite values are strings ("inf", "-inf", "nan"); bools count as 0/1. */
+export function decodeNumber(v: number | string | boolean): number {
+  if (typeof v === "boolean") return v ? 1 : 0;
+  if (typeof v === "number") return v;
+  if (v === "inf") return Infinity;
+  if (v === "-inf") return -Infinity;
+  if (v === "nan") return NaN;
+  throw new Error(`bad encoded number ${JSON.stringify(v)}`);
+}
+
+/** Flat JS numbers of a tensor (any dtype, any device): int64 BigInts and bools become numbers. */
+export function flatValues(t: Tensor): number[] {
+  const ta = t.toTypedArray() as ArrayLike<number | bigint | boolean>;
+  return Array.from(ta, (v) => Number(v));
+}
+
+/**
+ * Element-wise |got - expected| <= atol*scale + rtol*|expected|, NaN matches NaN, infinities match
+ * exactly. Reports the first few mismatches with their flat index.
+ */
+export function expectClose(
+  got: Tensor | ArrayLike<number>,
+  expected: ArrayLike<number | string | boolean>,
+  tol: Tolerance = toleranceFor("float32"),
+  label = "",
+): void {
+  const g = got instanceof Tensor ? flatValues(got) : Array.from(got, Number);
+  const e = Array.from(expected, decodeNumber);
+  expect(g.length, `${label}: number of elements`).toBe(e.length);
+  let scale = 1;
+  for (const v of e) if (Number.isFinite(v)) scale = Math.max(scale, Math.abs(v));
+  const bad: string[] = [];
+  for (let i = 0; i < e.length; i++) {
+    const ev = e[i]!;
+    const gv = g[i]!;
+    let ok: boolean;
+    if (Number.isNaN(ev)) ok = Number.isNaN(gv);
+    else if (!Number.isFinite(ev)) ok = gv === ev;
+    else ok = Math.abs(gv - ev) <= tol.atol * scale + tol.rtol * Math.abs(ev);
+    if (!ok && bad.length < 5) bad.push(`[${i}] got ${gv} expected ${ev}`);
+  }
+  expect(bad, `${label}: values differ (rtol ${tol.rtol}, atol ${tol.atol}*${scale})`).toEqual([]);
+}
