@@ -1,0 +1,66 @@
+/**
+ * A training run as the CLI starts it: the trainer, plugins asked for by the
+ * configuration, SIGINT/SIGTERM handling and the closing summary.
+ */
+import type { Device } from "../torch/index.js";
+import type { TrainConfig } from "./config.js";
+import { getTrainerPluginFactory } from "./plugins.js";
+import { StopRequest } from "./signals.js";
+import { Trainer } from "./trainer.js";
+
+export interface RunOptions {
+  runDir: string;
+  resume: boolean;
+  /** A new run's full configuration. */
+  config?: TrainConfig;
+  /** With `resume`: the settings that may change. */
+  overrides?: { steps?: number; device?: Device; checkpointEvery?: number; evalEvery?: number };
+}
+
+export interface RunTrainingOptions extends RunOptions {
+  stdout?: NodeJS.WritableStream;
+  stderr?: NodeJS.WritableStream;
+}
+
+/** Trains, and returns the process exit status (failures throw). */
+export async function runTraining(o: RunTrainingOptions): Promise<{ exitCode: number; trainer: Trainer }> {
+  const stderr = o.stderr ?? process.stderr;
+  const stdout = o.stdout ?? process.stdout;
+  const trainer = await Trainer.create({
+    runDir: o.runDir,
+    config: o.config,
+    resume: o.resume,
+    overrides: o.overrides,
+    progress: { stream: stderr },
+  });
+  const c = trainer.config;
+  if (c.analyzeEvery > 0) {
+    const factory = getTrainerPluginFactory("analysis");
+    if (!factory) throw new Error("--analyze-every needs the analysis plugin, which this build of innerloop does not register");
+    trainer.addPlugin(await factory({ config: c, runDir: trainer.runDir, resumed: trainer.resumed }));
+  }
+  const nParams = trainer.model.numParameters();
+  stderr.write(
+    `${trainer.resumed ? `resuming ${o.runDir} at step ${trainer.step}` : `training into ${o.runDir}`}: ` +
+      `${c.nLayer} layers x ${c.nEmbd}, ${c.nHead} heads, T ${c.seqLen}, ${(nParams / 1e6).toFixed(2)}M parameters, ` +
+      `${c.tokenizer} tokenizer (vocab ${trainer.data.tokenizer.vocabSize}), ${trainer.data.trainTokens} train / ${trainer.data.valTokens} val tokens, ` +
+      `${c.device}${c.dtype === "bfloat16" ? " bf16" : ""}, ${c.steps} steps of ${c.batchSize * c.gradAccum} x ${c.seqLen} tokens\n`,
+  );
+  const stop = new StopRequest((sig) => {
+    trainer.requestStop();
+    stderr.write(`\n${sig}: finishing the current step and writing a checkpoint (${sig} again exits at once)\n`);
+  }).install();
+  try {
+    const result = await trainer.run();
+    const last = result.lastLoss !== undefined ? `, loss ${result.lastLoss.toFixed(4)}` : "";
+    const val = result.lastValLoss !== undefined ? `, val loss ${result.lastValLoss.toFixed(4)}` : "";
+    if (result.reason === "interrupted") {
+      stdout.write(`stopped at step ${result.step}/${c.steps}${last}; checkpoint in ${o.runDir} (continue with: innerloop train --resume ${o.runDir})\n`);
+    } else {
+      stdout.write(`done: ${result.step} steps${last}${val}; model in ${o.runDir}\n`);
+    }
+    return { exitCode: 0, trainer };
+  } finally {
+    stop.uninstall();
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * Text generation from a run directory: the model, its saved tokenizer, and
+ * `GPT2.generate` (KV cache, temperature, top-k, seed).
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { torch, type Device } from "../torch/index.js";
+import { loadGPT2, readHFConfig } from "../models/index.js";
+import { tokenizerFromJSON, type Tokenizer } from "../data/index.js";
+import { Gpt2Tokenizer } from "../data/gpt2.js";
+import { recoverRunDir } from "./checkpoint.js";
+
+export interface SampleTextOptions {
+  modelDir: string;
+  prompt: string;
+  maxNewTokens: number;
+  temperature: number;
+  topK?: number;
+  seed: number;
+  device: Device;
+}
+
+/** The tokenizer saved with a run (config.json `innerloop.tokenizer`), or GPT-2 BPE for a plain HF GPT-2 folder. */
+export function runTokenizer(modelDir: string, hfConfig: Record<string, unknown> = readHFConfig(modelDir)): Tokenizer {
+  const ours = (hfConfig.innerloop as { tokenizer?: unknown } | undefined)?.tokenizer;
+  if (ours !== undefined) return tokenizerFromJSON(ours);
+  if (hfConfig.model_type === "gpt2" && typeof hfConfig.vocab_size === "number" && hfConfig.vocab_size >= 50257) return new Gpt2Tokenizer();
+  throw new Error(`${path.join(modelDir, "config.json")} names no tokenizer (innerloop.tokenizer) and is not a GPT-2 vocabulary`);
+}
+
+/** The prompt followed by `maxNewTokens` generated tokens, decoded. */
+export function sampleText(o: SampleTextOptions): string {
+  if (!fs.existsSync(o.modelDir)) throw new Error(`model directory ${o.modelDir} does not exist`);
+  recoverRunDir(o.modelDir);
+  if (o.device.startsWith("cuda") && !torch.cuda.isAvailable()) throw new Error(`device ${o.device}: CUDA is not available on this machine`);
+  const hf = readHFConfig(o.modelDir);
+  const tokenizer = runTokenizer(o.modelDir, hf);
+  const promptIds = tokenizer.encode(o.prompt);
+  if (promptIds.length === 0) throw new Error("the prompt encodes to no tokens; give at least one character");
+  const model = loadGPT2(o.modelDir, { device: o.device });
+  try {
+    const ids = torch.tidy(() => {
+      const input = torch.tensor(BigInt64Array.from(promptIds, (v) => BigInt(v)), { dtype: "int64" }).view([1, promptIds.length]).to(o.device);
+      const out = model.generate(input, {
+        maxNewTokens: o.maxNewTokens,
+        temperature: o.temperature,
+        topK: o.topK,
+        seed: o.seed,
+        vocabLimit: Math.min(tokenizer.vocabSize, model.config.vocabSize),
+      });
+      return out.view([-1]).cpu().toTypedArray() as BigInt64Array;
+    });
+    return tokenizer.decode(ids);
+  } finally {
+    model.dispose();
+  }
+}

@@ -1,0 +1,342 @@
+/**
+ * The training loop: gradient accumulation, clipping, the learning-rate
+ * schedule, validation, metrics, checkpoints and exact resume.
+ *
+ * One step (nanoGPT's loop):
+ *
+ *   lr = schedule(step)
+ *   for each of gradAccum micro-batches: loss = model(x, y) / gradAccum; loss.backward()
+ *   gradNorm = clip(grads, gradClip)           (the norm is logged even without clipping)
+ *   optimizer.step(); zero grads
+ *
+ * Exactness of resume: everything a step depends on is either a function of
+ * the step number (the learning rate) or saved in the checkpoint (weights,
+ * AdamW moments and step counts, the torch RNG states that dropout draws
+ * from, the window sampler's PRNG state). Validation uses its own freshly
+ * seeded sampler and no dropout, so it does not disturb that state.
+ */
+import { performance } from "node:perf_hooks";
+import { torch, type Tensor } from "../torch/index.js";
+import { AdamW, clipGradNorm_, warmupCosine, weightDecayGroups, type LrSchedule } from "../optim/index.js";
+import type { TrainConfig } from "./config.js";
+import { configProblems } from "./config.js";
+import { MetricsWriter, type StepRow } from "./metrics.js";
+import { Progress } from "./progress.js";
+import type { EndContext, StepContext, TrainerContext, TrainerPlugin } from "./plugins.js";
+import { loadRunData, type RunData, type BatchSampler } from "./data.js";
+import { createModel, type TrainModel } from "./model.js";
+import { readCheckpoint, writeRunCheckpoint, type TrainerState } from "./state.js";
+import { hasCheckpoint } from "./checkpoint.js";
+
+export class NonFiniteLossError extends Error {
+  override name = "NonFiniteLossError";
+  constructor(
+    readonly step: number,
+    readonly what: "loss" | "gradient norm",
+    value: number,
+    lastCheckpoint: number | undefined,
+    runDir: string,
+  ) {
+    super(
+      `${what} is ${String(value)} at step ${step}; stopping. ` +
+        (lastCheckpoint !== undefined
+          ? `The last good checkpoint (step ${lastCheckpoint}) is kept in ${runDir}.`
+          : `No checkpoint was written before it (lower --lr or set --grad-clip).`),
+    );
+  }
+}
+
+export interface TrainerOptions {
+  /** Run directory: created for a new run, read for a resume. */
+  runDir: string;
+  /** A new run's configuration (required unless `resume`). */
+  config?: TrainConfig;
+  /** Continue the run in `runDir` from its last checkpoint. */
+  resume?: boolean;
+  /** With `resume`: settings that do not change the computation of a step (a new total of steps, another device...). */
+  overrides?: Partial<Pick<TrainConfig, "steps" | "device" | "checkpointEvery" | "evalEvery">>;
+  /** Progress display; `quiet` prints nothing. */
+  progress?: { quiet?: boolean; tty?: boolean; stream?: NodeJS.WritableStream };
+  /** Stop (with a checkpoint) once this step is done, as an interruption would. For tests and schedulers. */
+  stopAtStep?: number;
+}
+
+export interface TrainResult {
+  /** Steps done in total (including those before a resume). */
+  step: number;
+  reason: "finished" | "interrupted";
+  /** Loss of the last step, validation loss of the last evaluation. */
+  lastLoss?: number;
+  lastValLoss?: number;
+  /** Every step's loss done by this call, in order (metrics.jsonl has them too). */
+  losses: number[];
+}
+
+export class Trainer {
+  readonly runDir: string;
+  readonly config: TrainConfig;
+  readonly model: TrainModel;
+  readonly data: RunData;
+  readonly optimizer: AdamW;
+  readonly schedule: LrSchedule;
+  /** Optimizer steps done so far. */
+  step: number;
+  readonly startStep: number;
+  readonly resumed: boolean;
+  private readonly sampler: BatchSampler;
+  private readonly plugins: TrainerPlugin[] = [];
+  private readonly opts: TrainerOptions;
+  private stopRequested = false;
+  private lastCheckpointStep: number | undefined;
+  private readonly isCuda: boolean;
+
+  private constructor(
+    opts: TrainerOptions,
+    config: TrainConfig,
+    model: TrainModel,
+    data: RunData,
+    optimizer: AdamW,
+    sampler: BatchSampler,
+    step: number,
+  ) {
+    this.opts = opts;
+    this.runDir = opts.runDir;
+    this.config = config;
+    this.model = model;
+    this.data = data;
+    this.optimizer = optimizer;
+    this.sampler = sampler;
+    this.step = step;
+    this.startStep = step;
+    this.resumed = opts.resume === true;
+    if (this.resumed) this.lastCheckpointStep = step;
+    this.isCuda = config.device.startsWith("cuda");
+    this.schedule = warmupCosine({ lr: config.lr, minLr: config.minLr, warmupSteps: config.warmup, decaySteps: config.steps });
+  }
+
+  /** Builds a new run, or loads the last checkpoint of `runDir` when `opts.resume`. */
+  static async create(opts: TrainerOptions): Promise<Trainer> {
+    if (opts.resume) return Trainer.resume(opts);
+    if (!opts.config) throw new TypeError("Trainer.create: config is required for a new run");
+    const config = { ...opts.config };
+    const problems = configProblems(config);
+    if (problems.length > 0) throw new RangeError(`training config: ${problems[0]}`);
+    checkDevice(config);
+    torch.manualSeed(config.seed);
+    const data = await loadRunData(config);
+    const model = createModel(config, data.modelVocabSize);
+    const optimizer = makeOptimizer(model, config);
+    const sampler = data.trainSampler(config.seed);
+    return new Trainer(opts, config, model, data, optimizer, sampler, 0);
+  }
+
+  private static async resume(opts: TrainerOptions): Promise<Trainer> {
+    if (!hasCheckpoint(opts.runDir)) throw new Error(`${opts.runDir} holds no complete checkpoint to resume from`);
+    const saved = readCheckpoint(opts.runDir);
+    const config: TrainConfig = { ...saved.state.config };
+    for (const [k, v] of Object.entries(opts.overrides ?? {})) if (v !== undefined) (config as unknown as Record<string, unknown>)[k] = v;
+    if (config.steps < saved.state.step) {
+      throw new RangeError(`steps (${config.steps}) is below the step the run reached (${saved.state.step})`);
+    }
+    checkDevice(config);
+    const data = await loadRunData(config, saved.state.tokenizer);
+    if (data.trainTokens !== saved.state.data.trainTokens || data.valTokens !== saved.state.data.valTokens) {
+      throw new Error(
+        `the data at ${config.data} is not the data this run was trained on ` +
+          `(${data.trainTokens}/${data.valTokens} train/val tokens now, ${saved.state.data.trainTokens}/${saved.state.data.valTokens} then)`,
+      );
+    }
+    const model = saved.loadModel(config.device);
+    const optimizer = makeOptimizer(model, config);
+    saved.loadOptimizer(optimizer, config.device);
+    const sampler = data.trainSampler(config.seed);
+    sampler.setState(saved.state.sampler);
+    saved.restoreRng(config.device);
+    return new Trainer(opts, config, model, data, optimizer, sampler, saved.state.step);
+  }
+
+  addPlugin(plugin: TrainerPlugin): this {
+    this.plugins.push(plugin);
+    return this;
+  }
+
+  /** Asks the loop to stop after the current step (with a checkpoint), as SIGINT does. */
+  requestStop(): void {
+    this.stopRequested = true;
+  }
+
+  private context(): TrainerContext {
+    return {
+      runDir: this.runDir,
+      config: this.config,
+      model: this.model,
+      tokenizer: this.data.tokenizer,
+      valTokens: this.data.val,
+      startStep: this.startStep,
+      resumed: this.resumed,
+    };
+  }
+
+  /** Trains until `config.steps` (or a stop request), writing metrics and checkpoints. */
+  async run(): Promise<TrainResult> {
+    const c = this.config;
+    const metrics = new MetricsWriter(this.runDir, this.resumed ? { keepUpToStep: this.step } : {});
+    const progress = new Progress({ totalSteps: c.steps, startStep: this.step, ...this.opts.progress });
+    const tokensPerStep = c.batchSize * c.gradAccum * c.seqLen;
+    const losses: number[] = [];
+    let lastValLoss: number | undefined;
+    let reason: TrainResult["reason"] = "finished";
+    const base = this.context();
+    if (c.dtype === "bfloat16") torch.setFloat32MatmulPrecision("high");
+    for (const p of this.plugins) await p.setup?.(base);
+    let failed = true;
+    try {
+      // A new run gets its first checkpoint before any step, so that the directory is a valid
+      // (untrained) model from the start and a failure at step 1 still leaves one behind.
+      if (!this.resumed && this.step === 0) this.checkpoint();
+      while (this.step < c.steps) {
+        if (this.stopRequested) {
+          reason = "interrupted";
+          break;
+        }
+        const row = this.trainStep(tokensPerStep);
+        losses.push(row.loss);
+        metrics.write(row);
+        progress.update(row);
+        const stepCtx: StepContext = { ...base, ...row };
+        for (const p of this.plugins) await p.afterStep?.(stepCtx);
+        const last = this.step === c.steps;
+        if (c.evalEvery > 0 && (this.step % c.evalEvery === 0 || last)) {
+          lastValLoss = this.evaluate();
+          metrics.write({ step: this.step, valLoss: lastValLoss });
+          progress.eval(this.step, lastValLoss);
+          for (const p of this.plugins) await p.afterEval?.({ ...base, step: this.step, valLoss: lastValLoss });
+        }
+        if (this.opts.stopAtStep !== undefined && this.step >= this.opts.stopAtStep) this.stopRequested = true;
+        const periodic = c.checkpointEvery > 0 && this.step % c.checkpointEvery === 0;
+        if (periodic || last || this.stopRequested) {
+          this.checkpoint();
+          if (!last && !this.stopRequested) progress.log(`step ${this.step}: checkpoint written`);
+          for (const p of this.plugins) await p.onCheckpoint?.(stepCtx);
+        }
+        // Let signal handlers (and other events) run between steps.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      if (this.stopRequested && this.step < c.steps) reason = "interrupted";
+      failed = false;
+    } finally {
+      progress.done();
+      metrics.close();
+      const end: EndContext = { ...base, step: this.step, reason: failed ? "failed" : reason };
+      for (const p of this.plugins) {
+        try {
+          await p.teardown?.(end);
+        } catch (e) {
+          if (!failed) throw e;
+        }
+      }
+    }
+    return { step: this.step, reason, lastLoss: losses.at(-1), lastValLoss, losses };
+  }
+
+  /** One optimizer step; returns its metrics row. */
+  private trainStep(tokensPerStep: number): StepRow {
+    const c = this.config;
+    const lr = this.schedule(this.step);
+    this.optimizer.setLr(lr);
+    this.model.train();
+    if (this.isCuda) torch.cuda.synchronize(); // the clock starts with an idle device
+    const t0 = performance.now();
+    const lossSum = torch.tidy(() => {
+      let acc: Tensor | null = null;
+      for (let micro = 0; micro < c.gradAccum; micro++) {
+        const { inputs, targets } = this.sampler.next(c.device);
+        const loss = this.forwardLoss(inputs, targets);
+        (c.gradAccum > 1 ? loss.div(c.gradAccum) : loss).backward();
+        const l = loss.detach();
+        acc = acc === null ? l : acc.add(l);
+      }
+      return acc!;
+    });
+    // Reading the loss waits for the device: needed every step for metrics.jsonl and the NaN check.
+    const loss = (lossSum.item() as number) / c.gradAccum;
+    lossSum.dispose();
+    const stepNo = this.step + 1;
+    if (!Number.isFinite(loss)) {
+      this.optimizer.zeroGrad();
+      throw new NonFiniteLossError(stepNo, "loss", loss, this.lastCheckpointStep, this.runDir);
+    }
+    const params = this.model.parameters();
+    const gradNorm = clipGradNorm_(params, c.gradClip > 0 ? c.gradClip : Number.POSITIVE_INFINITY);
+    if (!Number.isFinite(gradNorm)) {
+      this.optimizer.zeroGrad();
+      throw new NonFiniteLossError(stepNo, "gradient norm", gradNorm, this.lastCheckpointStep, this.runDir);
+    }
+    this.optimizer.step();
+    this.optimizer.zeroGrad();
+    if (this.isCuda) torch.cuda.synchronize();
+    const stepMs = performance.now() - t0;
+    this.step = stepNo;
+    return { step: stepNo, loss, lr, stepMs, tokensPerSec: tokensPerStep / (stepMs / 1000), gradNorm };
+  }
+
+  private forwardLoss(inputs: Tensor, targets: Tensor): Tensor {
+    const run = () => this.model.forward(inputs, { targets }).loss!;
+    return this.config.dtype === "bfloat16" ? torch.autocast(this.config.device, "bfloat16", run) : run();
+  }
+
+  /** Mean validation loss over `evalBatches` fixed batches (the same windows at every evaluation). */
+  evaluate(): number {
+    const c = this.config;
+    const sampler = this.data.valSampler(c.seed);
+    const wasTraining = this.model.training;
+    this.model.eval();
+    try {
+      let sum = 0;
+      for (let b = 0; b < c.evalBatches; b++) {
+        sum += torch.tidy(() =>
+          torch.noGrad(() => {
+            const { inputs, targets } = sampler.next(c.device);
+            return this.forwardLoss(inputs, targets).item() as number;
+          }),
+        );
+      }
+      return sum / c.evalBatches;
+    } finally {
+      this.model.train(wasTraining);
+    }
+  }
+
+  /** Writes the current state as the run's checkpoint (atomically, as one unit). */
+  checkpoint(): void {
+    const state: Omit<TrainerState, "rng" | "optimizer"> = {
+      format: 1,
+      step: this.step,
+      config: this.config,
+      tokenizer: this.data.tokenizerJSON,
+      sampler: this.sampler.state(),
+      data: { trainTokens: this.data.trainTokens, valTokens: this.data.valTokens },
+    };
+    writeRunCheckpoint(this.runDir, { model: this.model, optimizer: this.optimizer, state, hfExtra: this.hfExtra() });
+    this.lastCheckpointStep = this.step;
+  }
+
+  /** What config.json carries besides the GPT-2 fields. */
+  private hfExtra(): Record<string, unknown> {
+    return { innerloop: { tokenizer: this.data.tokenizerJSON, training: this.config, step: this.step } };
+  }
+}
+
+function makeOptimizer(model: TrainModel, c: TrainConfig): AdamW {
+  return new AdamW(weightDecayGroups(model.parameters(), c.weightDecay), { lr: c.lr, beta1: 0.9, beta2: 0.95, eps: 1e-8 });
+}
+
+function checkDevice(c: TrainConfig): void {
+  if (c.device.startsWith("cuda")) {
+    if (!torch.cuda.isAvailable()) throw new Error(`device ${c.device}: CUDA is not available on this machine (use --device cpu)`);
+    const idx = c.device === "cuda" ? 0 : Number(c.device.slice(5));
+    const n = torch.cuda.deviceCount();
+    if (idx >= n) throw new RangeError(`device ${c.device}: this machine has ${n} CUDA device${n === 1 ? "" : "s"} (cuda:0${n > 1 ? `..cuda:${n - 1}` : ""})`);
+  }
+  if (c.dtype === "bfloat16" && !c.device.startsWith("cuda")) throw new RangeError(`dtype bfloat16 needs a CUDA device (device is ${c.device})`);
+}
