@@ -1,0 +1,128 @@
+// GPT-2 configuration: our camelCase fields, their defaults, validation, and the mapping to and from
+// a Hugging Face transformers GPT-2 config.json.
+
+export interface GPT2Config {
+  /** Rows of the token embedding (may exceed the tokenizer's vocabulary, e.g. padded to 64). */
+  vocabSize: number;
+  /** Longest sequence (rows of the position embedding). */
+  nPositions: number;
+  nEmbd: number;
+  nLayer: number;
+  nHead: number;
+  /** Dropout on embeddings, attention probabilities and residual branches (0 = none). */
+  dropout: number;
+  /** Biases in the linear layers and LayerNorms (GPT-2: true). */
+  bias: boolean;
+  layerNormEpsilon: number;
+}
+
+/** GPT-2 small (124M). */
+export const GPT2_DEFAULTS: Readonly<GPT2Config> = Object.freeze({
+  vocabSize: 50257,
+  nPositions: 1024,
+  nEmbd: 768,
+  nLayer: 12,
+  nHead: 12,
+  dropout: 0,
+  bias: true,
+  layerNormEpsilon: 1e-5,
+});
+
+function posInt(field: string, v: unknown): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) {
+    throw new RangeError(`GPT-2 config: ${field} must be a positive integer, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+/** Fills defaults and checks every field; the error names the field. */
+export function gpt2Config(partial: Partial<GPT2Config> = {}): GPT2Config {
+  if (partial === null || typeof partial !== "object") throw new TypeError("GPT-2 config must be an object");
+  const known = new Set(Object.keys(GPT2_DEFAULTS));
+  for (const k of Object.keys(partial)) {
+    if (!known.has(k)) throw new RangeError(`GPT-2 config: unknown field '${k}' (known: ${[...known].join(", ")})`);
+  }
+  const c: GPT2Config = { ...GPT2_DEFAULTS };
+  for (const [k, v] of Object.entries(partial)) if (v !== undefined) (c as unknown as Record<string, unknown>)[k] = v;
+  posInt("vocabSize", c.vocabSize);
+  posInt("nPositions", c.nPositions);
+  posInt("nEmbd", c.nEmbd);
+  posInt("nLayer", c.nLayer);
+  posInt("nHead", c.nHead);
+  if (c.nEmbd % c.nHead !== 0) throw new RangeError(`GPT-2 config: nEmbd (${c.nEmbd}) must be divisible by nHead (${c.nHead})`);
+  if (typeof c.dropout !== "number" || !(c.dropout >= 0 && c.dropout < 1)) {
+    throw new RangeError(`GPT-2 config: dropout must be in [0, 1), got ${JSON.stringify(c.dropout)}`);
+  }
+  if (typeof c.bias !== "boolean") throw new TypeError(`GPT-2 config: bias must be a boolean, got ${JSON.stringify(c.bias)}`);
+  if (typeof c.layerNormEpsilon !== "number" || !(c.layerNormEpsilon > 0)) {
+    throw new RangeError(`GPT-2 config: layerNormEpsilon must be a positive number, got ${JSON.stringify(c.layerNormEpsilon)}`);
+  }
+  return c;
+}
+
+/** A transformers GPT-2 config.json object for `c`. */
+export function toHFConfig(c: GPT2Config): Record<string, unknown> {
+  return {
+    model_type: "gpt2",
+    architectures: ["GPT2LMHeadModel"],
+    vocab_size: c.vocabSize,
+    n_positions: c.nPositions,
+    n_embd: c.nEmbd,
+    n_layer: c.nLayer,
+    n_head: c.nHead,
+    n_inner: null,
+    activation_function: "gelu_new",
+    resid_pdrop: c.dropout,
+    embd_pdrop: c.dropout,
+    attn_pdrop: c.dropout,
+    layer_norm_epsilon: c.layerNormEpsilon,
+    initializer_range: 0.02,
+    scale_attn_weights: true,
+    scale_attn_by_inverse_layer_idx: false,
+    reorder_and_upcast_attn: false,
+    tie_word_embeddings: true,
+    use_cache: true,
+    bos_token_id: 50256,
+    eos_token_id: 50256,
+    // Not a transformers field: a model without biases is saved with zero biases (which
+    // transformers computes exactly), and this flag tells our loader to drop them again.
+    bias: c.bias,
+  };
+}
+
+// GELU variants that are the tanh approximation (transformers' names).
+const TANH_GELU = new Set(["gelu_new", "gelu_pytorch_tanh", "gelu_fast"]);
+
+/** Reads a transformers GPT-2 config.json object; fields we cannot honour are errors. */
+export function fromHFConfig(json: Record<string, unknown>): GPT2Config {
+  if (json === null || typeof json !== "object" || Array.isArray(json)) throw new TypeError("GPT-2 config.json must be a JSON object");
+  const get = (k: string) => json[k];
+  if (get("model_type") !== undefined && get("model_type") !== "gpt2") {
+    throw new RangeError(`config.json: model_type must be 'gpt2', got ${JSON.stringify(get("model_type"))}`);
+  }
+  const act = get("activation_function") ?? "gelu_new";
+  if (typeof act !== "string" || !TANH_GELU.has(act)) {
+    throw new RangeError(`config.json: activation_function ${JSON.stringify(act)} is not supported (supported: ${[...TANH_GELU].join(", ")})`);
+  }
+  const nEmbd = get("n_embd");
+  const inner = get("n_inner");
+  if (inner !== undefined && inner !== null && inner !== 4 * (nEmbd as number)) {
+    throw new RangeError(`config.json: n_inner must be null or 4 * n_embd (${4 * (nEmbd as number)}), got ${JSON.stringify(inner)}`);
+  }
+  for (const flag of ["scale_attn_by_inverse_layer_idx", "add_cross_attention"]) {
+    if (get(flag) === true) throw new RangeError(`config.json: ${flag}=true is not supported`);
+  }
+  if (get("scale_attn_weights") === false) throw new RangeError("config.json: scale_attn_weights=false is not supported");
+  if (get("tie_word_embeddings") === false) throw new RangeError("config.json: tie_word_embeddings=false is not supported for GPT-2");
+  const pdrop = get("resid_pdrop") ?? get("embd_pdrop") ?? get("attn_pdrop") ?? 0;
+  return gpt2Config({
+    vocabSize: get("vocab_size") as number,
+    nPositions: (get("n_positions") ?? get("n_ctx")) as number,
+    nEmbd: nEmbd as number,
+    nLayer: get("n_layer") as number,
+    nHead: get("n_head") as number,
+    dropout: pdrop as number,
+    bias: (get("bias") ?? true) as boolean,
+    layerNormEpsilon: (get("layer_norm_epsilon") ?? 1e-5) as number,
+  });
+}

@@ -1,0 +1,337 @@
+// GPT-2 (Radford et al. 2019), written to be read: learned position embeddings, pre-LayerNorm
+// blocks of causal self-attention and a tanh-GELU MLP, and an output layer tied to the token
+// embedding. Parameter names and layouts are Hugging Face's (transformer.h.{i}.attn.c_attn.weight,
+// Conv1D weights stored [in, out]), so state dicts load from and save to transformers checkpoints.
+//
+// Hook points (TransformerLens names) mark the residual stream for analysis; they cost nothing
+// while no hook is set and hold no state, so they never appear in the state dict.
+
+import { torch, F } from "../torch/index.js";
+import type { Device, DType, Tensor } from "../torch/index.js";
+import { Module, ModuleList, Embedding, LayerNorm, Dropout, HookPoint, init } from "../nn/index.js";
+import { Conv1D } from "./conv1d.js";
+import { KVCache } from "./kv-cache.js";
+import { sampleNext, checkSampleOptions } from "./sampling.js";
+import type { SampleOptions } from "./sampling.js";
+import { gpt2Config, toHFConfig } from "./gpt2-config.js";
+import type { GPT2Config } from "./gpt2-config.js";
+
+export interface GPT2Options {
+  device?: Device;
+  dtype?: DType;
+  /** Seeds the global generator before initialising the weights. */
+  seed?: number;
+}
+
+export interface ForwardOptions {
+  /** Next-token ids [B, T] (int64); positions equal to -100 are ignored. */
+  targets?: Tensor;
+}
+
+export interface ForwardResult {
+  /** [B, T, vocabSize] */
+  logits: Tensor;
+  /** Mean cross-entropy over the targets (float32 scalar), when targets were given. */
+  loss?: Tensor;
+}
+
+export interface GenerateOptions extends SampleOptions {
+  maxNewTokens: number;
+  /** Seed for sampling; the global generator's state is restored afterwards. */
+  seed?: number;
+  /** Only the first `vocabLimit` ids can be produced (for a vocabulary padded past the tokenizer's). */
+  vocabLimit?: number;
+  /** Reuse keys and values of earlier positions (default true). */
+  useCache?: boolean;
+}
+
+class CausalSelfAttention extends Module {
+  readonly nHead: number;
+  readonly headDim: number;
+  readonly cAttn: Conv1D;
+  readonly cProj: Conv1D;
+  readonly residDropout: Dropout;
+  readonly hookQ: HookPoint;
+  readonly hookK: HookPoint;
+  private readonly nEmbd: number;
+  private readonly sdpaTrain: { isCausal: boolean; dropoutP: number };
+  private readonly sdpaEval = { isCausal: true, dropoutP: 0 };
+
+  constructor(c: GPT2Config, layer: number) {
+    super();
+    this.nHead = c.nHead;
+    this.nEmbd = c.nEmbd;
+    this.headDim = c.nEmbd / c.nHead;
+    this.sdpaTrain = { isCausal: true, dropoutP: c.dropout };
+    this.cAttn = this.registerModule("c_attn", new Conv1D(c.nEmbd, 3 * c.nEmbd, { bias: c.bias }));
+    // Residual projections start smaller: std 0.02 / sqrt(2 nLayer) (GPT-2 paper).
+    this.cProj = this.registerModule("c_proj", new Conv1D(c.nEmbd, c.nEmbd, { bias: c.bias, std: 0.02 / Math.sqrt(2 * c.nLayer) }));
+    this.residDropout = this.registerModule("resid_dropout", new Dropout(c.dropout));
+    this.hookQ = this.registerModule("hook_q", new HookPoint(`blocks.${layer}.attn.hook_q`));
+    this.hookK = this.registerModule("hook_k", new HookPoint(`blocks.${layer}.attn.hook_k`));
+  }
+
+  /** x [B, T, C] -> [B, T, C]. With a cache, x holds the positions after the `past` cached ones. */
+  forward(x: Tensor, layer: number, cache: KVCache | null, past: number): Tensor {
+    const [B, T] = x.shape as [number, number, number];
+    const { nHead: H, headDim: D, nEmbd: C } = this;
+    const [q0, k0, v0] = this.cAttn.forward(x).split(C, 2) as [Tensor, Tensor, Tensor];
+    const headShape = [B, T, H, D];
+    const q = this.hookQ.forward(q0.view(headShape).transpose(1, 2)); // [B, H, T, D]
+    let k = this.hookK.forward(k0.view(headShape).transpose(1, 2));
+    let v = v0.view(headShape).transpose(1, 2);
+    let y: Tensor;
+    if (cache === null) {
+      y = F.scaledDotProductAttention(q, k, v, this.training && this.sdpaTrain.dropoutP > 0 ? this.sdpaTrain : this.sdpaEval);
+    } else {
+      [k, v] = cache.update(layer, k, v);
+      y = F.scaledDotProductAttention(q, k, v, decodeAttentionOptions(T, past, x.device));
+    }
+    return this.residDropout.forward(this.cProj.forward(y.transpose(1, 2).reshape([B, T, C])));
+  }
+}
+
+/**
+ * Attention options when T new queries follow `past` cached keys. isCausal aligns its mask to the
+ * top left, which is right only without a past; one query may see every key; otherwise query i
+ * sees keys 0 .. past + i.
+ */
+function decodeAttentionOptions(T: number, past: number, device: string): { isCausal?: boolean; attnMask?: Tensor } {
+  if (past === 0) return { isCausal: true };
+  if (T === 1) return {};
+  return { attnMask: torch.ones([T, past + T], { dtype: "bool", device: device as Device }).tril(past) };
+}
+
+class MLP extends Module {
+  readonly cFc: Conv1D;
+  readonly cProj: Conv1D;
+  readonly dropout: Dropout;
+  private static readonly gelu = { approximate: "tanh" as const };
+
+  constructor(c: GPT2Config) {
+    super();
+    this.cFc = this.registerModule("c_fc", new Conv1D(c.nEmbd, 4 * c.nEmbd, { bias: c.bias }));
+    this.cProj = this.registerModule("c_proj", new Conv1D(4 * c.nEmbd, c.nEmbd, { bias: c.bias, std: 0.02 / Math.sqrt(2 * c.nLayer) }));
+    this.dropout = this.registerModule("dropout", new Dropout(c.dropout));
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.dropout.forward(this.cProj.forward(F.gelu(this.cFc.forward(x), MLP.gelu)));
+  }
+}
+
+/** One pre-LN block: h + attn(ln_1(h)), then + mlp(ln_2(.)). */
+export class GPT2Block extends Module {
+  readonly layer: number;
+  readonly ln1: LayerNorm;
+  readonly attn: CausalSelfAttention;
+  readonly ln2: LayerNorm;
+  readonly mlp: MLP;
+  readonly hookResidPre: HookPoint;
+  readonly hookAttnOut: HookPoint;
+  readonly hookResidMid: HookPoint;
+  readonly hookMlpOut: HookPoint;
+  readonly hookResidPost: HookPoint;
+
+  constructor(c: GPT2Config, layer: number) {
+    super();
+    this.layer = layer;
+    const ln = { eps: c.layerNormEpsilon, bias: c.bias };
+    this.ln1 = this.registerModule("ln_1", new LayerNorm(c.nEmbd, ln));
+    this.attn = this.registerModule("attn", new CausalSelfAttention(c, layer));
+    this.ln2 = this.registerModule("ln_2", new LayerNorm(c.nEmbd, ln));
+    this.mlp = this.registerModule("mlp", new MLP(c));
+    const hook = (n: string) => this.registerModule(n, new HookPoint(`blocks.${layer}.${n}`));
+    this.hookResidPre = hook("hook_resid_pre");
+    this.hookAttnOut = hook("hook_attn_out");
+    this.hookResidMid = hook("hook_resid_mid");
+    this.hookMlpOut = hook("hook_mlp_out");
+    this.hookResidPost = hook("hook_resid_post");
+  }
+
+  forward(h: Tensor, cache: KVCache | null = null, past = 0): Tensor {
+    h = this.hookResidPre.forward(h);
+    const a = this.hookAttnOut.forward(this.attn.forward(this.ln1.forward(h), this.layer, cache, past));
+    h = this.hookResidMid.forward(h.add(a));
+    const m = this.hookMlpOut.forward(this.mlp.forward(this.ln2.forward(h)));
+    return this.hookResidPost.forward(h.add(m));
+  }
+}
+
+/** The `transformer` submodule: embeddings, blocks and the final LayerNorm. */
+class GPT2Body extends Module {
+  readonly wte: Embedding;
+  readonly wpe: Embedding;
+  readonly drop: Dropout;
+  readonly h: ModuleList<GPT2Block>;
+  readonly lnF: LayerNorm;
+  readonly hookNormalized: HookPoint;
+
+  constructor(c: GPT2Config) {
+    super();
+    this.wte = this.registerModule("wte", new Embedding(c.vocabSize, c.nEmbd));
+    this.wpe = this.registerModule("wpe", new Embedding(c.nPositions, c.nEmbd));
+    init.normal_(this.wte.weight, 0, 0.02);
+    init.normal_(this.wpe.weight, 0, 0.02);
+    this.drop = this.registerModule("drop", new Dropout(c.dropout));
+    this.h = this.registerModule("h", new ModuleList(Array.from({ length: c.nLayer }, (_, i) => new GPT2Block(c, i))));
+    this.lnF = this.registerModule("ln_f", new LayerNorm(c.nEmbd, { eps: c.layerNormEpsilon, bias: c.bias }));
+    this.hookNormalized = this.registerModule("hook_normalized", new HookPoint("ln_final.hook_normalized"));
+  }
+}
+
+export class GPT2 extends Module {
+  readonly config: GPT2Config;
+  readonly transformer: GPT2Body;
+  private readonly lossOpts = { ignoreIndex: -100 };
+
+  constructor(config: Partial<GPT2Config> = {}, opts: GPT2Options = {}) {
+    super();
+    this.config = gpt2Config(config);
+    if (opts.seed !== undefined) torch.manualSeed(opts.seed);
+    // Weights are drawn on the CPU in float32, so a seed gives the same model on every device.
+    this.transformer = this.registerModule("transformer", new GPT2Body(this.config));
+    if (opts.device !== undefined || opts.dtype !== undefined) this.to({ device: opts.device, dtype: opts.dtype });
+  }
+
+  /** The blocks, in order. */
+  get blocks(): ModuleList<GPT2Block> {
+    return this.transformer.h;
+  }
+
+  /** h^0: token plus position embeddings of ids [B, T] starting at position `past`. */
+  embed(ids: Tensor, past = 0): Tensor {
+    const shape = ids.shape;
+    if (shape.length !== 2) throw new RangeError(`GPT2: ids must have shape [B, T], got [${shape.join(", ")}]`);
+    const T = shape[1]!;
+    if (past + T > this.config.nPositions) {
+      throw new RangeError(`GPT2: sequence length ${past + T} exceeds nPositions (${this.config.nPositions})`);
+    }
+    const { wte, wpe, drop } = this.transformer;
+    // The position rows past .. past+T-1 broadcast over the batch (no position-id tensor needed).
+    return drop.forward(wte.forward(ids).add(wpe.weight.narrow(0, past, T)));
+  }
+
+  /** Logits from the residual stream: final LayerNorm (hook_normalized), then the tied unembedding. */
+  head(h: Tensor): Tensor {
+    const t = this.transformer;
+    return F.linear(t.hookNormalized.forward(t.lnF.forward(h)), t.wte.weight);
+  }
+
+  /** Like `head` but without the hook point: decodes any h^l (logit lens). */
+  decode(h: Tensor): Tensor {
+    const t = this.transformer;
+    return F.linear(t.lnF.forward(h), t.wte.weight);
+  }
+
+  forward(ids: Tensor, opts: ForwardOptions = {}): ForwardResult {
+    let h = this.embed(ids);
+    for (const block of this.transformer.h) h = block.forward(h);
+    const logits = this.head(h);
+    const targets = opts.targets;
+    if (targets === undefined) return { logits };
+    // Loss in float32 whatever the model's dtype (autocast would do the same).
+    const flat = logits.flatten(0, 1);
+    const loss = F.crossEntropy(flat.dtype === "float32" ? flat : flat.float(), targets.flatten(), this.lossOpts);
+    return { logits, loss };
+  }
+
+  /**
+   * Extends ids [B, T] by `maxNewTokens` tokens, each chosen from the model's next-token
+   * distribution (greedy when temperature is 0). Runs without gradients in eval mode (the mode is
+   * restored). Beyond nPositions the context is cropped to the last nPositions tokens.
+   */
+  generate(ids: Tensor, opts: GenerateOptions): Tensor {
+    const { maxNewTokens } = opts;
+    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) {
+      throw new RangeError(`generate: maxNewTokens must be an integer >= 0, got ${maxNewTokens}`);
+    }
+    checkSampleOptions(opts);
+    const vocabLimit = opts.vocabLimit;
+    if (vocabLimit !== undefined && !(Number.isInteger(vocabLimit) && vocabLimit > 0 && vocabLimit <= this.config.vocabSize)) {
+      throw new RangeError(`generate: vocabLimit must be an integer in [1, ${this.config.vocabSize}], got ${vocabLimit}`);
+    }
+    if (ids.ndim !== 2 || ids.shape[1] === 0) throw new RangeError(`generate: ids must have shape [B, T] with T >= 1, got [${ids.shape}]`);
+    if (ids.dtype !== "int64") throw new TypeError(`generate: ids must be int64, got ${ids.dtype}`);
+    if (topKTooLarge(opts.topK, vocabLimit ?? this.config.vocabSize)) {
+      throw new RangeError(`generate: topK (${opts.topK}) exceeds the vocabulary (${vocabLimit ?? this.config.vocabSize})`);
+    }
+
+    const device = ids.device as Device;
+    const saved = opts.seed === undefined ? null : saveRng(device);
+    if (opts.seed !== undefined) torch.manualSeed(opts.seed);
+    const wasTraining = this.training;
+    this.eval();
+    const cache = opts.useCache === false ? null : new KVCache(this.config.nLayer);
+    let out = ids.clone();
+    try {
+      torch.noGrad(() => {
+        for (let i = 0; i < maxNewTokens; i++) {
+          const next = torch.tidy(() => {
+            let logits = this.nextTokenLogits(out, cache);
+            if (vocabLimit !== undefined && vocabLimit < this.config.vocabSize) logits = logits.narrow(1, 0, vocabLimit);
+            return torch.cat([out, sampleNext(logits, opts)], 1);
+          });
+          out.dispose();
+          out = next;
+        }
+      });
+      return out;
+    } catch (e) {
+      out.dispose();
+      throw e;
+    } finally {
+      cache?.dispose();
+      this.train(wasTraining);
+      if (saved !== null) restoreRng(saved, device);
+    }
+  }
+
+  /** Logits [B, V] for the position after the last of `ids`, reusing and extending the cache. */
+  private nextTokenLogits(ids: Tensor, cache: KVCache | null): Tensor {
+    const L = ids.shape[1]!;
+    const nPos = this.config.nPositions;
+    let input: Tensor;
+    let past = 0;
+    if (cache !== null && L <= nPos) {
+      past = cache.length;
+      input = past === 0 ? ids : ids.narrow(1, past, L - past);
+    } else {
+      // No cache, or the context slid past nPositions (positions shift, so cached keys are stale).
+      cache?.clear();
+      cache = null;
+      input = L > nPos ? ids.narrow(1, L - nPos, nPos) : ids;
+    }
+    let h = this.embed(input, past);
+    for (const block of this.transformer.h) h = block.forward(h, cache, past);
+    const T = h.shape[1]!;
+    return this.head(h.narrow(1, T - 1, 1)).squeeze(1);
+  }
+
+  /** This model's config as a transformers GPT-2 config.json object. */
+  toHFConfig(): Record<string, unknown> {
+    return toHFConfig(this.config);
+  }
+}
+
+function topKTooLarge(topK: number | undefined, vocab: number): boolean {
+  return topK !== undefined && topK > vocab;
+}
+
+interface SavedRng {
+  cpu: Tensor;
+  device: Tensor | null;
+}
+
+function saveRng(device: Device): SavedRng {
+  const cpu = torch.keep(torch.getRngState());
+  const dev = device === "cpu" ? null : torch.keep(torch.getRngState(device));
+  return { cpu, device: dev };
+}
+
+function restoreRng(s: SavedRng, device: Device): void {
+  torch.setRngState(s.cpu);
+  if (s.device !== null) torch.setRngState(s.device, device);
+  s.cpu.dispose();
+  s.device?.dispose();
+}

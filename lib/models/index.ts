@@ -1,0 +1,11 @@
+// innerloop models: causal language models on nn, with Hugging Face checkpoint I/O.
+export { GPT2, GPT2Block } from "./gpt2.js";
+export type { GPT2Options, ForwardOptions, ForwardResult, GenerateOptions } from "./gpt2.js";
+export { gpt2Config, toHFConfig, fromHFConfig, GPT2_DEFAULTS } from "./gpt2-config.js";
+export type { GPT2Config } from "./gpt2-config.js";
+export { saveGPT2, loadGPT2, readHFConfig, gpt2StateDictFromHF, CONFIG_FILE } from "./gpt2-hf.js";
+export type { LoadGPT2Options } from "./gpt2-hf.js";
+export { Conv1D } from "./conv1d.js";
+export { KVCache } from "./kv-cache.js";
+export { sampleNext } from "./sampling.js";
+export type { SampleOptions } from "./sampling.js";

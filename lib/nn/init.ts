@@ -1,0 +1,30 @@
+// Parameter initialisers. They fill tensors in place without recording gradients and draw from
+// the global generator (torch.manualSeed), so a seeded model is built the same way every time.
+
+import { torch } from "../torch/index.js";
+import type { Tensor } from "../torch/index.js";
+
+export function normal_(t: Tensor, mean = 0, std = 1): Tensor {
+  torch.noGrad(() => t.normal_(mean, std));
+  return t;
+}
+
+export function uniform_(t: Tensor, a = 0, b = 1): Tensor {
+  torch.noGrad(() => t.uniform_(a, b));
+  return t;
+}
+
+export function zeros_(t: Tensor): Tensor {
+  torch.noGrad(() => t.zero_());
+  return t;
+}
+
+export function ones_(t: Tensor): Tensor {
+  torch.noGrad(() => t.fill_(1));
+  return t;
+}
+
+export function constant_(t: Tensor, value: number): Tensor {
+  torch.noGrad(() => t.fill_(value));
+  return t;
+}

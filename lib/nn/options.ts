@@ -1,0 +1,7 @@
+import type { Device, DType } from "../torch/index.js";
+
+/** Where a layer creates its parameters. */
+export interface FactoryOptions {
+  device?: Device;
+  dtype?: DType;
+}
