@@ -1,0 +1,383 @@
+// The memory contract: dispose, Symbol.dispose, tidy/keep, tidyAsync scopes across awaits,
+// a flat live-tensor count over a long training-like loop, external-memory accounting and the
+// finalizer safety net.
+import v8 from "node:v8";
+import vm from "node:vm";
+import { setTimeout as sleep } from "node:timers/promises";
+import { describe, expect, it } from "vitest";
+import { torch, Tensor } from "../lib/torch/index.js";
+import { flatValues } from "./helpers/close.js";
+import { devices, hasCuda } from "./helpers/devices.js";
+
+const live = () => torch.memory().liveTensors;
+
+// A handle on V8's collector without starting the worker with --expose-gc.
+v8.setFlagsFromString("--expose-gc");
+const gc = vm.runInNewContext("gc") as () => void;
+
+async function collect(): Promise<void> {
+  for (let i = 0; i < 6; i++) {
+    gc();
+    // finalizers run as separate tasks after a collection
+    await sleep(10);
+  }
+}
+
+describe("dispose", () => {
+  it("is idempotent, counts down liveTensors by one, and later use throws an Error naming disposal", () => {
+    const before = live();
+    const t = torch.ones([2, 2]);
+    const other = torch.ones([2, 2]);
+    expect(live()).toBe(before + 2);
+    expect(t.isDisposed).toBe(false);
+    t.dispose();
+    expect(t.isDisposed).toBe(true);
+    expect(live()).toBe(before + 1);
+    t.dispose();
+    expect(live()).toBe(before + 1);
+    const uses: Array<[string, () => unknown]> = [
+      ["method", () => t.add(1)],
+      ["as an argument", () => other.add(t)],
+      ["toArray", () => t.toArray()],
+      ["toTypedArray", () => t.toTypedArray()],
+      ["item", () => t.item()],
+      ["backward", () => t.backward()],
+      ["torch function", () => torch.exp(t)],
+      ["cat", () => torch.cat([other, t])],
+    ];
+    for (const [what, use] of uses) {
+      let err: unknown;
+      try {
+        use();
+      } catch (e) {
+        err = e;
+      }
+      expect(err, what).toBeInstanceOf(Error);
+      expect((err as Error).message, what).toMatch(/disposed/i);
+    }
+    // the other tensor is unaffected
+    expect(flatValues(other)).toEqual([1, 1, 1, 1]);
+    other.dispose();
+    expect(live()).toBe(before);
+  });
+
+  it("data() on a disposed tensor rejects with an Error", async () => {
+    const t = torch.ones([3]);
+    t.dispose();
+    await expect(t.data()).rejects.toThrow(/disposed/i);
+  });
+
+  it("`using` disposes at the end of the block (Symbol.dispose)", () => {
+    const before = live();
+    let escaped: Tensor;
+    {
+      using t = torch.zeros([3]);
+      escaped = t;
+      expect(live()).toBe(before + 1);
+      expect(typeof t[Symbol.dispose]).toBe("function");
+    }
+    expect(escaped.isDisposed).toBe(true);
+    expect(live()).toBe(before);
+  });
+
+  it("a view outlives the disposal of its base: each handle owns its own reference", () => {
+    const base = torch.arange(0, 6, 1).reshape([2, 3]);
+    const view = base.slice(1, 1, 3);
+    const base2 = base.view([6]);
+    base.dispose();
+    expect(flatValues(view)).toEqual([1, 2, 4, 5]);
+    expect(flatValues(base2)).toEqual([0, 1, 2, 3, 4, 5]);
+    view.dispose();
+    base2.dispose();
+  });
+});
+
+describe("tidy", () => {
+  it("disposes every tensor made inside except the returned one, which moves out", () => {
+    const before = live();
+    let inner: Tensor[] = [];
+    const out = torch.tidy(() => {
+      const a = torch.ones([3]);
+      const b = a.mul(2);
+      const c = b.add(a);
+      inner = [a, b];
+      return c;
+    });
+    expect(inner.every((t) => t.isDisposed)).toBe(true);
+    expect(out.isDisposed).toBe(false);
+    expect(flatValues(out)).toEqual([3, 3, 3]);
+    expect(live()).toBe(before + 1);
+    out.dispose();
+    expect(live()).toBe(before);
+  });
+
+  it("keeps the tensors of a returned array or plain object", () => {
+    const before = live();
+    const arr = torch.tidy(() => {
+      const x = torch.ones([2]);
+      x.add(1);
+      return [x.mul(3), x.mul(4)];
+    });
+    expect(arr.map((t) => flatValues(t))).toEqual([
+      [3, 3],
+      [4, 4],
+    ]);
+    const obj = torch.tidy(() => {
+      const x = torch.ones([2]);
+      return { loss: x.sum(), logits: x.neg(), note: "not a tensor", steps: 3 };
+    });
+    expect(obj.loss.item()).toBe(2);
+    expect(flatValues(obj.logits)).toEqual([-1, -1]);
+    expect(obj.note).toBe("not a tensor");
+    expect(live()).toBe(before + 4);
+    for (const t of [...arr, obj.loss, obj.logits]) t.dispose();
+    expect(live()).toBe(before);
+  });
+
+  it("returns non-tensor values unchanged and disposes everything", () => {
+    const before = live();
+    const n = torch.tidy(() => torch.ones([4]).sum().item());
+    expect(n).toBe(4);
+    expect(live()).toBe(before);
+  });
+
+  it("keep() protects a tensor from its scope; parameters survive many scopes", () => {
+    const before = live();
+    const w = torch.tidy(() => torch.keep(torch.zeros([2], { requiresGrad: true })));
+    let kept: Tensor | undefined;
+    torch.tidy(() => {
+      kept = torch.keep(torch.ones([2]));
+      torch.ones([5]);
+    });
+    expect(kept!.isDisposed).toBe(false);
+    for (let i = 0; i < 3; i++) {
+      torch.tidy(() => {
+        w.add(kept!).sum().backward();
+        torch.noGrad(() => w.sub_(w.grad!.mul(0.5)));
+      });
+    }
+    expect(w.isDisposed).toBe(false);
+    expect(flatValues(w)).toEqual([-1.5, -1.5]);
+    w.grad = null;
+    w.dispose();
+    kept!.dispose();
+    expect(live()).toBe(before);
+  });
+
+  it("nested tidy: the inner result belongs to the outer scope", () => {
+    const before = live();
+    let innerResult: Tensor | undefined;
+    const outer = torch.tidy(() => {
+      innerResult = torch.tidy(() => torch.ones([2]).add(1));
+      expect(innerResult.isDisposed).toBe(false);
+      const unused = torch.tidy(() => torch.ones([2]).mul(5));
+      expect(unused.isDisposed).toBe(false);
+      return innerResult.mul(2);
+    });
+    // inner result was not returned by the outer scope: disposed with it
+    expect(innerResult!.isDisposed).toBe(true);
+    expect(flatValues(outer)).toEqual([4, 4]);
+    const passthrough = torch.tidy(() => torch.tidy(() => torch.ones([1])));
+    expect(passthrough.isDisposed).toBe(false);
+    outer.dispose();
+    passthrough.dispose();
+    expect(live()).toBe(before);
+  });
+
+  it("cleans up and rethrows when the function throws", () => {
+    const before = live();
+    let made: Tensor | undefined;
+    expect(() =>
+      torch.tidy(() => {
+        made = torch.ones([3]);
+        throw new Error("inside tidy");
+      }),
+    ).toThrow("inside tidy");
+    expect(made!.isDisposed).toBe(true);
+    expect(live()).toBe(before);
+    // and the scope stack is intact: a later tidy works normally
+    const ok = torch.tidy(() => torch.ones([1]));
+    expect(live()).toBe(before + 1);
+    ok.dispose();
+  });
+
+  it("disposing a tensor inside tidy by hand is fine", () => {
+    const before = live();
+    torch.tidy(() => {
+      const t = torch.ones([2]);
+      t.dispose();
+    });
+    expect(live()).toBe(before);
+  });
+});
+
+describe("tidyAsync", () => {
+  it("tracks tensors across awaits and keeps concurrent scopes apart", async () => {
+    const before = live();
+    let aInner: Tensor | undefined;
+    let aDone = false;
+    const a = torch.tidyAsync(async () => {
+      const x = torch.ones([2]);
+      await sleep(5);
+      aInner = x.add(1);
+      await sleep(5);
+      return aInner.mul(2);
+    }).then((r) => {
+      aDone = true;
+      return r;
+    });
+    const b = torch.tidyAsync(async () => {
+      await sleep(1);
+      const y = torch.full([3], 2);
+      // wait until scope A has finished: y belongs to B and must still be alive
+      while (!aDone) await sleep(2);
+      const z = y.add(1);
+      await sleep(1);
+      return z;
+    });
+    const [ra, rb] = await Promise.all([a, b]);
+    expect(aInner!.isDisposed).toBe(true);
+    expect(flatValues(ra)).toEqual([4, 4]);
+    expect(flatValues(rb)).toEqual([3, 3, 3]);
+    expect(live()).toBe(before + 2);
+    ra.dispose();
+    rb.dispose();
+    expect(live()).toBe(before);
+  });
+
+  it("a sync tidy inside an async scope hands its result to the async scope", async () => {
+    const before = live();
+    const out = await torch.tidyAsync(async () => {
+      const t = torch.tidy(() => torch.ones([2]).mul(3));
+      await sleep(1);
+      const u = t.add(1);
+      await sleep(1);
+      return { u, values: await u.data() };
+    });
+    expect(Array.from(out.values as Float32Array)).toEqual([4, 4]);
+    expect(live()).toBe(before + 1);
+    out.u.dispose();
+    expect(live()).toBe(before);
+  });
+
+  it("cleans up when the async function rejects", async () => {
+    const before = live();
+    await expect(
+      torch.tidyAsync(async () => {
+        torch.ones([2]);
+        await sleep(1);
+        torch.ones([2]);
+        throw new Error("async failure");
+      }),
+    ).rejects.toThrow("async failure");
+    expect(live()).toBe(before);
+  });
+});
+
+describe("long loops", () => {
+  for (const device of devices()) {
+    it(`liveTensors and cpuBytes stay flat over 10,000 forward+backward+update steps on ${device}`, () => {
+      const w = torch.keep(torch.randn([8, 8], { device }).mul_(0.3).requiresGrad_());
+      const b = torch.keep(torch.zeros([8], { device, requiresGrad: true }));
+      const target = torch.keep(torch.randn([4, 8], { device }));
+      const x = torch.keep(torch.randn([4, 8], { device }));
+      const step = () =>
+        torch.tidy(() => {
+          const y = x.matmul(w).add(b).tanh();
+          const loss = y.sub(target).pow(2).mean();
+          loss.backward();
+          torch.noGrad(() => {
+            w.sub_(w.grad!.mul(0.05));
+            b.add_(b.grad!, { alpha: -0.05 });
+          });
+          w.grad = null;
+          b.grad = null;
+          return loss.item() as number;
+        });
+      const first = step();
+      for (let i = 0; i < 500; i++) step();
+      const liveAfterWarmup = live();
+      const bytesAfterWarmup = torch.memory().cpuBytes;
+      let last = first;
+      for (let i = 0; i < 9500; i++) last = step();
+      expect(live()).toBe(liveAfterWarmup);
+      expect(torch.memory().cpuBytes).toBe(bytesAfterWarmup);
+      expect(last).toBeLessThan(first); // the loop really trains
+      for (const t of [w, b, target, x]) t.dispose();
+    });
+  }
+});
+
+describe("native memory accounting", () => {
+  it("torch.memory() reports numbers, and cpuBytes follows allocations", () => {
+    const m = torch.memory();
+    for (const k of ["liveTensors", "cpuBytes", "cudaAllocated", "cudaReserved"] as const) {
+      expect(typeof m[k], k).toBe("number");
+      expect(m[k], k).toBeGreaterThanOrEqual(0);
+    }
+    const t = torch.zeros([1 << 20]); // 4 MiB
+    expect(torch.memory().cpuBytes - m.cpuBytes).toBeGreaterThanOrEqual(4 << 20);
+    t.dispose();
+    expect(torch.memory().cpuBytes).toBe(m.cpuBytes);
+  });
+
+  it("tensor memory is reported to V8 as external memory and given back on dispose", () => {
+    const base = process.memoryUsage().external;
+    const t = torch.zeros([16 << 20]); // 64 MiB
+    const withTensor = process.memoryUsage().external;
+    expect(withTensor - base).toBeGreaterThan(60 << 20);
+    t.dispose();
+    expect(process.memoryUsage().external - base).toBeLessThan(8 << 20);
+  });
+
+  it("external memory does not grow over many allocate/dispose cycles", () => {
+    const base = process.memoryUsage().external;
+    for (let i = 0; i < 2000; i++) {
+      torch.tidy(() => torch.ones([256, 1024]).mul(2).sum()).dispose(); // 1 MiB each
+    }
+    expect(process.memoryUsage().external - base).toBeLessThan(32 << 20);
+  });
+
+  it("torch.cuda.emptyCache exists and cuda statistics are numbers", () => {
+    expect(typeof torch.cuda.emptyCache).toBe("function");
+    if (!hasCuda()) return;
+    torch.cuda.synchronize();
+    const before = torch.cuda.memoryAllocated();
+    const t = torch.zeros([1 << 20], { device: "cuda" });
+    expect(torch.cuda.memoryAllocated() - before).toBeGreaterThanOrEqual(4 << 20);
+    expect(torch.memory().cudaAllocated).toBe(torch.cuda.memoryAllocated());
+    expect(torch.cuda.memoryReserved()).toBeGreaterThanOrEqual(torch.cuda.memoryAllocated());
+    expect(torch.cuda.maxMemoryAllocated()).toBeGreaterThanOrEqual(torch.cuda.memoryAllocated());
+    t.dispose();
+    expect(torch.cuda.memoryAllocated()).toBe(before);
+    torch.cuda.emptyCache();
+    torch.cuda.resetPeakMemoryStats();
+    expect(torch.cuda.maxMemoryAllocated()).toBe(torch.cuda.memoryAllocated());
+  });
+});
+
+describe("finalizer safety net", () => {
+  // Made in a separate function so no local variable keeps them reachable.
+  function forget(n: number): void {
+    for (let i = 0; i < n; i++) torch.ones([1024]).mul(2);
+  }
+
+  it("frees tensors the program forgot, once they are garbage collected", async () => {
+    await collect();
+    const before = live();
+    const bytesBefore = torch.memory().cpuBytes;
+    forget(300);
+    expect(live()).toBe(before + 600);
+    await collect();
+    // a handful may still be referenced from V8's optimised frames; nearly all must be gone
+    expect(live() - before).toBeLessThan(30);
+    expect(torch.memory().cpuBytes - bytesBefore).toBeLessThan(30 * 4096);
+  });
+
+  it("never frees a tensor that is still referenced", async () => {
+    const held = Array.from({ length: 50 }, (_, i) => torch.full([4], i));
+    await collect();
+    held.forEach((t, i) => expect(flatValues(t)).toEqual([i, i, i, i]));
+    for (const t of held) t.dispose();
+  });
+});
