@@ -1,0 +1,3 @@
+/** Small helpers shared by every layer (no torch imports here). */
+export * from "./atomic.js";
+export * from "./prng.js";
