@@ -1,0 +1,136 @@
+// runWithCache: run a model once and record the activations at selected hook points, and
+// optionally the gradients of a loss with respect to them (in the spirit of TransformerLens's
+// `run_with_cache`). Built on the models' HookPoints: only the hook points selected by
+// `namesFilter` get a hook for the duration of the call, so a model run without a cache pays
+// nothing, and the hooks are removed again even when the forward pass throws.
+
+import { torch, F, Tensor } from "../torch/index.js";
+import type { HookPoint } from "../nn/index.js";
+
+/** Selects hook points by name: a list of names, a regular expression or a predicate. */
+export type NamesFilter = readonly string[] | RegExp | ((name: string) => boolean);
+
+/** What runWithCache needs of a model: hook points and a forward pass that returns logits. */
+export interface HookedModel {
+  hookPoints(): Map<string, HookPoint>;
+  forward(ids: Tensor, opts?: Record<string, unknown>): unknown;
+}
+
+export interface RunWithCacheOptions {
+  /** Which hook points to record; all of them when absent. */
+  namesFilter?: NamesFilter;
+  /**
+   * Also return gradients of the loss with respect to the recorded activations (and `params`).
+   * Needs `targets`.
+   */
+  withGrads?: boolean;
+  /** Restricts gradients to these hook points (default: every recorded one). */
+  gradNamesFilter?: NamesFilter;
+  /** Next-token targets, shape of `ids`; the loss is cross-entropy of the logits against them. */
+  targets?: Tensor;
+  /**
+   * How the token losses are combined into the scalar that is differentiated: 'sum' (default;
+   * the ℓ of docs/analysis.md, summed over the batch's windows) or 'mean'.
+   */
+  reduction?: "sum" | "mean";
+  /** Extra tensors (usually parameters) to differentiate the loss with respect to. */
+  params?: readonly Tensor[];
+}
+
+export interface ActivationCache {
+  /** Forward values by hook name. */
+  acts: Map<string, Tensor>;
+  /** Gradients by hook name (only with `withGrads`). */
+  grads: Map<string, Tensor>;
+  /** Gradients with respect to `params`, in order (only with `withGrads`). */
+  paramGrads: Tensor[];
+  /** Logits [B, T, V]. */
+  logits: Tensor;
+  /** The differentiated scalar (only with `targets`). */
+  loss: Tensor | null;
+  /** Frees every tensor of the cache. */
+  dispose(): void;
+}
+
+export function matchNames(filter: NamesFilter | undefined, name: string): boolean {
+  if (filter === undefined) return true;
+  if (typeof filter === "function") return filter(name);
+  if (filter instanceof RegExp) {
+    filter.lastIndex = 0;
+    return filter.test(name);
+  }
+  return filter.includes(name);
+}
+
+function logitsOf(out: unknown): Tensor {
+  if (out instanceof Tensor) return out;
+  const o = out as { logits?: unknown } | null;
+  if (o && o.logits instanceof Tensor) return o.logits;
+  throw new TypeError("runWithCache: model.forward must return logits or { logits }");
+}
+
+/**
+ * Runs `model` on `ids` [B, T] and returns the selected activations (and gradients). Call it
+ * inside `torch.tidy` or call `cache.dispose()` when done. Gradients come from
+ * `torch.autograd.grad`, so parameters' `.grad` fields are left untouched.
+ */
+export function runWithCache(model: HookedModel, ids: Tensor, opts: RunWithCacheOptions = {}): ActivationCache {
+  const withGrads = opts.withGrads ?? false;
+  if (withGrads && !opts.targets) throw new TypeError("runWithCache: withGrads needs targets");
+  if (opts.targets && opts.targets.shape.join(",") !== ids.shape.join(",")) {
+    throw new RangeError(`runWithCache: targets shape [${opts.targets.shape}] must equal ids shape [${ids.shape}]`);
+  }
+  const points = model.hookPoints();
+  if (Array.isArray(opts.namesFilter)) {
+    for (const n of opts.namesFilter as readonly string[]) {
+      if (!points.has(n)) throw new RangeError(`runWithCache: the model has no hook point '${n}'`);
+    }
+  }
+  const acts = new Map<string, Tensor>();
+  const hooked: HookPoint[] = [];
+  for (const [name, hp] of points) {
+    if (!matchNames(opts.namesFilter, name)) continue;
+    hp.setHook((x) => {
+      acts.set(name, x);
+      return x;
+    });
+    hooked.push(hp);
+  }
+  const run = (): ActivationCache => {
+    let logits: Tensor;
+    try {
+      logits = logitsOf(model.forward(ids));
+    } finally {
+      for (const hp of hooked) hp.setHook(null);
+    }
+    let loss: Tensor | null = null;
+    if (opts.targets) {
+      const v = logits.shape[logits.shape.length - 1]!;
+      loss = F.crossEntropy(logits.reshape([-1, v]), opts.targets.reshape([-1]), { reduction: opts.reduction ?? "sum" });
+    }
+    const grads = new Map<string, Tensor>();
+    let paramGrads: Tensor[] = [];
+    if (withGrads && loss) {
+      const names = [...acts.keys()].filter((n) => matchNames(opts.gradNamesFilter, n));
+      const params = opts.params ?? [];
+      const inputs = [...names.map((n) => acts.get(n)!), ...params];
+      if (inputs.length > 0) {
+        const g = torch.autograd.grad([loss], inputs, { retainGraph: false });
+        names.forEach((n, i) => grads.set(n, g[i]!));
+        paramGrads = g.slice(names.length);
+      }
+    }
+    const all = (): Tensor[] => [...acts.values(), ...grads.values(), ...paramGrads, logits, ...(loss ? [loss] : [])];
+    return {
+      acts,
+      grads,
+      paramGrads,
+      logits,
+      loss,
+      dispose() {
+        for (const t of new Set(all())) t.dispose();
+      },
+    };
+  };
+  return withGrads ? torch.enableGrad(run) : torch.noGrad(run);
+}

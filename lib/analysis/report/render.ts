@@ -1,0 +1,30 @@
+// Renders Vega-Lite specifications to standalone SVG in Node (no browser, no canvas): Vega's
+// scenegraph is laid out headless and serialised by its SVG string renderer.
+
+import * as vega from "vega";
+import * as vl from "vega-lite";
+
+// Shared look: readable fonts and sizes, light grid, titles left-aligned.
+const CONFIG = {
+  font: "DejaVu Sans, Helvetica, Arial, sans-serif",
+  background: "white",
+  padding: 8,
+  title: { fontSize: 15, anchor: "start", offset: 10 },
+  axis: { labelFontSize: 12, titleFontSize: 13, gridColor: "#e6e6e6", titlePadding: 8 },
+  legend: { labelFontSize: 12, titleFontSize: 13 },
+  view: { stroke: "#bbb" },
+} as const;
+
+export type VLSpec = Record<string, unknown>;
+
+/** Compiles a Vega-Lite spec (with the shared config merged in) and returns its SVG text. */
+export async function renderSvg(spec: VLSpec): Promise<string> {
+  const full = { $schema: "https://vega.github.io/schema/vega-lite/v6.json", ...spec, config: { ...CONFIG, ...((spec.config as object) ?? {}) } };
+  const compiled = vl.compile(full as unknown as vl.TopLevelSpec).spec;
+  const view = new vega.View(vega.parse(compiled), { renderer: "none" });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
