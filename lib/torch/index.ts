@@ -1,0 +1,93 @@
+// The `torch` namespace: tensors, factories, ops, autograd, memory scopes,
+// CUDA and version information, with PyTorch's names in camelCase.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import * as autograd from "./autograd.js";
+import * as cuda from "./cuda.js";
+import * as factories from "./factories.js";
+import * as F from "./functional.js";
+import * as fused from "./fused.js";
+import { native, packageRoot } from "./native.js";
+import * as random from "./random.js";
+import * as scope from "./scope.js";
+import { Tensor } from "./tensor.js";
+
+export { Tensor } from "./tensor.js";
+export type { KeepDim, ValuesIndices } from "./tensor.js";
+export { TorchError, OutOfMemoryError } from "./errors.js";
+export * from "./types.js";
+export type { MemoryInfo } from "./scope.js";
+export { F };
+
+const build = native.buildInfo();
+const pkg = JSON.parse(readFileSync(join(packageRoot, "package.json"), "utf8")) as { version: string };
+
+/** Versions: this package, the libtorch it runs on, and the CUDA runtime it was built with (or null). */
+export const version = Object.freeze({
+  innerloop: pkg.version,
+  libtorch: build.libtorch as string,
+  cuda: (build.cuda ?? null) as string | null,
+});
+
+// Free-function forms of tensor methods: torch.exp(t) is t.exp().
+const methodNames = [
+  "add", "sub", "mul", "div", "remainder", "pow", "maximum", "minimum", "eq", "ne", "lt", "le", "gt", "ge",
+  "logicalAnd", "logicalOr", "logicalNot", "lerp", "neg", "exp", "log", "log1p", "sqrt", "rsqrt", "tanh", "sigmoid",
+  "abs", "sign", "sin", "cos", "reciprocal", "square", "floor", "ceil", "round", "isnan", "isfinite", "relu", "clamp",
+  "matmul", "bmm", "mm", "outer", "sum", "mean", "max", "min", "amax", "amin", "argmax", "argmin", "norm", "var", "std",
+  "logsumexp", "cumsum", "prod", "all", "any", "topk", "sort", "reshape", "transpose", "permute", "unsqueeze", "squeeze",
+  "flatten", "narrow", "indexSelect", "gather", "scatter", "scatterAdd", "split", "chunk", "unbind", "triu", "tril",
+  "maskedFill", "clone", "detach", "multinomial",
+] as const;
+type MethodName = (typeof methodNames)[number];
+type Method<K extends MethodName> = Tensor[K] extends (...args: infer A) => infer R ? (t: Tensor, ...args: A) => R : never;
+type MethodFns = { [K in MethodName]: Method<K> };
+
+const methodFns = {} as Record<string, (t: Tensor, ...args: unknown[]) => unknown>;
+for (const name of methodNames) {
+  methodFns[name] = (t: Tensor, ...args: unknown[]) => {
+    if (!(t instanceof Tensor)) throw new TypeError(`torch.${name}: argument 0 must be a Tensor`);
+    return (t as any)[name](...args);
+  };
+}
+
+export const torch = {
+  ...(methodFns as unknown as MethodFns),
+  ...factories,
+  Tensor,
+  version,
+  nn: { functional: F },
+  F,
+  autograd: { grad: autograd.grad },
+  noGrad: autograd.noGrad,
+  enableGrad: autograd.enableGrad,
+  isGradEnabled: autograd.isGradEnabled,
+  setGradEnabled: autograd.setGradEnabled,
+  autocast: autograd.autocast,
+  tidy: scope.tidy,
+  tidyAsync: scope.tidyAsync,
+  keep: scope.keep,
+  memory: scope.memory,
+  dispose(value: Tensor | Tensor[] | Record<string, Tensor>): void {
+    const list = value instanceof Tensor ? [value] : Array.isArray(value) ? value : Object.values(value);
+    for (const t of list) native.dispose(t);
+  },
+  isTensor(x: unknown): x is Tensor { return native.isTensor(x); },
+  manualSeed: random.manualSeed,
+  getRngState: random.getRngState,
+  setRngState: random.setRngState,
+  setNumThreads(n: number): void { native.setNumThreads(n); },
+  getNumThreads(): number { return native.getNumThreads(); },
+  /** 'high' allows TF32 matrix products on CUDA (PyTorch's torch.set_float32_matmul_precision). */
+  setFloat32MatmulPrecision(p: "highest" | "high" | "medium"): void { native.setFloat32MatmulPrecision(p); },
+  cuda,
+  fusedAdamW: fused.fusedAdamW,
+  sgdStep: fused.sgdStep,
+  clipGradNorm: fused.clipGradNorm,
+  zeroGrad: fused.zeroGrad,
+  /** Old names kept for callers written against the first contract. */
+  _fusedAdamW: fused.fusedAdamW,
+  _clipGradNorm: fused.clipGradNorm,
+};
+
+export default torch;

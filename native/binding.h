@@ -1,0 +1,154 @@
+// Shared machinery of the addon: the Tensor wrapper, argument parsing, result
+// conversion and the error guard. Every exported function goes through
+// `Guarded`, so no C++ exception ever reaches Node (which would abort).
+#pragma once
+
+#include <napi.h>
+#include <torch/torch.h>
+
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace innerloop {
+
+// ---------------------------------------------------------------------------
+// Tensor wrapper. One JS object owns one at::Tensor reference. Tensors created
+// while a scope is open are linked into that scope's intrusive list, so
+// closing the scope can release them without holding JS references.
+struct Scope;
+
+class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  static Napi::Value Wrap(Napi::Env env, at::Tensor t);
+  // Returns nullptr when `v` is not a tensor created by this addon.
+  static TensorWrap* Unwrap(Napi::Value v);
+
+  explicit TensorWrap(const Napi::CallbackInfo& info);
+  ~TensorWrap() override;
+
+  // Drops the reference to the at::Tensor (idempotent).
+  void Release();
+  bool disposed() const { return !tensor_.defined(); }
+  at::Tensor& tensor() { return tensor_; }
+
+  // Scope bookkeeping.
+  void Unlink();
+  void LinkInto(Scope* s);
+  Scope* scope = nullptr;
+  TensorWrap* prev = nullptr;
+  TensorWrap* next = nullptr;
+
+ private:
+  at::Tensor tensor_;
+  int64_t reportedBytes_ = 0;
+  Napi::Env env_;
+};
+
+struct Scope {
+  TensorWrap* head = nullptr;
+  Scope* parent = nullptr;
+  int64_t id = 0;
+};
+
+Scope* CurrentScope();
+
+// ---------------------------------------------------------------------------
+// Errors. ArgError becomes a JS TypeError, everything from libtorch a
+// TorchError (OutOfMemoryError for allocation failures).
+struct ArgError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+void ThrowTorchError(Napi::Env env, const char* fn, const std::string& message, bool oom);
+
+// ---------------------------------------------------------------------------
+// Argument access by position, with messages that name the function and the
+// argument. Missing optional arguments are `undefined` or `null`.
+class Args {
+ public:
+  Args(const Napi::CallbackInfo& info, const char* fn) : info_(info), fn_(fn) {}
+  const char* fn() const { return fn_; }
+  Napi::Env env() const { return info_.Env(); }
+  size_t size() const { return info_.Length(); }
+  bool Has(size_t i) const;
+
+  at::Tensor& T(size_t i);
+  std::optional<at::Tensor> OptT(size_t i);
+  // A tensor, or a JS number/boolean turned into a "wrapped number" tensor that,
+  // like in PyTorch, takes no part in type promotion.
+  at::Tensor TS(size_t i);
+  at::Scalar Sc(size_t i);
+  std::optional<at::Scalar> OptSc(size_t i);
+  double D(size_t i);
+  double D(size_t i, double dflt);
+  std::optional<double> OptD(size_t i);
+  int64_t I(size_t i);
+  int64_t I(size_t i, int64_t dflt);
+  std::optional<int64_t> OptI(size_t i);
+  bool B(size_t i, bool dflt = false);
+  std::vector<int64_t> IL(size_t i);  // number or array of numbers
+  std::optional<std::vector<int64_t>> OptIL(size_t i);
+  std::vector<at::Tensor> TL(size_t i);
+  std::string S(size_t i);
+  at::ScalarType DT(size_t i);
+  std::optional<at::ScalarType> OptDT(size_t i);
+  std::optional<at::Device> OptDev(size_t i);
+  at::TensorOptions Options(size_t dtypeIdx, size_t deviceIdx, size_t gradIdx);
+
+  [[noreturn]] void Fail(size_t i, const char* expected) const;
+
+ private:
+  const Napi::CallbackInfo& info_;
+  const char* fn_;
+};
+
+// ---------------------------------------------------------------------------
+// Result conversion.
+inline Napi::Value ToJS(Napi::Env env, const at::Tensor& t) { return TensorWrap::Wrap(env, t); }
+inline Napi::Value ToJS(Napi::Env env, at::Tensor&& t) { return TensorWrap::Wrap(env, std::move(t)); }
+inline Napi::Value ToJS(Napi::Env env, double v) { return Napi::Number::New(env, v); }
+inline Napi::Value ToJS(Napi::Env env, int64_t v) { return Napi::Number::New(env, static_cast<double>(v)); }
+inline Napi::Value ToJS(Napi::Env env, bool v) { return Napi::Boolean::New(env, v); }
+inline Napi::Value ToJS(Napi::Env env, const std::string& v) { return Napi::String::New(env, v); }
+Napi::Value ToJS(Napi::Env env, const std::vector<at::Tensor>& v);
+Napi::Value ToJS(Napi::Env env, const std::tuple<at::Tensor, at::Tensor>& v);
+
+// ---------------------------------------------------------------------------
+// dtype / device names shared with TypeScript.
+at::ScalarType ParseDType(const std::string& s);
+const char* DTypeName(at::ScalarType t);
+at::Device ParseDevice(const std::string& s);
+std::string DeviceName(const at::Device& d);
+
+// Runs `body` and turns C++ exceptions into JS exceptions.
+template <typename F>
+Napi::Value Guarded(const Napi::CallbackInfo& info, const char* fn, F&& body) {
+  Napi::Env env = info.Env();
+  try {
+    return body();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const ArgError& e) {
+    throw Napi::TypeError::New(env, e.what());
+  } catch (const c10::OutOfMemoryError& e) {
+    ThrowTorchError(env, fn, e.what_without_backtrace(), true);
+  } catch (const c10::Error& e) {
+    ThrowTorchError(env, fn, e.what_without_backtrace(), false);
+  } catch (const std::bad_alloc&) {
+    ThrowTorchError(env, fn, "out of host memory", true);
+  } catch (const std::exception& e) {
+    ThrowTorchError(env, fn, e.what(), false);
+  } catch (...) {
+    ThrowTorchError(env, fn, "unknown native error", false);
+  }
+  return env.Undefined();
+}
+
+// Registration helpers: each translation unit adds its functions to `exports`.
+void RegisterOps(Napi::Env env, Napi::Object exports);
+void RegisterOptim(Napi::Env env, Napi::Object exports);
+
+}  // namespace innerloop

@@ -1,0 +1,1109 @@
+// The Tensor wrapper, memory scopes, argument parsing, conversions between JS
+// values and tensors, autograd entry points, RNG, CUDA queries and module init.
+#include "binding.h"
+
+#include <ATen/autocast_mode.h>
+#include <dlfcn.h>
+#include <torch/version.h>
+
+#include <cmath>
+#include <cstring>
+#include <unordered_map>
+
+#ifdef INNERLOOP_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <cuda_runtime_api.h>
+#endif
+
+namespace innerloop {
+
+namespace {
+
+Napi::FunctionReference* gTensorCtor = nullptr;
+Napi::FunctionReference* gTorchError = nullptr;
+Napi::FunctionReference* gOomError = nullptr;
+Napi::FunctionReference* gCreateHook = nullptr;  // set while an async scope is open
+at::Tensor* gPending = nullptr;                  // handed from Wrap() to the constructor
+Scope* gScope = nullptr;
+int64_t gScopeIds = 0;
+int64_t gLive = 0;
+
+// Bytes of CPU storage referenced by live JS tensors, each storage counted once.
+struct StorageUse {
+  int64_t refs = 0;
+  int64_t bytes = 0;
+};
+std::unordered_map<const void*, StorageUse> gCpuStorages;
+int64_t gCpuBytes = 0;
+
+const napi_type_tag kTensorTag = {0x6e1f2c3d4e5f6071ULL, 0x1a2b3c4d5e6f7081ULL};
+
+}  // namespace
+
+Scope* CurrentScope() { return gScope; }
+
+// ---------------------------------------------------------------------------
+// TensorWrap
+
+Napi::Function TensorWrap::Init(Napi::Env env) {
+  Napi::Function ctor = DefineClass(env, "Tensor", {});
+  gTensorCtor = new Napi::FunctionReference(Napi::Persistent(ctor));
+  return ctor;
+}
+
+Napi::Value TensorWrap::Wrap(Napi::Env env, at::Tensor t) {
+  if (!t.defined()) return env.Null();
+  gPending = &t;
+  Napi::Object obj = gTensorCtor->New({});
+  gPending = nullptr;
+  return obj;
+}
+
+TensorWrap* TensorWrap::Unwrap(Napi::Value v) {
+  if (!v.IsObject()) return nullptr;
+  bool ours = false;
+  if (napi_check_object_type_tag(v.Env(), v, &kTensorTag, &ours) != napi_ok || !ours) return nullptr;
+  return Napi::ObjectWrap<TensorWrap>::Unwrap(v.As<Napi::Object>());
+}
+
+TensorWrap::TensorWrap(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<TensorWrap>(info), env_(info.Env()) {
+  if (gPending == nullptr) {
+    throw Napi::TypeError::New(info.Env(),
+        "Tensors are made by factories such as torch.tensor() or torch.zeros(), not with `new`");
+  }
+  tensor_ = std::move(*gPending);
+  gPending = nullptr;
+  napi_type_tag_object(info.Env(), info.This(), &kTensorTag);
+  ++gLive;
+  if (tensor_.device().is_cpu() && tensor_.has_storage()) {
+    const void* key = tensor_.storage().unsafeGetStorageImpl();
+    StorageUse& use = gCpuStorages[key];
+    if (use.refs++ == 0) {
+      use.bytes = static_cast<int64_t>(tensor_.storage().nbytes());
+      gCpuBytes += use.bytes;
+      reportedBytes_ = use.bytes;
+      if (reportedBytes_ > 0) Napi::MemoryManagement::AdjustExternalMemory(info.Env(), reportedBytes_);
+    }
+  }
+  if (gScope != nullptr) {
+    LinkInto(gScope);
+  } else if (gCreateHook != nullptr) {
+    gCreateHook->Call({info.This()});
+  }
+}
+
+TensorWrap::~TensorWrap() { Release(); }
+
+void TensorWrap::Release() {
+  if (!tensor_.defined()) return;
+  Unlink();
+  if (tensor_.device().is_cpu() && tensor_.has_storage()) {
+    auto it = gCpuStorages.find(tensor_.storage().unsafeGetStorageImpl());
+    if (it != gCpuStorages.end() && --it->second.refs == 0) {
+      gCpuBytes -= it->second.bytes;
+      gCpuStorages.erase(it);
+    }
+  }
+  if (reportedBytes_ > 0) {
+    Napi::MemoryManagement::AdjustExternalMemory(env_, -reportedBytes_);
+    reportedBytes_ = 0;
+  }
+  tensor_.reset();
+  --gLive;
+}
+
+void TensorWrap::Unlink() {
+  if (scope == nullptr) return;
+  if (prev) prev->next = next; else scope->head = next;
+  if (next) next->prev = prev;
+  prev = next = nullptr;
+  scope = nullptr;
+}
+
+void TensorWrap::LinkInto(Scope* s) {
+  Unlink();
+  scope = s;
+  next = s->head;
+  if (next) next->prev = this;
+  s->head = this;
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+
+void ThrowTorchError(Napi::Env env, const char* fn, const std::string& message, bool oom) {
+  std::string msg = message;
+  // libtorch messages sometimes end in a newline or carry "Exception raised from ..." lines.
+  auto pos = msg.find("\nException raised from");
+  if (pos != std::string::npos) msg = msg.substr(0, pos);
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  std::string full = std::string(fn) + ": " + msg;
+  if (oom) {
+#ifdef INNERLOOP_WITH_CUDA
+    if (torch::cuda::is_available()) c10::cuda::CUDACachingAllocator::emptyCache();
+#endif
+  }
+  Napi::FunctionReference* ctor = oom ? gOomError : gTorchError;
+  if (ctor == nullptr) throw Napi::Error::New(env, full);
+  Napi::Object err = ctor->New({Napi::String::New(env, full)});
+  throw Napi::Error(env, err);
+}
+
+// ---------------------------------------------------------------------------
+// Args
+
+namespace {
+const char* TypeName(const Napi::Value& v) {
+  switch (v.Type()) {
+    case napi_undefined: return "undefined";
+    case napi_null: return "null";
+    case napi_boolean: return "boolean";
+    case napi_number: return "number";
+    case napi_string: return "string";
+    case napi_symbol: return "symbol";
+    case napi_object: return v.IsArray() ? "array" : "object";
+    case napi_function: return "function";
+    case napi_bigint: return "bigint";
+    default: return "value";
+  }
+}
+}  // namespace
+
+bool Args::Has(size_t i) const {
+  if (i >= info_.Length()) return false;
+  napi_valuetype t = info_[i].Type();
+  return t != napi_undefined && t != napi_null;
+}
+
+void Args::Fail(size_t i, const char* expected) const {
+  std::string got = i < info_.Length() ? TypeName(info_[i]) : "nothing";
+  if (i < info_.Length() && info_[i].IsObject()) {
+    if (auto* w = TensorWrap::Unwrap(info_[i]); w && w->disposed()) got = "a disposed tensor";
+  }
+  throw ArgError(std::string(fn_) + ": argument " + std::to_string(i) + " must be " + expected +
+                 ", got " + got);
+}
+
+at::Tensor& Args::T(size_t i) {
+  TensorWrap* w = i < info_.Length() ? TensorWrap::Unwrap(info_[i]) : nullptr;
+  if (w == nullptr) Fail(i, "a Tensor");
+  if (w->disposed()) {
+    throw ArgError(std::string(fn_) + ": argument " + std::to_string(i) +
+                   " is a tensor that was disposed; it can no longer be used");
+  }
+  return w->tensor();
+}
+
+std::optional<at::Tensor> Args::OptT(size_t i) {
+  if (!Has(i)) return std::nullopt;
+  return T(i);
+}
+
+at::Tensor Args::TS(size_t i) {
+  if (i < info_.Length()) {
+    Napi::Value v = info_[i];
+    if (v.IsNumber()) {
+      double d = v.As<Napi::Number>().DoubleValue();
+      at::Tensor s;
+      if (std::isfinite(d) && std::floor(d) == d && std::fabs(d) < 9.007199254740992e15) {
+        s = at::scalar_tensor(static_cast<int64_t>(d), at::kLong);
+      } else {
+        s = at::scalar_tensor(d, at::kDouble);
+      }
+      s.unsafeGetTensorImpl()->set_wrapped_number(true);
+      return s;
+    }
+    if (v.IsBoolean()) {
+      at::Tensor s = at::scalar_tensor(v.As<Napi::Boolean>().Value(), at::kBool);
+      s.unsafeGetTensorImpl()->set_wrapped_number(true);
+      return s;
+    }
+    if (TensorWrap::Unwrap(v) != nullptr) return T(i);
+  }
+  Fail(i, "a Tensor or a number");
+}
+
+at::Scalar Args::Sc(size_t i) {
+  if (i < info_.Length()) {
+    Napi::Value v = info_[i];
+    if (v.IsNumber()) {
+      double d = v.As<Napi::Number>().DoubleValue();
+      if (std::isfinite(d) && std::floor(d) == d && std::fabs(d) < 9.007199254740992e15) {
+        return at::Scalar(static_cast<int64_t>(d));
+      }
+      return at::Scalar(d);
+    }
+    if (v.IsBoolean()) return at::Scalar(v.As<Napi::Boolean>().Value());
+  }
+  Fail(i, "a number");
+}
+
+std::optional<at::Scalar> Args::OptSc(size_t i) {
+  if (!Has(i)) return std::nullopt;
+  return Sc(i);
+}
+
+double Args::D(size_t i) {
+  if (i >= info_.Length() || !info_[i].IsNumber()) Fail(i, "a number");
+  return info_[i].As<Napi::Number>().DoubleValue();
+}
+
+double Args::D(size_t i, double dflt) { return Has(i) ? D(i) : dflt; }
+
+std::optional<double> Args::OptD(size_t i) {
+  if (!Has(i)) return std::nullopt;
+  return D(i);
+}
+
+int64_t Args::I(size_t i) {
+  if (i >= info_.Length() || !info_[i].IsNumber()) Fail(i, "an integer");
+  double d = info_[i].As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || std::floor(d) != d || std::fabs(d) > 9.007199254740992e15) Fail(i, "an integer");
+  return static_cast<int64_t>(d);
+}
+
+int64_t Args::I(size_t i, int64_t dflt) { return Has(i) ? I(i) : dflt; }
+
+std::optional<int64_t> Args::OptI(size_t i) {
+  if (!Has(i)) return std::nullopt;
+  return I(i);
+}
+
+bool Args::B(size_t i, bool dflt) {
+  if (!Has(i)) return dflt;
+  if (!info_[i].IsBoolean()) Fail(i, "a boolean");
+  return info_[i].As<Napi::Boolean>().Value();
+}
+
+std::vector<int64_t> Args::IL(size_t i) {
+  if (i < info_.Length() && info_[i].IsNumber()) return {I(i)};
+  if (i >= info_.Length() || !info_[i].IsArray()) Fail(i, "an integer or an array of integers");
+  Napi::Array arr = info_[i].As<Napi::Array>();
+  uint32_t n = arr.Length();
+  std::vector<int64_t> out(n);
+  for (uint32_t k = 0; k < n; ++k) {
+    Napi::Value e = arr.Get(k);
+    if (!e.IsNumber()) Fail(i, "an array of integers");
+    double d = e.As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(d) || std::floor(d) != d) Fail(i, "an array of integers");
+    out[k] = static_cast<int64_t>(d);
+  }
+  return out;
+}
+
+std::optional<std::vector<int64_t>> Args::OptIL(size_t i) {
+  if (!Has(i)) return std::nullopt;
+  return IL(i);
+}
+
+std::vector<at::Tensor> Args::TL(size_t i) {
+  if (i >= info_.Length() || !info_[i].IsArray()) Fail(i, "an array of Tensors");
+  Napi::Array arr = info_[i].As<Napi::Array>();
+  uint32_t n = arr.Length();
+  std::vector<at::Tensor> out;
+  out.reserve(n);
+  for (uint32_t k = 0; k < n; ++k) {
+    TensorWrap* w = TensorWrap::Unwrap(arr.Get(k));
+    if (w == nullptr) Fail(i, "an array of Tensors");
+    if (w->disposed()) {
+      throw ArgError(std::string(fn_) + ": element " + std::to_string(k) + " of argument " +
+                     std::to_string(i) + " is a tensor that was disposed");
+    }
+    out.push_back(w->tensor());
+  }
+  return out;
+}
+
+std::string Args::S(size_t i) {
+  if (i >= info_.Length() || !info_[i].IsString()) Fail(i, "a string");
+  return info_[i].As<Napi::String>().Utf8Value();
+}
+
+at::ScalarType Args::DT(size_t i) {
+  std::string s = S(i);
+  try {
+    return ParseDType(s);
+  } catch (const ArgError&) {
+    throw ArgError(std::string(fn_) + ": unknown dtype '" + s +
+                   "' (expected float32, float64, bfloat16, float16, int64, int32, uint8 or bool)");
+  }
+}
+
+std::optional<at::ScalarType> Args::OptDT(size_t i) {
+  if (!Has(i)) return std::nullopt;
+  return DT(i);
+}
+
+std::optional<at::Device> Args::OptDev(size_t i) {
+  if (!Has(i)) return std::nullopt;
+  std::string s = S(i);
+  try {
+    return ParseDevice(s);
+  } catch (const ArgError&) {
+    throw ArgError(std::string(fn_) + ": unknown device '" + s + "' (expected 'cpu', 'cuda' or 'cuda:N')");
+  }
+}
+
+at::TensorOptions Args::Options(size_t dtypeIdx, size_t deviceIdx, size_t gradIdx) {
+  at::TensorOptions o = at::TensorOptions().dtype(OptDT(dtypeIdx).value_or(at::kFloat));
+  if (auto d = OptDev(deviceIdx)) o = o.device(*d);
+  if (B(gradIdx, false)) o = o.requires_grad(true);
+  return o;
+}
+
+// ---------------------------------------------------------------------------
+// Names
+
+at::ScalarType ParseDType(const std::string& s) {
+  if (s == "float32") return at::kFloat;
+  if (s == "float64") return at::kDouble;
+  if (s == "bfloat16") return at::kBFloat16;
+  if (s == "float16") return at::kHalf;
+  if (s == "int64") return at::kLong;
+  if (s == "int32") return at::kInt;
+  if (s == "int16") return at::kShort;
+  if (s == "int8") return at::kChar;
+  if (s == "uint8") return at::kByte;
+  if (s == "uint16") return at::kUInt16;
+  if (s == "bool") return at::kBool;
+  throw ArgError("unknown dtype '" + s + "'");
+}
+
+const char* DTypeName(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "float32";
+    case at::kDouble: return "float64";
+    case at::kBFloat16: return "bfloat16";
+    case at::kHalf: return "float16";
+    case at::kLong: return "int64";
+    case at::kInt: return "int32";
+    case at::kShort: return "int16";
+    case at::kChar: return "int8";
+    case at::kByte: return "uint8";
+    case at::kUInt16: return "uint16";
+    case at::kBool: return "bool";
+    default: return "unsupported";
+  }
+}
+
+at::Device ParseDevice(const std::string& s) {
+  if (s == "cpu") return at::Device(at::kCPU);
+  if (s == "cuda") return at::Device(at::kCUDA, 0);
+  if (s.rfind("cuda:", 0) == 0 && s.size() > 5 && s.size() < 9) {
+    for (size_t k = 5; k < s.size(); ++k) {
+      if (s[k] < '0' || s[k] > '9') throw ArgError("unknown device '" + s + "'");
+    }
+    return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(std::stoi(s.substr(5))));
+  }
+  throw ArgError("unknown device '" + s + "'");
+}
+
+std::string DeviceName(const at::Device& d) {
+  if (d.is_cpu()) return "cpu";
+  if (d.is_cuda()) return "cuda:" + std::to_string(d.has_index() ? d.index() : 0);
+  return d.str();
+}
+
+Napi::Value ToJS(Napi::Env env, const std::vector<at::Tensor>& v) {
+  Napi::Array arr = Napi::Array::New(env, v.size());
+  for (size_t k = 0; k < v.size(); ++k) arr.Set(static_cast<uint32_t>(k), TensorWrap::Wrap(env, v[k]));
+  return arr;
+}
+
+Napi::Value ToJS(Napi::Env env, const std::tuple<at::Tensor, at::Tensor>& v) {
+  Napi::Array arr = Napi::Array::New(env, 2);
+  arr.Set(0u, TensorWrap::Wrap(env, std::get<0>(v)));
+  arr.Set(1u, TensorWrap::Wrap(env, std::get<1>(v)));
+  return arr;
+}
+
+// ---------------------------------------------------------------------------
+// Exported functions that are not plain ops.
+
+namespace {
+
+#define NATIVE(name) Napi::Value name(const Napi::CallbackInfo& info)
+#define BODY(label) return Guarded(info, label, [&]() -> Napi::Value
+
+// init({ TorchError, OutOfMemoryError })
+NATIVE(InitErrors) {
+  Napi::Object o = info[0].As<Napi::Object>();
+  gTorchError = new Napi::FunctionReference(Napi::Persistent(o.Get("TorchError").As<Napi::Function>()));
+  gOomError = new Napi::FunctionReference(Napi::Persistent(o.Get("OutOfMemoryError").As<Napi::Function>()));
+  return info.Env().Undefined();
+}
+
+NATIVE(SetCreateHook) {
+  if (gCreateHook) {
+    delete gCreateHook;
+    gCreateHook = nullptr;
+  }
+  if (info.Length() > 0 && info[0].IsFunction()) {
+    gCreateHook = new Napi::FunctionReference(Napi::Persistent(info[0].As<Napi::Function>()));
+  }
+  return info.Env().Undefined();
+}
+
+// --- scopes
+NATIVE(ScopeBegin) {
+  Scope* s = new Scope();
+  s->parent = gScope;
+  s->id = ++gScopeIds;
+  gScope = s;
+  return Napi::Number::New(info.Env(), static_cast<double>(s->id));
+}
+
+// scopeEnd(id, keepList): tensors in keepList move to the enclosing scope, the rest are released.
+NATIVE(ScopeEnd) {
+  BODY("tidy") {
+    Args a(info, "tidy");
+    int64_t id = a.I(0);
+    if (gScope == nullptr || gScope->id != id) {
+      throw ArgError("tidy: scopes were closed out of order (a tidy callback escaped its scope)");
+    }
+    Scope* s = gScope;
+    if (a.Has(1)) {
+      Napi::Array keep = info[1].As<Napi::Array>();
+      for (uint32_t k = 0; k < keep.Length(); ++k) {
+        TensorWrap* w = TensorWrap::Unwrap(keep.Get(k));
+        if (w && w->scope == s) {
+          if (s->parent) w->LinkInto(s->parent); else w->Unlink();
+        }
+      }
+    }
+    int64_t released = 0;
+    while (s->head != nullptr) {
+      TensorWrap* w = s->head;
+      w->Release();  // unlinks
+      ++released;
+    }
+    gScope = s->parent;
+    delete s;
+    return Napi::Number::New(info.Env(), static_cast<double>(released));
+  });
+}
+
+// Moves a tensor out of every scope: no tidy will release it.
+NATIVE(Keep) {
+  TensorWrap* w = TensorWrap::Unwrap(info[0]);
+  if (w) w->Unlink();
+  return info[0];
+}
+
+// Moves a tensor into the current scope (used for tensors adopted by async scopes).
+NATIVE(Track) {
+  TensorWrap* w = TensorWrap::Unwrap(info[0]);
+  if (w && gScope) w->LinkInto(gScope);
+  return info[0];
+}
+
+NATIVE(Dispose) {
+  TensorWrap* w = TensorWrap::Unwrap(info[0]);
+  if (w) w->Release();
+  return info.Env().Undefined();
+}
+
+NATIVE(IsDisposed) {
+  TensorWrap* w = TensorWrap::Unwrap(info[0]);
+  return Napi::Boolean::New(info.Env(), w == nullptr || w->disposed());
+}
+
+NATIVE(IsTensor) {
+  return Napi::Boolean::New(info.Env(), TensorWrap::Unwrap(info[0]) != nullptr);
+}
+
+NATIVE(Memory) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("liveTensors", Napi::Number::New(env, static_cast<double>(gLive)));
+  o.Set("cpuBytes", Napi::Number::New(env, static_cast<double>(gCpuBytes)));
+  double allocated = 0, reserved = 0;
+#ifdef INNERLOOP_WITH_CUDA
+  if (torch::cuda::is_available()) {
+    for (int d = 0; d < static_cast<int>(torch::cuda::device_count()); ++d) {
+      auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(d);
+      allocated += static_cast<double>(stats.allocated_bytes[0].current);
+      reserved += static_cast<double>(stats.reserved_bytes[0].current);
+    }
+  }
+#endif
+  o.Set("cudaAllocated", Napi::Number::New(env, allocated));
+  o.Set("cudaReserved", Napi::Number::New(env, reserved));
+  return o;
+}
+
+// --- factories
+NATIVE(Zeros) { BODY("zeros") { Args a(info, "zeros"); return ToJS(info.Env(), at::zeros(a.IL(0), a.Options(1, 2, 3))); }); }
+NATIVE(Ones) { BODY("ones") { Args a(info, "ones"); return ToJS(info.Env(), at::ones(a.IL(0), a.Options(1, 2, 3))); }); }
+NATIVE(Empty) { BODY("empty") { Args a(info, "empty"); return ToJS(info.Env(), at::empty(a.IL(0), a.Options(1, 2, 3))); }); }
+NATIVE(Full) {
+  BODY("full") {
+    Args a(info, "full");
+    return ToJS(info.Env(), at::full(a.IL(0), a.Sc(1), a.Options(2, 3, 4)));
+  });
+}
+NATIVE(Randn) { BODY("randn") { Args a(info, "randn"); return ToJS(info.Env(), at::randn(a.IL(0), a.Options(1, 2, 3))); }); }
+NATIVE(Rand) { BODY("rand") { Args a(info, "rand"); return ToJS(info.Env(), at::rand(a.IL(0), a.Options(1, 2, 3))); }); }
+NATIVE(Randint) {
+  BODY("randint") {
+    Args a(info, "randint");
+    at::TensorOptions o = at::TensorOptions().dtype(a.OptDT(3).value_or(at::kLong));
+    if (auto d = a.OptDev(4)) o = o.device(*d);
+    return ToJS(info.Env(), at::randint(a.I(0), a.I(1), a.IL(2), o));
+  });
+}
+// arange(start, end, step, dtype|null, device)
+NATIVE(Arange) {
+  BODY("arange") {
+    Args a(info, "arange");
+    at::TensorOptions o;
+    if (auto dt = a.OptDT(3)) o = o.dtype(*dt);
+    if (auto d = a.OptDev(4)) o = o.device(*d);
+    if (a.B(5, false)) o = o.requires_grad(true);
+    return ToJS(info.Env(), at::arange(a.Sc(0), a.Sc(1), a.Sc(2), o));
+  });
+}
+NATIVE(Linspace) {
+  BODY("linspace") {
+    Args a(info, "linspace");
+    return ToJS(info.Env(), at::linspace(a.Sc(0), a.Sc(1), a.I(2), a.Options(3, 4, 5)));
+  });
+}
+NATIVE(Eye) {
+  BODY("eye") {
+    Args a(info, "eye");
+    return ToJS(info.Env(), at::eye(a.I(0), a.I(1), a.Options(2, 3, 4)));
+  });
+}
+// zerosLike/onesLike/emptyLike/randnLike(t, dtype?, device?)
+template <at::Tensor (*F)(const at::Tensor&, at::TensorOptions, std::optional<at::MemoryFormat>)>
+Napi::Value LikeFactory(const Napi::CallbackInfo& info, const char* fn) {
+  BODY(fn) {
+    Args a(info, fn);
+    at::Tensor& t = a.T(0);
+    at::TensorOptions o = at::TensorOptions().dtype(a.OptDT(1).value_or(t.scalar_type())).device(a.OptDev(2).value_or(t.device()));
+    if (a.B(3, false)) o = o.requires_grad(true);
+    return ToJS(info.Env(), F(t, o, std::nullopt));
+  });
+}
+NATIVE(ZerosLike) { return LikeFactory<at::zeros_like>(info, "zerosLike"); }
+NATIVE(OnesLike) { return LikeFactory<at::ones_like>(info, "onesLike"); }
+NATIVE(EmptyLike) { return LikeFactory<at::empty_like>(info, "emptyLike"); }
+NATIVE(RandnLike) { return LikeFactory<at::randn_like>(info, "randnLike"); }
+
+at::ScalarType TypedArrayDType(napi_typedarray_type t, const char* fn) {
+  switch (t) {
+    case napi_float32_array: return at::kFloat;
+    case napi_float64_array: return at::kDouble;
+    case napi_int32_array: return at::kInt;
+    case napi_bigint64_array: return at::kLong;
+    case napi_uint8_array: return at::kByte;
+    case napi_uint8_clamped_array: return at::kByte;
+    case napi_int8_array: return at::kChar;
+    case napi_int16_array: return at::kShort;
+    case napi_uint16_array: return at::kUInt16;
+    default: throw ArgError(std::string(fn) + ": unsupported typed array type");
+  }
+}
+
+// fromTypedArray(typedArray, shape, dtype?, device?, requiresGrad?): copies the elements.
+NATIVE(FromTypedArray) {
+  BODY("tensor") {
+    Args a(info, "tensor");
+    if (!info[0].IsTypedArray()) a.Fail(0, "a typed array");
+    Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
+    at::ScalarType src = TypedArrayDType(ta.TypedArrayType(), "tensor");
+    std::vector<int64_t> shape = a.IL(1);
+    int64_t numel = 1;
+    for (int64_t d : shape) {
+      if (d < 0) throw ArgError("tensor: negative dimension in shape");
+      numel *= d;
+    }
+    if (numel != static_cast<int64_t>(ta.ElementLength())) {
+      throw ArgError("tensor: shape holds " + std::to_string(numel) + " elements but the data has " +
+                     std::to_string(ta.ElementLength()));
+    }
+    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(src));
+    if (numel > 0) {
+      auto* base = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+      std::memcpy(t.data_ptr(), base, ta.ByteLength());
+    }
+    at::ScalarType dt = a.OptDT(2).value_or(src);
+    auto dev = a.OptDev(3);
+    if (dt != src || (dev && !dev->is_cpu())) t = t.to(dev.value_or(at::Device(at::kCPU)), dt);
+    if (a.B(4, false)) t.requires_grad_(true);
+    return ToJS(info.Env(), t);
+  });
+}
+
+// fromBuffer(bytes: Uint8Array, dtype, shape, device?): raw little-endian bytes, copied once.
+NATIVE(FromBuffer) {
+  BODY("fromBuffer") {
+    Args a(info, "fromBuffer");
+    if (!info[0].IsTypedArray()) a.Fail(0, "a Buffer or Uint8Array");
+    Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
+    at::ScalarType dt = a.DT(1);
+    std::vector<int64_t> shape = a.IL(2);
+    int64_t numel = 1;
+    for (int64_t d : shape) {
+      if (d < 0) throw ArgError("fromBuffer: negative dimension in shape");
+      numel *= d;
+    }
+    size_t need = static_cast<size_t>(numel) * c10::elementSize(dt);
+    if (need != ta.ByteLength()) {
+      throw ArgError("fromBuffer: " + std::string(DTypeName(dt)) + " tensor of shape [" +
+                     c10::Join(", ", shape) + "] needs " + std::to_string(need) + " bytes, got " +
+                     std::to_string(ta.ByteLength()));
+    }
+    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dt));
+    if (need > 0) {
+      std::memcpy(t.data_ptr(), static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset(), need);
+    }
+    if (auto dev = a.OptDev(3); dev && !dev->is_cpu()) t = t.to(*dev);
+    return ToJS(info.Env(), t);
+  });
+}
+
+// Copies a tensor's elements into a fresh typed array (bfloat16/float16 become float32).
+Napi::Value CopyToTypedArray(Napi::Env env, at::Tensor t) {
+  at::ScalarType st = t.scalar_type();
+  if (st == at::kBFloat16 || st == at::kHalf) t = t.to(at::kFloat), st = at::kFloat;
+  napi_typedarray_type tt;
+  switch (st) {
+    case at::kFloat: tt = napi_float32_array; break;
+    case at::kDouble: tt = napi_float64_array; break;
+    case at::kLong: tt = napi_bigint64_array; break;
+    case at::kInt: tt = napi_int32_array; break;
+    case at::kShort: tt = napi_int16_array; break;
+    case at::kChar: tt = napi_int8_array; break;
+    case at::kByte: tt = napi_uint8_array; break;
+    case at::kBool: tt = napi_uint8_array; break;
+    case at::kUInt16: tt = napi_uint16_array; break;
+    default: throw ArgError(std::string("toTypedArray: unsupported dtype ") + DTypeName(st));
+  }
+  size_t n = static_cast<size_t>(t.numel());
+  size_t bytes = n * t.element_size();
+  Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, bytes);
+  if (bytes > 0) std::memcpy(buf.Data(), t.data_ptr(), bytes);
+  napi_value out;
+  napi_status s = napi_create_typedarray(env, tt, n, buf, 0, &out);
+  if (s != napi_ok) throw Napi::Error::New(env, "toTypedArray: could not create the typed array");
+  return Napi::Value(env, out);
+}
+
+at::Tensor HostCopy(const at::Tensor& t) {
+  return t.detach().to(at::kCPU).contiguous();
+}
+
+NATIVE(ToTypedArray) {
+  BODY("toTypedArray") {
+    Args a(info, "toTypedArray");
+    return CopyToTypedArray(info.Env(), HostCopy(a.T(0)));
+  });
+}
+
+// data(t): the host copy happens on a worker thread; resolves to a typed array.
+class DataWorker : public Napi::AsyncWorker {
+ public:
+  DataWorker(Napi::Env env, at::Tensor t)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), t_(std::move(t)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      host_ = HostCopy(t_);
+    } catch (const c10::Error& e) {
+      SetError(std::string("data: ") + e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      SetError(std::string("data: ") + e.what());
+    }
+  }
+  void OnOK() override {
+    try {
+      deferred_.Resolve(CopyToTypedArray(Env(), host_));
+    } catch (const std::exception& e) {
+      deferred_.Reject(Napi::Error::New(Env(), e.what()).Value());
+    }
+    t_.reset();
+    host_.reset();
+  }
+  void OnError(const Napi::Error& e) override {
+    Napi::Value err = e.Value();
+    if (gTorchError) err = gTorchError->New({Napi::String::New(Env(), e.Message())});
+    deferred_.Reject(err);
+    t_.reset();
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  at::Tensor t_, host_;
+};
+
+NATIVE(Data) {
+  BODY("data") {
+    Args a(info, "data");
+    auto* w = new DataWorker(info.Env(), a.T(0));
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
+  });
+}
+
+// bytes(t): a Buffer over the memory of a contiguous CPU tensor, no copy. The
+// buffer holds a reference to the tensor's storage until it is collected.
+NATIVE(Bytes) {
+  BODY("bytes") {
+    Args a(info, "bytes");
+    at::Tensor& t = a.T(0);
+    if (!t.device().is_cpu()) throw ArgError("bytes: the tensor must be on the CPU (use .cpu() first)");
+    if (!t.is_contiguous()) throw ArgError("bytes: the tensor must be contiguous (use .contiguous() first)");
+    size_t n = t.nbytes();
+    if (n == 0) return Napi::Buffer<uint8_t>::New(info.Env(), 0);
+    auto* hold = new at::Tensor(t);
+    return Napi::Buffer<uint8_t>::New(info.Env(), static_cast<uint8_t*>(t.data_ptr()), n,
+                                      [](Napi::Env, uint8_t*, at::Tensor* h) { delete h; }, hold);
+  });
+}
+
+NATIVE(Item) {
+  BODY("item") {
+    Args a(info, "item");
+    at::Tensor& t = a.T(0);
+    if (t.numel() != 1) {
+      throw ArgError("item: the tensor has " + std::to_string(t.numel()) + " elements; item() needs exactly one");
+    }
+    at::Scalar s = t.item();
+    if (s.isBoolean()) return Napi::Boolean::New(info.Env(), s.toBool());
+    if (s.isIntegral(false)) return Napi::Number::New(info.Env(), static_cast<double>(s.toLong()));
+    return Napi::Number::New(info.Env(), s.toDouble());
+  });
+}
+
+// --- properties
+NATIVE(Shape) {
+  BODY("shape") {
+    Args a(info, "shape");
+    at::Tensor& t = a.T(0);
+    auto sizes = t.sizes();
+    Napi::Array arr = Napi::Array::New(info.Env(), sizes.size());
+    for (size_t k = 0; k < sizes.size(); ++k) arr.Set(static_cast<uint32_t>(k), Napi::Number::New(info.Env(), static_cast<double>(sizes[k])));
+    return arr;
+  });
+}
+NATIVE(DTypeOf) { BODY("dtype") { Args a(info, "dtype"); return Napi::String::New(info.Env(), DTypeName(a.T(0).scalar_type())); }); }
+NATIVE(DeviceOf) { BODY("device") { Args a(info, "device"); return Napi::String::New(info.Env(), DeviceName(a.T(0).device())); }); }
+NATIVE(Ndim) { BODY("ndim") { Args a(info, "ndim"); return Napi::Number::New(info.Env(), static_cast<double>(a.T(0).dim())); }); }
+NATIVE(Numel) { BODY("numel") { Args a(info, "numel"); return Napi::Number::New(info.Env(), static_cast<double>(a.T(0).numel())); }); }
+NATIVE(RequiresGrad) { BODY("requiresGrad") { Args a(info, "requiresGrad"); return Napi::Boolean::New(info.Env(), a.T(0).requires_grad()); }); }
+NATIVE(SetRequiresGrad) {
+  BODY("requiresGrad_") {
+    Args a(info, "requiresGrad_");
+    a.T(0).requires_grad_(a.B(1, true));
+    return info[0];
+  });
+}
+NATIVE(IsLeaf) { BODY("isLeaf") { Args a(info, "isLeaf"); return Napi::Boolean::New(info.Env(), a.T(0).is_leaf()); }); }
+NATIVE(GradOf) { BODY("grad") { Args a(info, "grad"); return ToJS(info.Env(), a.T(0).grad()); }); }
+NATIVE(SetGrad) {
+  BODY("grad") {
+    Args a(info, "grad");
+    at::Tensor& t = a.T(0);
+    if (a.Has(1)) {
+      at::Tensor g = a.T(1);
+      if (!g.sizes().equals(t.sizes())) throw ArgError("grad: the gradient's shape must equal the tensor's shape");
+      t.mutable_grad() = g;
+    } else {
+      t.mutable_grad() = at::Tensor();
+    }
+    return info.Env().Undefined();
+  });
+}
+NATIVE(GradFnName) {
+  BODY("gradFn") {
+    Args a(info, "gradFn");
+    auto fn = a.T(0).grad_fn();
+    if (!fn) return info.Env().Null();
+    return Napi::String::New(info.Env(), fn->name());
+  });
+}
+NATIVE(RetainGrad) { BODY("retainGrad") { Args a(info, "retainGrad"); a.T(0).retain_grad(); return info[0]; }); }
+NATIVE(IsContiguous) { BODY("isContiguous") { Args a(info, "isContiguous"); return Napi::Boolean::New(info.Env(), a.T(0).is_contiguous()); }); }
+
+// --- autograd
+// backward(t, gradient?, retainGraph?, createGraph?)
+NATIVE(Backward) {
+  BODY("backward") {
+    Args a(info, "backward");
+    at::Tensor& t = a.T(0);
+    std::optional<at::Tensor> g = a.OptT(1);
+    if (!g && t.numel() != 1) {
+      throw ArgError("backward: a gradient must be given for a tensor with more than one element");
+    }
+    std::optional<bool> retain;
+    if (a.Has(2)) retain = a.B(2);
+    t.backward(g.value_or(at::Tensor()), retain, a.B(3, false));
+    return info.Env().Undefined();
+  });
+}
+
+// grad(outputs, inputs, gradOutputs?, retainGraph?, createGraph?, allowUnused?)
+NATIVE(AutogradGrad) {
+  BODY("autograd.grad") {
+    Args a(info, "autograd.grad");
+    std::vector<at::Tensor> outputs = a.TL(0), inputs = a.TL(1);
+    std::vector<at::Tensor> gradOutputs;
+    if (a.Has(2)) gradOutputs = a.TL(2);
+    if (!gradOutputs.empty() && gradOutputs.size() != outputs.size()) {
+      throw ArgError("autograd.grad: gradOutputs must have one tensor per output");
+    }
+    std::optional<bool> retain;
+    if (a.Has(3)) retain = a.B(3);
+    auto res = torch::autograd::grad(outputs, inputs, gradOutputs, retain, a.B(4, false), a.B(5, false));
+    return ToJS(info.Env(), std::vector<at::Tensor>(res.begin(), res.end()));
+  });
+}
+
+NATIVE(SetGradEnabled) {
+  bool prev = c10::GradMode::is_enabled();
+  c10::GradMode::set_enabled(info[0].ToBoolean().Value());
+  return Napi::Boolean::New(info.Env(), prev);
+}
+NATIVE(IsGradEnabled) { return Napi::Boolean::New(info.Env(), c10::GradMode::is_enabled()); }
+
+at::DeviceType AutocastDevice(Args& a) {
+  std::string dev = a.S(0);
+  if (dev == "cpu") return at::kCPU;
+  if (dev.rfind("cuda", 0) == 0) return at::kCUDA;
+  throw ArgError("autocast: device must be 'cpu' or 'cuda', got '" + dev + "'");
+}
+
+// autocastEnter(device, dtype) -> [previousEnabled, previousDtype]
+NATIVE(AutocastEnter) {
+  BODY("autocast") {
+    Args a(info, "autocast");
+    at::DeviceType dt = AutocastDevice(a);
+    at::ScalarType want = a.DT(1);
+    Napi::Array prev = Napi::Array::New(info.Env(), 2);
+    prev.Set(0u, Napi::Boolean::New(info.Env(), at::autocast::is_autocast_enabled(dt)));
+    prev.Set(1u, Napi::String::New(info.Env(), DTypeName(at::autocast::get_autocast_dtype(dt))));
+    at::autocast::set_autocast_dtype(dt, want);
+    at::autocast::set_autocast_enabled(dt, true);
+    at::autocast::increment_nesting();
+    return prev;
+  });
+}
+
+// autocastExit(device, previousEnabled, previousDtype): restores the state and
+// drops the cast-weight cache when the outermost region ends.
+NATIVE(AutocastExit) {
+  BODY("autocast") {
+    Args a(info, "autocast");
+    at::DeviceType dt = AutocastDevice(a);
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_autocast_enabled(dt, a.B(1, false));
+    at::autocast::set_autocast_dtype(dt, a.DT(2));
+    return info.Env().Undefined();
+  });
+}
+
+NATIVE(SetFloat32MatmulPrecision) {
+  BODY("setFloat32MatmulPrecision") {
+    Args a(info, "setFloat32MatmulPrecision");
+    std::string p = a.S(0);
+    if (p != "highest" && p != "high" && p != "medium") {
+      throw ArgError("setFloat32MatmulPrecision: expected 'highest', 'high' or 'medium'");
+    }
+    at::globalContext().setFloat32MatmulPrecision(p);
+    at::globalContext().setAllowTF32CuDNN(p != "highest");
+    return info.Env().Undefined();
+  });
+}
+
+// --- RNG
+NATIVE(ManualSeed) {
+  BODY("manualSeed") {
+    Args a(info, "manualSeed");
+    int64_t s = a.I(0);
+    if (s < 0) throw ArgError("manualSeed: the seed must be a non-negative integer");
+    at::manual_seed(static_cast<uint64_t>(s));
+    return info.Env().Undefined();
+  });
+}
+
+at::Generator DefaultGenerator(const std::optional<at::Device>& d) {
+  if (!d || d->is_cpu()) return at::detail::getDefaultCPUGenerator();
+  return at::globalContext().defaultGenerator(*d);
+}
+
+NATIVE(GetRngState) {
+  BODY("getRngState") {
+    Args a(info, "getRngState");
+    at::Generator g = DefaultGenerator(a.OptDev(0));
+    std::lock_guard<std::mutex> lock(g.mutex());
+    return ToJS(info.Env(), g.get_state());
+  });
+}
+
+NATIVE(SetRngState) {
+  BODY("setRngState") {
+    Args a(info, "setRngState");
+    at::Tensor state = a.T(0);
+    at::Generator g = DefaultGenerator(a.OptDev(1));
+    std::lock_guard<std::mutex> lock(g.mutex());
+    g.set_state(state);
+    return info.Env().Undefined();
+  });
+}
+
+NATIVE(SetNumThreads) {
+  BODY("setNumThreads") {
+    Args a(info, "setNumThreads");
+    int64_t n = a.I(0);
+    if (n < 1) throw ArgError("setNumThreads: expected a positive integer");
+    at::set_num_threads(static_cast<int>(n));
+    return info.Env().Undefined();
+  });
+}
+NATIVE(GetNumThreads) { return Napi::Number::New(info.Env(), at::get_num_threads()); }
+
+// --- CUDA
+NATIVE(CudaIsAvailable) { return Napi::Boolean::New(info.Env(), torch::cuda::is_available()); }
+NATIVE(CudaDeviceCount) { return Napi::Number::New(info.Env(), static_cast<double>(torch::cuda::device_count())); }
+NATIVE(CudaSynchronize) {
+  BODY("cuda.synchronize") {
+    Args a(info, "cuda.synchronize");
+    if (torch::cuda::is_available()) torch::cuda::synchronize(a.I(0, -1));
+    return info.Env().Undefined();
+  });
+}
+NATIVE(CudaDeviceName) {
+  BODY("cuda.deviceName") {
+    Args a(info, "cuda.deviceName");
+#ifdef INNERLOOP_WITH_CUDA
+    int64_t d = a.I(0, 0);
+    if (!torch::cuda::is_available() || d < 0 || d >= static_cast<int64_t>(torch::cuda::device_count())) {
+      throw ArgError("cuda.deviceName: no CUDA device " + std::to_string(d));
+    }
+    cudaDeviceProp prop;
+    if (cudaGetDeviceProperties(&prop, static_cast<int>(d)) != cudaSuccess) {
+      throw ArgError("cuda.deviceName: could not query device " + std::to_string(d));
+    }
+    return Napi::String::New(info.Env(), prop.name);
+#else
+    (void)a;
+    throw ArgError("cuda.deviceName: this build of innerloop has no CUDA support");
+#endif
+  });
+}
+NATIVE(CudaEmptyCache) {
+#ifdef INNERLOOP_WITH_CUDA
+  if (torch::cuda::is_available()) c10::cuda::CUDACachingAllocator::emptyCache();
+#endif
+  return info.Env().Undefined();
+}
+// cudaMemoryStats(device) -> { allocated, reserved, maxAllocated, maxReserved }
+NATIVE(CudaMemoryStats) {
+  BODY("cuda.memoryStats") {
+    Args a(info, "cuda.memoryStats");
+    Napi::Object o = Napi::Object::New(info.Env());
+    double allocated = 0, reserved = 0, maxAllocated = 0, maxReserved = 0;
+#ifdef INNERLOOP_WITH_CUDA
+    if (torch::cuda::is_available()) {
+      auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(a.I(0, 0)));
+      allocated = static_cast<double>(stats.allocated_bytes[0].current);
+      reserved = static_cast<double>(stats.reserved_bytes[0].current);
+      maxAllocated = static_cast<double>(stats.allocated_bytes[0].peak);
+      maxReserved = static_cast<double>(stats.reserved_bytes[0].peak);
+    }
+#else
+    (void)a;
+#endif
+    o.Set("allocated", allocated);
+    o.Set("reserved", reserved);
+    o.Set("maxAllocated", maxAllocated);
+    o.Set("maxReserved", maxReserved);
+    return o;
+  });
+}
+NATIVE(CudaResetPeakMemoryStats) {
+  BODY("cuda.resetPeakMemoryStats") {
+    Args a(info, "cuda.resetPeakMemoryStats");
+#ifdef INNERLOOP_WITH_CUDA
+    if (torch::cuda::is_available()) {
+      c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<c10::DeviceIndex>(a.I(0, 0)));
+    }
+#else
+    (void)a;
+#endif
+    return info.Env().Undefined();
+  });
+}
+
+// --- build information
+NATIVE(BuildInfo) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("libtorch", Napi::String::New(env, TORCH_VERSION));
+  o.Set("torchLibDir", Napi::String::New(env, INNERLOOP_TORCH_LIBDIR));
+#ifdef INNERLOOP_WITH_CUDA
+  o.Set("cuda", Napi::String::New(env, std::to_string(CUDART_VERSION / 1000) + "." + std::to_string((CUDART_VERSION % 1000) / 10)));
+#else
+  o.Set("cuda", env.Null());
+#endif
+  // The libtorch actually loaded (it can differ from the one found at build time
+  // when LD_LIBRARY_PATH points elsewhere).
+  Dl_info dl;
+  if (dladdr(reinterpret_cast<void*>(&at::globalContext), &dl) != 0 && dl.dli_fname) {
+    o.Set("loadedLibrary", Napi::String::New(env, dl.dli_fname));
+  }
+  o.Set("cxx11abi", Napi::Boolean::New(env, _GLIBCXX_USE_CXX11_ABI != 0));
+  return o;
+}
+
+#undef BODY
+#undef NATIVE
+
+}  // namespace
+
+}  // namespace innerloop
+
+// ---------------------------------------------------------------------------
+// Module init
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
+  using namespace innerloop;
+  exports.Set("Tensor", TensorWrap::Init(env));
+  struct Entry {
+    const char* name;
+    Napi::Value (*fn)(const Napi::CallbackInfo&);
+  };
+  const Entry entries[] = {
+      {"initErrors", InitErrors}, {"setCreateHook", SetCreateHook},
+      {"scopeBegin", ScopeBegin}, {"scopeEnd", ScopeEnd}, {"keep", Keep}, {"track", Track},
+      {"dispose", Dispose}, {"isDisposed", IsDisposed}, {"isTensor", IsTensor}, {"memory", Memory},
+      {"zeros", Zeros}, {"ones", Ones}, {"empty", Empty}, {"full", Full}, {"randn", Randn},
+      {"rand", Rand}, {"randint", Randint}, {"arange", Arange}, {"linspace", Linspace}, {"eye", Eye},
+      {"zerosLike", ZerosLike}, {"onesLike", OnesLike}, {"emptyLike", EmptyLike}, {"randnLike", RandnLike},
+      {"fromTypedArray", FromTypedArray}, {"fromBuffer", FromBuffer}, {"toTypedArray", ToTypedArray},
+      {"data", Data}, {"bytes", Bytes}, {"item", Item},
+      {"shape", Shape}, {"dtype", DTypeOf}, {"device", DeviceOf}, {"ndim", Ndim}, {"numel", Numel},
+      {"requiresGrad", RequiresGrad}, {"requiresGrad_", SetRequiresGrad}, {"isLeaf", IsLeaf},
+      {"grad", GradOf}, {"setGrad", SetGrad}, {"gradFn", GradFnName}, {"retainGrad", RetainGrad},
+      {"isContiguous", IsContiguous},
+      {"backward", Backward}, {"autogradGrad", AutogradGrad},
+      {"setGradEnabled", SetGradEnabled}, {"isGradEnabled", IsGradEnabled}, {"autocastEnter", AutocastEnter}, {"autocastExit", AutocastExit},
+      {"setFloat32MatmulPrecision", SetFloat32MatmulPrecision},
+      {"manualSeed", ManualSeed}, {"getRngState", GetRngState}, {"setRngState", SetRngState},
+      {"setNumThreads", SetNumThreads}, {"getNumThreads", GetNumThreads},
+      {"cudaIsAvailable", CudaIsAvailable}, {"cudaDeviceCount", CudaDeviceCount},
+      {"cudaSynchronize", CudaSynchronize}, {"cudaDeviceName", CudaDeviceName},
+      {"cudaEmptyCache", CudaEmptyCache}, {"cudaMemoryStats", CudaMemoryStats},
+      {"cudaResetPeakMemoryStats", CudaResetPeakMemoryStats}, {"buildInfo", BuildInfo},
+  };
+  for (const Entry& e : entries) exports.Set(e.name, Napi::Function::New(env, e.fn, e.name));
+  RegisterOps(env, exports);
+  RegisterOptim(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(innerloop, InitAddon)
