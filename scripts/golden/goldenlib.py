@@ -16,6 +16,7 @@ TypeScript harness can replay generically:
       "grads":  {"x": TensorSpec},       # d/d input of sum(out * weights)
       "inplace": true,                   # the call must return its receiver
       "factory": true,                   # merge {device} into the last (options) argument
+      "pre": [["transpose", [0, 1]]],    # method calls applied to the receiver first
     }
 
 Reference values are computed in float64 from the very same (rounded) inputs;
@@ -124,7 +125,7 @@ def is_pair(r: Any) -> bool:
 
 
 def upcast(t: torch.Tensor) -> torch.Tensor:
-    return t.to(torch.float64) if t.dtype == torch.float32 else t
+    return t.to(torch.float64) if t.dtype == torch.float32 else t.clone()
 
 
 def encode_result(native: Any, ref: Any) -> Any:
@@ -195,6 +196,7 @@ class CaseBook:
         factory: bool = False,
         check_values: bool = True,
         ref64: bool = True,
+        pre: list | None = None,
     ) -> None:
         """Record one case. fn computes the PyTorch result from a dict of input tensors."""
         if id in self.ids:
@@ -217,6 +219,8 @@ class CaseBook:
             native, ref = native_in[self_], ref_in[self_]
         if factory:
             case["factory"] = True
+        if pre:
+            case["pre"] = pre
         out = encode_result(native, ref)
         if not check_values:
             out["data"] = None

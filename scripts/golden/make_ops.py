@@ -342,8 +342,16 @@ def shapes(b: CaseBook) -> None:
     ]
     for name, op, args, fn in cases:
         b.add(f"shape/{name}", "method", op, args, (lambda f: lambda t: f(t["x"]))(fn), {"x": x}, self_="x", grad=("x",))
-    b.add("shape/reshape-noncontiguous", "method", "reshape", [[-1]], lambda t: t["x"].t().reshape(-1), {"x": m}, self_="x", grad=("x",))
-    b.add("shape/view-after-contiguous", "method", "view", [[5, 4]], lambda t: t["x"].contiguous().view(5, 4), {"x": m}, self_="x", grad=("x",))
+    b.add("shape/reshape-noncontiguous", "method", "reshape", [[-1]], lambda t: t["x"].t().reshape(-1), {"x": m}, self_="x", grad=("x",),
+          pre=[["transpose", [0, 1]]])
+    b.add("shape/view-after-contiguous", "method", "view", [[5, 4]], lambda t: t["x"].t().contiguous().view(5, 4), {"x": m}, self_="x", grad=("x",),
+          pre=[["transpose", [0, 1]], ["contiguous", []]])
+    b.add("shape/sum-of-transposed", "method", "sum", [1], lambda t: t["x"].t().sum(1), {"x": m}, self_="x", grad=("x",), pre=[["transpose", [0, 1]]])
+    b.add("shape/matmul-of-transposed", "method", "matmul", [T("y")], lambda t: t["x"].t() @ t["y"], {"x": m, "y": r.randn(4, 2)}, self_="x", grad=("x", "y"),
+          pre=[["transpose", [0, 1]]])
+    b.add("shape/exp-of-sliced", "method", "exp", [], lambda t: t["x"][:, 1:5:2].exp(), {"x": m}, self_="x", grad=("x",), pre=[["slice", [1, 1, 5, 2]]])
+    b.add("shape/reshape-of-expanded", "method", "reshape", [[3, 4]], lambda t: t["x"].expand(3, 4).reshape(3, 4), {"x": r.randn(1, 4)}, self_="x", grad=("x",),
+          pre=[["expand", [[3, 4]]]])
     b.add("shape/squeeze-all", "method", "squeeze", [], lambda t: t["x"].squeeze(), {"x": r.randn(1, 3, 1, 2)}, self_="x", grad=("x",))
     b.add("shape/squeeze-dim", "method", "squeeze", [2], lambda t: t["x"].squeeze(2), {"x": r.randn(1, 3, 1, 2)}, self_="x", grad=("x",))
     b.add("shape/squeeze-non-one", "method", "squeeze", [1], lambda t: t["x"].squeeze(1), {"x": r.randn(1, 3, 1, 2)}, self_="x")

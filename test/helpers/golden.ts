@@ -32,6 +32,8 @@ export interface GoldenCase {
   grads?: Record<string, TensorSpec>;
   inplace?: boolean;
   factory?: boolean;
+  /** Method calls applied to the receiver before the op (e.g. a transpose, to test strided inputs). */
+  pre?: Array<[string, unknown[]]>;
 }
 
 export function loadGolden<T = { cases: GoldenCase[] }>(name: string): T {
@@ -104,8 +106,11 @@ export function runCase(c: GoldenCase, device: string): CaseRun {
   }
   let fn: (...a: unknown[]) => unknown;
   if (c.call === "method") {
-    const self = env[c.self!];
+    let self = env[c.self!];
     if (!self) throw new Error(`case ${c.id}: no receiver ${c.self}`);
+    for (const [method, preArgs] of c.pre ?? []) {
+      self = callable(self, method, "Tensor.prototype")(...(resolveArgs(preArgs, env) as unknown[])) as Tensor;
+    }
     fn = callable(self, c.op, "Tensor.prototype");
   } else if (c.call === "torch") {
     fn = callable(torch, c.op, "torch");
