@@ -115,7 +115,10 @@ export function runWithCache(model: HookedModel, ids: Tensor, opts: RunWithCache
       const params = opts.params ?? [];
       const inputs = [...names.map((n) => acts.get(n)!), ...params];
       if (inputs.length > 0) {
-        const g = torch.autograd.grad([loss], inputs, { retainGraph: false });
+        // An input the loss does not depend on (e.g. a hook after the last use) gets zeros.
+        const g = torch.autograd
+          .grad([loss], inputs, { retainGraph: false, allowUnused: true })
+          .map((t, i) => t ?? torch.zerosLike(inputs[i]!));
         names.forEach((n, i) => grads.set(n, g[i]!));
         paramGrads = g.slice(names.length);
       }

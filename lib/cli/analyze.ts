@@ -10,7 +10,7 @@ import { registerTrainerPlugin, type TrainerPluginFactory } from "../train/plugi
 const DEVICE_RE = /^(cpu|cuda|cuda:\d+)$/;
 
 // The plugin's code (and libtorch) loads only when a run asks for it.
-const lazyAnalysisPlugin = (async (opts) => {
+const lazyAnalysisPlugin = (async (opts: Parameters<TrainerPluginFactory>[0]) => {
   const { createAnalysisPlugin } = await import("../analysis/plugin.js");
   return createAnalysisPlugin(opts);
 }) as unknown as TrainerPluginFactory;

@@ -1,0 +1,155 @@
+// Oracle test: `innerloop analyze` on a random Hugging Face GPT-2 (scripts/oracle/analysis_oracle.py
+// made the weights, the tokens and the expected values with transformers + PyTorch autograd in
+// float64) must agree with the reference within 1e-4 relative for every field.
+
+import { describe, it, expect, beforeAll } from "vitest";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { torch } from "../lib/torch/index.js";
+import { analyzeDir } from "../lib/analysis/run.js";
+import type { AnalysisResult } from "../lib/analysis/result.js";
+
+const FIXTURE = path.join(__dirname, "..", "scripts", "oracle", "fixtures", "gpt2-tiny");
+const expected = JSON.parse(fs.readFileSync(path.join(FIXTURE, "expected.json"), "utf8")) as AnalysisResult & {
+  settings: { seqLen: number; batchSize: number; maxWindows: number; topK: number; freqBuckets: number; tokensInFile: number };
+};
+const S = expected.settings;
+
+const REL = 1e-4;
+
+/** Compares nested arrays/numbers: |a−b| ≤ REL·max(|b|, floor), floor = REL-scale of the field. */
+function close(actual: unknown, want: unknown, where: string, floor: number): void {
+  if (want === null) {
+    expect(actual, where).toBeNull();
+    return;
+  }
+  if (Array.isArray(want)) {
+    expect(Array.isArray(actual), `${where} is an array`).toBe(true);
+    expect((actual as unknown[]).length, `${where} length`).toBe(want.length);
+    want.forEach((w, i) => close((actual as unknown[])[i], w, `${where}[${i}]`, floor));
+    return;
+  }
+  expect(typeof actual, where).toBe("number");
+  const a = actual as number;
+  const b = want as number;
+  const tol = REL * Math.max(Math.abs(b), floor);
+  if (!(Math.abs(a - b) <= tol)) throw new Error(`${where}: got ${a}, want ${b} (|diff| ${Math.abs(a - b)} > ${tol})`);
+}
+
+/** Largest |value| in a nested array: the scale below which relative error is measured absolutely. */
+function scale(x: unknown): number {
+  if (Array.isArray(x)) return Math.max(0, ...x.map(scale));
+  return typeof x === "number" ? Math.abs(x) : 0;
+}
+
+const devices = ["cpu", ...(torch.cuda.isAvailable() ? ["cuda"] : [])] as const;
+
+describe.each(devices)("analyze agrees with transformers + autograd (%s)", (device) => {
+  let got: AnalysisResult;
+  let out: string;
+  beforeAll(() => {
+    out = fs.mkdtempSync(path.join(os.tmpdir(), "innerloop-analysis-"));
+    got = analyzeDir({
+      modelDir: path.join(FIXTURE, "model"),
+      data: path.join(FIXTURE, "tokens.bin"),
+      seqLen: S.seqLen,
+      batchSize: S.batchSize,
+      maxWindows: S.maxWindows,
+      topK: S.topK,
+      freqBuckets: S.freqBuckets,
+      device: device as "cpu",
+      outDir: out,
+    });
+  });
+
+  it("uses N windows in batches with a partial last one", () => {
+    expect(S.maxWindows % S.batchSize).not.toBe(0); // the fixture really has a partial batch
+    expect(got.windows).toBe(expected.windows);
+    expect(got.seqLen).toBe(S.seqLen);
+    expect(got.layers).toBe(expected.layers);
+  });
+
+  it("core fields (DESIGN.md table) within 1e-4 relative", () => {
+    close(got.loss, expected.loss, "loss", 0);
+    // Cosines are compared with an absolute floor at their natural scale (1), norms at the field's scale.
+    close(got.hiddenNorm.mean, expected.hiddenNorm.mean, "hiddenNorm.mean", 0);
+    close(got.hiddenNorm.std, expected.hiddenNorm.std, "hiddenNorm.std", scale(expected.hiddenNorm.std) * 1e-2);
+    close(got.gradNorm.mean, expected.gradNorm.mean, "gradNorm.mean", 0);
+    close(got.update.normMean, expected.update.normMean, "update.normMean", 0);
+    close(got.update.cosMean, expected.update.cosMean, "update.cosMean", 1e-2);
+    close(got.logitLens.loss, expected.logitLens.loss, "logitLens.loss", 0);
+    close(got.paramGradNorm, expected.paramGradNorm, "paramGradNorm", 0);
+    // The logit lens of the last layer is the model's loss.
+    expect(got.logitLens.loss[got.layers - 1]).toBeCloseTo(got.loss, 10);
+  });
+
+  it("further measures within 1e-4 relative", () => {
+    close(got.gradNorm.std, expected.gradNorm.std, "gradNorm.std", scale(expected.gradNorm.std) * 1e-2);
+    close(got.updateParts.attnNormMean, expected.updateParts.attnNormMean, "attnNormMean", 0);
+    close(got.updateParts.mlpNormMean, expected.updateParts.mlpNormMean, "mlpNormMean", 0);
+    close(got.updateParts.attnCosMean, expected.updateParts.attnCosMean, "attnCosMean", 1e-2);
+    close(got.updateParts.mlpCosMean, expected.updateParts.mlpCosMean, "mlpCosMean", 1e-2);
+    close(got.firstTokenRatio, expected.firstTokenRatio, "firstTokenRatio", 0);
+    got.normFit.forEach((f, l) => {
+      const e = expected.normFit[l]!;
+      expect(f!.firstPosition).toBe(2);
+      expect(f!.lastPosition).toBe(S.seqLen);
+      close(f!.slope, e.slope, `normFit[${l}].slope`, 1e-1);
+      close(f!.intercept, e.intercept, `normFit[${l}].intercept`, 1);
+      close(f!.r2, e.r2, `normFit[${l}].r2`, 1e-1);
+    });
+    expect(got.attnFirstToken).not.toBeNull();
+    close(got.attnFirstToken!.mean, expected.attnFirstToken!.mean, "attnFirstToken.mean", 0);
+    expect(got.massive.k).toBe(S.topK);
+    close(got.massive.meanAbs, expected.massive.meanAbs, "massive.meanAbs", 0);
+    got.massive.layers.forEach((m, l) => {
+      const e = expected.massive.layers[l]!;
+      close(m.values, e.values, `massive.layers[${l}].values`, 0);
+      // Equal values (the same token at the same position in two windows) may come in any order:
+      // compare the (value, dim, position) multisets, and every reported window must hold that value.
+      const key = (v: number, d: number, t: number) => `${v.toPrecision(5)}|${d}|${t}`;
+      const mine = m.values.map((v, i) => key(v, m.dims[i]!, m.positions[i]!)).sort();
+      const theirs = e.values.map((v, i) => key(v, e.dims[i]!, e.positions[i]!)).sort();
+      expect(mine).toEqual(theirs);
+      for (const w of m.windows) expect(w).toBeGreaterThanOrEqual(0), expect(w).toBeLessThan(S.maxWindows);
+    });
+    expect(got.freqBuckets.buckets).toBe(S.freqBuckets);
+    expect(got.freqBuckets.types).toEqual(expected.freqBuckets.types);
+    expect(got.freqBuckets.occurrences).toEqual(expected.freqBuckets.occurrences);
+    close(got.freqBuckets.hiddenNormMean, expected.freqBuckets.hiddenNormMean, "freqBuckets.hiddenNormMean", 0);
+  });
+
+  it("writes analysis.json and CSVs with the same numbers", () => {
+    const file = JSON.parse(fs.readFileSync(path.join(out, "analysis.json"), "utf8")) as AnalysisResult;
+    expect(file.windows).toBe(got.windows);
+    expect(file.hiddenNorm.mean).toEqual(got.hiddenNorm.mean);
+    expect(file.paramGradNorm).toEqual(got.paramGradNorm);
+    const pos = fs.readFileSync(path.join(out, "positions.csv"), "utf8").trim().split("\n");
+    expect(pos[0]!.split(",").slice(0, 4)).toEqual(["layer", "position", "hiddenNormMean", "hiddenNormStd"]);
+    expect(pos.length).toBe(1 + got.layers * got.seqLen);
+    const row = pos[1 + 2 * got.seqLen + 5]!.split(","); // layer 2, position 5
+    expect(Number(row[0])).toBe(2);
+    expect(Number(row[1])).toBe(5);
+    expect(Number(row[2])).toBe(got.hiddenNorm.mean[2]![5]);
+    const layers = fs.readFileSync(path.join(out, "layers.csv"), "utf8").trim().split("\n");
+    expect(layers.length).toBe(1 + got.layers);
+    expect(Number(layers[1]!.split(",")[1])).toBe(got.logitLens.loss[0]);
+  });
+});
+
+describe("analyze inputs", () => {
+  it("uses every whole window of the file without --max-windows, and refuses bad input clearly", () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), "innerloop-analysis-"));
+    const r = analyzeDir({
+      modelDir: path.join(FIXTURE, "model"),
+      data: path.join(FIXTURE, "tokens.bin"),
+      seqLen: S.seqLen,
+      batchSize: 5,
+      outDir: out,
+    });
+    expect(r.windows).toBe(Math.floor(S.tokensInFile / (S.seqLen + 1)));
+    expect(() => analyzeDir({ modelDir: path.join(FIXTURE, "model"), data: path.join(FIXTURE, "tokens.bin"), seqLen: 64, batchSize: 2, outDir: out })).toThrow(/seqLen 64 exceeds the model's context length 32|not enough/);
+    expect(() => analyzeDir({ modelDir: path.join(out, "nope"), data: path.join(FIXTURE, "tokens.bin"), seqLen: 8, batchSize: 2, outDir: out })).toThrow(/config\.json/);
+  });
+});
