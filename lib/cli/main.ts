@@ -11,6 +11,9 @@ import { packageVersion, versionText } from "./version.js";
 // Commands: one import line each; every file registers itself.
 import "./train.js";
 import "./sample.js";
+import "./analyze.js";
+import "./report.js";
+import "./reproduce.js";
 
 export interface MainIO {
   stdout?: NodeJS.WritableStream;
