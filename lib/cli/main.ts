@@ -14,6 +14,9 @@ import "./sample.js";
 import "./analyze.js";
 import "./report.js";
 import "./reproduce.js";
+import "./analyze.js";
+import "./report.js";
+import "./reproduce.js";
 
 export interface MainIO {
   stdout?: NodeJS.WritableStream;

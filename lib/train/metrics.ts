@@ -53,6 +53,7 @@ export class MetricsWriter {
   /** Opens `runDir/metrics.jsonl`; with `keepUpToStep`, keeps only rows of steps <= it (resume). */
   constructor(runDir: string, opts: { keepUpToStep?: number } = {}) {
     this.file = path.join(runDir, METRICS_FILE);
+    fs.mkdirSync(runDir, { recursive: true });
     if (opts.keepUpToStep === undefined) {
       writeFileAtomic(this.file, "");
     } else {

@@ -1,0 +1,275 @@
+// The innerloop command line: strict flags (one-line errors, exit 2), --version and help, runtime
+// errors without stack traces, SIGINT during training (checkpoint, exit 0, exact resume across
+// processes), a non-finite loss, and sampling.
+//
+// The CLI runs as a child process from the TypeScript sources (through tsx), so the tests always
+// exercise the current code whether or not dist/ has been rebuilt.
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { pathToFileURL } from "node:url";
+import { parseFlags, validateFlagValue, type FlagSpec } from "../lib/cli/flags.js";
+import { UsageError } from "../lib/cli/errors.js";
+
+const ROOT = path.resolve(import.meta.dirname, "..");
+const MAIN = pathToFileURL(path.join(ROOT, "lib/cli/main.ts")).href;
+const ENTRY = `const { main } = await import(${JSON.stringify(MAIN)}); process.exitCode = await main(process.argv.slice(1));`;
+
+interface CliRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Starts `innerloop ARGS`; `onStart` gets the child (to send signals). */
+function cli(args: string[], opts: { onStart?: (child: ReturnType<typeof spawn>) => void; timeoutMs?: number } = {}): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", ENTRY, "--", ...args], {
+      cwd: ROOT,
+      env: { ...process.env, FORCE_COLOR: "0" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.on("data", (d) => (stdout += d));
+    child.stderr!.on("data", (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`innerloop ${args.join(" ")} timed out\n${stderr}`));
+    }, opts.timeoutMs ?? 90_000);
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+    opts.onStart?.(child);
+  });
+}
+
+const lines = (s: string) => s.split("\n").filter((l) => l.trim() !== "");
+let tmp: string;
+
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "innerloop-cli-"));
+});
+afterAll(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+/** A very small, fast run (the tiny preset with short windows). */
+const FAST = ["--preset", "tiny", "--batch-size", "4", "--seq-len", "32", "--eval-every", "0", "--checkpoint-every", "0"];
+
+describe("flag parser", () => {
+  const specs: FlagSpec[] = [
+    { name: "n-layer", type: "int", min: 1, help: "" },
+    { name: "lr", type: "number", min: 0, minExclusive: true, help: "" },
+    { name: "dropout", type: "number", min: 0, max: 1, maxExclusive: true, help: "" },
+    { name: "dtype", type: "enum", choices: ["float32", "bfloat16"], help: "" },
+    { name: "out", type: "string", help: "" },
+  ];
+  it("parses --flag value and --flag=value into typed values", () => {
+    const a = parseFlags(["--n-layer", "3", "--lr=1e-3", "--dtype", "bfloat16", "--out", "-dir", "--dropout", "0"], specs);
+    expect(a.values).toEqual({ "n-layer": 3, lr: 1e-3, dtype: "bfloat16", out: "-dir", dropout: 0 });
+  });
+  it("refuses unknown, repeated, valueless and bad flags with messages naming the flag and what is allowed", () => {
+    const msg = (argv: string[]) => {
+      try {
+        parseFlags(argv, specs);
+      } catch (e) {
+        expect(e).toBeInstanceOf(UsageError);
+        return (e as Error).message;
+      }
+      throw new Error("no error");
+    };
+    expect(msg(["--n-layers", "2"])).toBe("unknown flag --n-layers (did you mean --n-layer?)");
+    expect(msg(["--n-layer", "2", "--n-layer", "3"])).toBe("--n-layer was given more than once");
+    expect(msg(["--n-layer"])).toBe("--n-layer needs a value: an integer >= 1");
+    expect(msg(["--n-layer", "--lr", "1"])).toBe("--n-layer needs a value: an integer >= 1");
+    expect(msg(["--n-layer", "2.5"])).toBe('--n-layer must be an integer >= 1 (got "2.5")');
+    expect(msg(["--n-layer", "0"])).toBe('--n-layer must be an integer >= 1 (got "0")');
+    expect(msg(["--lr", "0"])).toBe('--lr must be a number > 0 (got "0")');
+    expect(msg(["--lr", "fast"])).toBe('--lr must be a number > 0 (got "fast")');
+    expect(msg(["--lr", "Infinity"])).toBe('--lr must be a number > 0 (got "Infinity")');
+    expect(msg(["--dropout", "1"])).toBe('--dropout must be a number >= 0 and < 1 (got "1")');
+    expect(msg(["--dtype", "fp16"])).toBe('--dtype must be one of float32, bfloat16 (got "fp16")');
+    expect(msg(["stray"])).toMatch(/^unexpected argument "stray"/);
+    expect(msg(["-x"])).toBe("unknown flag -x");
+  });
+  it("validates JSON values with the same rules", () => {
+    expect(validateFlagValue(specs[0]!, 4)).toBe(4);
+    expect(() => validateFlagValue(specs[0]!, "4x", 'field "n-layer"')).toThrow('field "n-layer" must be an integer >= 1 (got "4x")');
+    expect(() => validateFlagValue(specs[0]!, true)).toThrow("--n-layer must be an integer >= 1 (got true)");
+  });
+});
+
+describe("innerloop (usage and errors)", () => {
+  it("--version prints the package version, the libtorch version and whether CUDA works", async () => {
+    const r = await cli(["--version"]);
+    expect(r.code).toBe(0);
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8"));
+    const out = lines(r.stdout);
+    expect(out[0]).toBe(`innerloop ${pkg.version}`);
+    expect(out[1]).toMatch(/^libtorch \d+\.\d+/);
+    expect(out[2]).toMatch(/^cuda: (not available|works \(\d+ devices?: .+\))$/);
+  });
+
+  it("--help lists the commands; train --help lists every training flag", async () => {
+    const top = await cli(["--help"]);
+    expect(top.code).toBe(0);
+    expect(top.stdout).toMatch(/^\s+train\s/m);
+    expect(top.stdout).toMatch(/^\s+sample\s/m);
+    const train = await cli(["train", "--help"]);
+    expect(train.code).toBe(0);
+    const flags = "data tokenizer vocab-size n-layer n-head n-embd seq-len dropout batch-size grad-accum steps lr min-lr warmup weight-decay grad-clip eval-every eval-batches checkpoint-every seed device dtype out resume config preset analyze-every analyze-windows".split(" ");
+    for (const f of flags) expect(train.stdout).toContain(`--${f} `);
+    expect(train.stdout).toContain("gpt2-124m");
+  });
+
+  const usageCases: Array<[string, string[], RegExp]> = [
+    ["a bad integer", ["train", "--n-layer", "two"], /--n-layer must be an integer >= 1 \(got "two"\)/],
+    ["an unknown flag", ["train", "--layers", "2"], /unknown flag --layers/],
+    ["a bad device", ["train", "--device", "gpu"], /--device must be cpu, cuda or cuda:N \(got "gpu"\)/],
+    ["a bad tokenizer", ["train", "--tokenizer", "bpe"], /--tokenizer must be one of char, gpt2 \(got "bpe"\)/],
+    ["a bad preset", ["train", "--preset", "huge"], /--preset must be one of tiny, small, medium, gpt2-124m/],
+    ["a missing value", ["train", "--steps"], /--steps needs a value: an integer >= 1/],
+    ["heads not dividing the width", ["train", "--n-embd", "64", "--n-head", "3"], /n-embd \(64\) must be a multiple of n-head \(3\)/],
+    ["bfloat16 on the CPU", ["train", "--dtype", "bfloat16", "--device", "cpu"], /dtype bfloat16 needs a CUDA device/],
+    ["a sample without --prompt", ["sample", "--model", "x"], /--prompt TEXT is required/],
+    ["an unknown command", ["trian"], /unknown command "trian"/],
+  ];
+  for (const [what, args, re] of usageCases) {
+    it(`${what} exits 2 with one line`, async () => {
+      const r = await cli(args);
+      expect(r.code).toBe(2);
+      expect(lines(r.stderr)).toHaveLength(1);
+      expect(r.stderr).toMatch(re);
+      expect(r.stdout).toBe("");
+    });
+  }
+
+  it("--config files are checked like flags, naming the field", async () => {
+    const bad = path.join(tmp, "bad.json");
+    fs.writeFileSync(bad, JSON.stringify({ nLayer: 2, "n-head": "many" }));
+    let r = await cli(["train", "--config", bad]);
+    expect(r.code).toBe(2);
+    expect(lines(r.stderr)).toHaveLength(1);
+    expect(r.stderr).toContain(`field "n-head" of ${bad} must be an integer >= 1 (got "many")`);
+    fs.writeFileSync(bad, JSON.stringify({ layers: 2 }));
+    r = await cli(["train", "--config", bad]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`unknown field "layers" of ${bad}`);
+    fs.writeFileSync(bad, "{ nope");
+    r = await cli(["train", "--config", bad]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("is not valid JSON");
+  });
+
+  it("errors at run time print one line without a stack trace (the stack with --verbose), exit 1", async () => {
+    const missing = path.join(tmp, "no-such-run");
+    const r = await cli(["sample", "--model", missing, "--prompt", "x"]);
+    expect(r.code).toBe(1);
+    expect(lines(r.stderr)).toEqual([`innerloop sample: error: model directory ${missing} does not exist`]);
+    const v = await cli(["sample", "--model", missing, "--prompt", "x", "--verbose"]);
+    expect(v.code).toBe(1);
+    expect(v.stderr).toMatch(/\n\s+at /);
+    const d = await cli(["train", ...FAST, "--steps", "2", "--data", path.join(tmp, "nothing.txt"), "--out", path.join(tmp, "x")]);
+    expect(d.code).toBe(1);
+    expect(lines(d.stderr)).toHaveLength(1);
+    expect(d.stderr).toContain("no such file or folder");
+  });
+});
+
+describe("innerloop train and sample", () => {
+  const straight = () => path.join(tmp, "straight");
+  const interrupted = () => path.join(tmp, "interrupted");
+  const STEPS = "400";
+  const readRows = (dir: string) =>
+    fs
+      .readFileSync(path.join(dir, "metrics.jsonl"), "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { step: number; loss: number });
+
+  it("SIGINT finishes the step, checkpoints and exits 0; --resume in a new process continues exactly", async () => {
+    const dir = interrupted();
+    const metrics = path.join(dir, "metrics.jsonl");
+    const r = await cli(["train", ...FAST, "--steps", STEPS, "--dropout", "0.1", "--out", dir], {
+      onStart: (child) => {
+        // Interrupt once a few steps are logged.
+        const poll = setInterval(() => {
+          const n = fs.existsSync(metrics) ? fs.readFileSync(metrics, "utf8").split("\n").filter(Boolean).length : 0;
+          if (n >= 5) {
+            clearInterval(poll);
+            child.kill("SIGINT");
+          }
+        }, 20);
+        child.on("close", () => clearInterval(poll));
+      },
+    });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain("SIGINT: finishing the current step");
+    const state = JSON.parse(fs.readFileSync(path.join(dir, "trainer_state.json"), "utf8"));
+    const rows = readRows(dir);
+    expect(state.step).toBeGreaterThanOrEqual(5);
+    expect(state.step).toBeLessThan(Number(STEPS));
+    expect(rows.at(-1)!.step).toBe(state.step);
+    expect(r.stdout).toContain(`stopped at step ${state.step}/${STEPS}`);
+
+    // --resume may not change the computation...
+    const refused = await cli(["train", "--resume", dir, "--lr", "0.1"]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/--lr cannot be changed/);
+    // ...and a finished run directory is not overwritten by a new run.
+    const taken = await cli(["train", ...FAST, "--out", dir]);
+    expect(taken.code).toBe(2);
+    expect(taken.stderr).toContain("already holds a run");
+
+    const resumed = await cli(["train", "--resume", dir]);
+    expect(resumed.code).toBe(0);
+    expect(resumed.stderr).toContain(`resuming ${dir} at step ${state.step}`);
+    const full = await cli(["train", ...FAST, "--steps", STEPS, "--dropout", "0.1", "--out", straight()]);
+    expect(full.code).toBe(0);
+    const a = readRows(straight());
+    const b = readRows(dir);
+    expect(b.map((x) => x.step)).toEqual(a.map((x) => x.step));
+    b.forEach((x, i) => expect(Math.abs(x.loss - a[i]!.loss)).toBeLessThanOrEqual(1e-6));
+  }, 180_000);
+
+  it("prints plain progress lines when stderr is not a terminal", async () => {
+    const r = await cli(["train", ...FAST, "--steps", "40", "--out", path.join(tmp, "plain")]);
+    expect(r.code).toBe(0);
+    const progress = lines(r.stderr).filter((l) => l.startsWith("step "));
+    expect(progress.length).toBeGreaterThanOrEqual(2);
+    expect(progress.at(-1)).toMatch(/^step 40\/40 loss \d+\.\d{4} lr \S+ grad-norm \S+ \S+ ms\/step \S+ tok\/s ETA \S+$/);
+    expect(r.stdout).toMatch(/^done: 40 steps, loss \d+\.\d+; model in /);
+  });
+
+  it("a non-finite loss exits non-zero with one line naming the step, keeping the last checkpoint", async () => {
+    const dir = path.join(tmp, "nan");
+    const r = await cli(["train", ...FAST, "--steps", "50", "--lr", "1e30", "--min-lr", "0", "--warmup", "0", "--grad-clip", "0", "--out", dir]);
+    expect(r.code).toBe(1);
+    const errs = lines(r.stderr).filter((l) => l.startsWith("innerloop train: error:"));
+    expect(errs).toHaveLength(1);
+    expect(errs[0]).toMatch(/(loss|gradient norm) is (NaN|Infinity|-Infinity) at step \d+; stopping\. The last good checkpoint \(step 0\) is kept/);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, "trainer_state.json"), "utf8")).step).toBe(0);
+  });
+
+  it("sample prints the prompt and its continuation, the same for the same seed", async () => {
+    const dir = straight();
+    const args = ["sample", "--model", dir, "--prompt", "The whale", "--max-new-tokens", "40", "--seed", "7", "--top-k", "10"];
+    const a = await cli(args);
+    expect(a.code).toBe(0);
+    expect(a.stdout.startsWith("The whale")).toBe(true);
+    expect([...a.stdout.trimEnd()].length).toBeGreaterThanOrEqual(9 + 30);
+    const b = await cli(args);
+    expect(b.stdout).toBe(a.stdout);
+    const greedy = await cli(["sample", "--model", dir, "--prompt", "The whale", "--max-new-tokens", "10", "--temperature", "0"]);
+    expect(greedy.code).toBe(0);
+    const unknown = await cli(["sample", "--model", dir, "--prompt", "\u{1F40B}"]);
+    expect(unknown.code).toBe(1);
+    expect(lines(unknown.stderr)).toHaveLength(1);
+  }, 120_000);
+});
