@@ -149,7 +149,7 @@ for (const device of devices()) {
 
     it("noGrad records nothing; enableGrad re-enables inside it", () => {
       torch.tidy(() => {
-        const x = torch.ones([3], { device, requiresGrad: true });
+        const x = torch.ones([3], { device }).requiresGrad_();
         expect(torch.isGradEnabled()).toBe(true);
         const y = torch.noGrad(() => {
           expect(torch.isGradEnabled()).toBe(false);
@@ -175,6 +175,36 @@ for (const device of devices()) {
         expect(flatValues(x)).toEqual([0, 0, 0]);
         expect(x.requiresGrad).toBe(true);
         expect(x.isLeaf).toBe(true);
+      });
+    });
+
+    it("every factory honours { requiresGrad: true } and makes a leaf", () => {
+      torch.tidy(() => {
+        const opts = { device, requiresGrad: true } as const;
+        const made: Array<[string, () => Tensor]> = [
+          ["tensor", () => torch.tensor([1, 2], opts)],
+          ["zeros", () => torch.zeros([2], opts)],
+          ["ones", () => torch.ones([2], opts)],
+          ["empty", () => torch.empty([2], opts)],
+          ["full", () => torch.full([2], 3, opts)],
+          ["randn", () => torch.randn([2], opts)],
+          ["rand", () => torch.rand([2], opts)],
+          ["arange", () => torch.arange(0, 2, 1, { ...opts, dtype: "float32" })],
+          ["linspace", () => torch.linspace(0, 1, 2, opts)],
+          ["eye", () => torch.eye(2, 2, opts)],
+          ["zerosLike", () => torch.zerosLike(torch.ones([2], { device }), opts)],
+          ["onesLike", () => torch.onesLike(torch.ones([2], { device }), opts)],
+        ];
+        const failures: string[] = [];
+        for (const [name, make] of made) {
+          try {
+            const t = make();
+            if (!t.requiresGrad || !t.isLeaf) failures.push(`${name}: requiresGrad=${t.requiresGrad} isLeaf=${t.isLeaf}`);
+          } catch (e) {
+            failures.push(`${name} threw: ${(e as Error).message}`);
+          }
+        }
+        expect(failures).toEqual([]);
       });
     });
 
@@ -253,9 +283,6 @@ for (const device of devices()) {
         expect(v.min().item()).toBeGreaterThanOrEqual(-3);
         expect(v.max().item()).toBeLessThan(1);
         expect(Math.abs((v.mean().item() as number) + 1)).toBeLessThan(0.05);
-        const rq = torch.randn([3, 4], { device, requiresGrad: true });
-        expect(rq.requiresGrad).toBe(true);
-        expect(rq.isLeaf).toBe(true);
       });
     });
   });

@@ -87,7 +87,8 @@ def enc_number(v: Any, dtype: torch.dtype, exact32: bool = False) -> Any:
         return "nan"
     if math.isinf(v):
         return "inf" if v > 0 else "-inf"
-    if dtype == torch.float64:
+    if dtype in (torch.float64, torch.bfloat16, torch.float16):
+        # float64 at full precision; half-precision values are exact in few digits anyway
         return float(repr(v))
     # float32 data: the shortest decimal that reads back as the same float32; values computed
     # in float64 for a float32 result: 8 significant digits (far below float32 tolerance).
