@@ -296,7 +296,7 @@ describe("hostile files", () => {
     expectRefused(build({ ...good, b: { dtype: "U8", shape: [4], data_offsets: [1e20, 1e20 + 4] } }, data), /data_offsets must be two non-negative integers|extend past/, "b");
     expectRefused(build({ ...good, __metadata__: { k: 1 } }, data), /__metadata__\["k"\] must be a string/);
     expectRefused(build({ ...good, __metadata__: [] }, data), /__metadata__ must be an object/);
-    expectRefused(build([1, 2], data), /not a JSON object/);
+    expectRefused(build([1, 2], data), /does not start with '\{'/);
     expectRefused(build({ ...good, a: 5 }, data), /entry must be an object/, "a");
   });
 
@@ -320,7 +320,7 @@ describe("hostile files", () => {
   it("fuzz: 1,200 random corruptions each load correctly or are refused with an Error", () => {
     // The valid file: several dtypes and shapes, written by us (equal to Python's writer, tested above).
     const seedTensors: Record<string, Tensor> = {
-      w: torch.randn([4, 3]),
+      w: torch.randn([16, 16]),
       h: torch.randn([5]).to("float16"),
       b: torch.randn([3]).to("bfloat16"),
       i: torch.randint(0, 100, [4]),
@@ -420,7 +420,7 @@ describe("hostile files", () => {
     }
     expect(accepted + refused).toBe(N);
     // Both outcomes occur (flips in the data region load fine; most header damage is refused).
-    expect(accepted).toBeGreaterThan(50);
+    expect(accepted).toBeGreaterThan(100);
     expect(refused).toBeGreaterThan(300);
     expect(torch.memory().liveTensors).toBe(live0);
   });

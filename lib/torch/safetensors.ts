@@ -247,8 +247,8 @@ function readEntry(fd: number, header: SafetensorsHeader, e: SafetensorsEntry, o
 }
 
 function validateLoadOptions(opts: LoadOptions, fn: string): void {
-  if (!isPlainObject(opts)) throw new TypeError(`${fn}: options must be an object`);
-  if (opts.dtype !== undefined && !Object.prototype.hasOwnProperty.call(TO_ST, opts.dtype)) {
+  if (typeof opts !== "object" || opts === null || Array.isArray(opts)) throw new TypeError(`${fn}: options must be an object`);
+  if (opts.dtype !== undefined && !(typeof opts.dtype === "string" && Object.prototype.hasOwnProperty.call(TO_ST, opts.dtype))) {
     throw new TypeError(`${fn}: dtype must be one of ${Object.keys(TO_ST).join(", ")}, got ${JSON.stringify(opts.dtype)}`);
   }
   if (opts.device !== undefined && (typeof opts.device !== "string" || !/^(cpu|cuda(:\d+)?)$/.test(opts.device))) {
