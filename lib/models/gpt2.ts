@@ -230,9 +230,10 @@ export class GPT2 extends Module {
     const logits = this.head(h);
     const targets = opts.targets;
     if (targets === undefined) return { logits };
-    // Loss in float32 whatever the model's dtype (autocast would do the same).
+    // A 16-bit model's loss is computed in float32 (as autocast would do).
     const flat = logits.flatten(0, 1);
-    const loss = F.crossEntropy(flat.dtype === "float32" ? flat : flat.float(), targets.flatten(), this.lossOpts);
+    const dt = flat.dtype;
+    const loss = F.crossEntropy(dt === "bfloat16" || dt === "float16" ? flat.float() : flat, targets.flatten(), this.lossOpts);
     return { logits, loss };
   }
 

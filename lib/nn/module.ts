@@ -215,9 +215,16 @@ export class Module {
 
   /** Drops every parameter's gradient (sets it to null, as PyTorch's default). */
   zeroGrad(): void {
-    for (const p of this.parameters()) {
-      if (p.grad !== null) p.grad = null;
+    const params = this.parameters();
+    const native = (torch as unknown as { zeroGrad?: (ps: Tensor[]) => void }).zeroGrad;
+    if (typeof native === "function") {
+      native(params);
+      return;
     }
+    // Reading .grad makes a wrapper: collect them.
+    torch.tidy(() => {
+      for (const p of params) if (p.grad !== null) p.grad = null;
+    });
   }
 
   // ---------------------------------------------------------------- state dicts

@@ -22,11 +22,10 @@ const DEFAULTS: AdamWHyper = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, we
 
 type FusedAdamW = (
   params: Tensor[],
-  grads: Tensor[],
   expAvgs: Tensor[],
   expAvgSqs: Tensor[],
   steps: Tensor[],
-  opts: { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; maximize: boolean },
+  opts: { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number },
 ) => void;
 
 export class AdamW extends Optimizer<AdamWHyper> {
@@ -36,7 +35,7 @@ export class AdamW extends Optimizer<AdamWHyper> {
   constructor(params: ParamsArg<AdamWHyper>, opts: AdamWOptions = {}) {
     const { foreach, ...hyper } = opts;
     super(params, { ...DEFAULTS, ...stripUndefined(hyper) });
-    const native = (torch as unknown as { _fusedAdamW?: FusedAdamW })._fusedAdamW;
+    const native = (torch as unknown as { fusedAdamW?: FusedAdamW }).fusedAdamW;
     this.fused = foreach === false || typeof native !== "function" ? null : native;
   }
 
@@ -87,8 +86,9 @@ export class AdamW extends Optimizer<AdamWHyper> {
     if (params.length === 0) return;
     const { lr, beta1, beta2, eps, weightDecay } = group;
     if (this.fused !== null) {
-      // The kernel reads each parameter's step (already incremented, as PyTorch passes it). One
-      // scalar per distinct count: normally a single tensor shared by the whole group.
+      // The kernel reads each parameter's step, already incremented (as torch.optim passes it),
+      // and each parameter's .grad itself. One scalar per distinct count: normally a single
+      // tensor shared by the whole group.
       const device = params[0]!.device;
       const byCount = new Map<number, Tensor>();
       const steps = counts.map((c) => {
@@ -96,7 +96,7 @@ export class AdamW extends Optimizer<AdamWHyper> {
         if (t === undefined) byCount.set(c, (t = torch.full([], c, { dtype: "float32", device: device as never })));
         return t;
       });
-      this.fused(params, grads, expAvgs, expAvgSqs, steps, { lr, beta1, beta2, eps, weightDecay, maximize: false });
+      this.fused(params, expAvgs, expAvgSqs, steps, { lr, beta1, beta2, eps, weightDecay });
       return;
     }
     for (let i = 0; i < params.length; i++) {

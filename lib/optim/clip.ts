@@ -3,17 +3,22 @@
 import { torch } from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
 
-type NativeClip = (params: Tensor[], maxNorm: number) => number;
+type NativeClip = (params: Tensor[], maxNorm: number) => Tensor;
+
+function checkMaxNorm(maxNorm: number): void {
+  if (typeof maxNorm !== "number" || !(maxNorm > 0)) throw new RangeError(`clipGradNorm_: maxNorm must be > 0, got ${maxNorm}`);
+}
 
 /**
- * Scales the gradients of `params` in place so that their joint L2 norm is at most `maxNorm`, and
- * returns the norm before clipping (non-finite when a gradient is). Parameters without a gradient
- * are skipped. One native call where the addon provides it.
+ * Scales the gradients of `params` in place so that their joint L2 norm is at most `maxNorm`
+ * (Infinity: never), and returns the norm before clipping as a 0-dim float32 tensor on the
+ * gradients' device, without waiting for the device. The caller owns the returned tensor.
+ * Parameters without a gradient are skipped; with none at all the norm is 0.
  */
-export function clipGradNorm_(params: Iterable<Tensor>, maxNorm: number): number {
-  if (typeof maxNorm !== "number" || !(maxNorm > 0)) throw new RangeError(`clipGradNorm_: maxNorm must be > 0, got ${maxNorm}`);
+export function clipGradNormTensor_(params: Iterable<Tensor>, maxNorm: number): Tensor {
+  checkMaxNorm(maxNorm);
   const list = [...params];
-  const native = (torch as unknown as { _clipGradNorm?: NativeClip })._clipGradNorm;
+  const native = (torch as unknown as { clipGradNorm?: NativeClip }).clipGradNorm;
   if (typeof native === "function") return native(list, maxNorm);
   return torch.tidy(() =>
     torch.noGrad(() => {
@@ -22,13 +27,27 @@ export function clipGradNorm_(params: Iterable<Tensor>, maxNorm: number): number
         const g = p.grad;
         if (g !== null) grads.push(g);
       }
-      if (grads.length === 0) return 0;
+      if (grads.length === 0) return torch.zeros([]);
       const total = torch.stack(grads.map((g) => g.norm(2).float())).norm(2);
-      const totalNorm = total.item() as number;
-      // PyTorch multiplies by min(1, maxNorm / (norm + 1e-6)).
-      const coef = maxNorm / (totalNorm + 1e-6);
-      if (coef < 1) for (const g of grads) g.mul_(coef);
-      return totalNorm;
+      if (Number.isFinite(maxNorm)) {
+        // PyTorch multiplies by min(1, maxNorm / (norm + 1e-6)).
+        const coef = total.add(1e-6).reciprocal().mul(maxNorm).clamp(null, 1);
+        for (const g of grads) g.mul_(coef.to(g.dtype));
+      }
+      return total;
     }),
   );
+}
+
+/**
+ * Like clipGradNormTensor_, but returns the norm as a number (non-finite when a gradient is),
+ * which waits for the device.
+ */
+export function clipGradNorm_(params: Iterable<Tensor>, maxNorm: number): number {
+  const t = clipGradNormTensor_(params, maxNorm);
+  try {
+    return t.item();
+  } finally {
+    t.dispose();
+  }
 }

@@ -1,11 +1,11 @@
 // innerloop optim: optimizers, gradient clipping and learning-rate schedules.
-export { Optimizer } from "./optimizer.js";
+export { Optimizer, zeroGrads } from "./optimizer.js";
 export type { BaseHyper, ParamGroup, ParamGroupSpec, ParamsArg, OptimizerStateDict } from "./optimizer.js";
 export { AdamW } from "./adamw.js";
 export type { AdamWHyper, AdamWOptions } from "./adamw.js";
 export { SGD } from "./sgd.js";
 export type { SGDHyper } from "./sgd.js";
-export { clipGradNorm_ } from "./clip.js";
+export { clipGradNorm_, clipGradNormTensor_ } from "./clip.js";
 export { warmupCosine, constantLr, linearLr } from "./schedule.js";
 export type { LrSchedule, WarmupCosineOptions } from "./schedule.js";
 export { weightDecayGroups } from "./groups.js";

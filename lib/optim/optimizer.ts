@@ -46,7 +46,7 @@ export abstract class Optimizer<H extends BaseHyper> {
     const specs: Array<ParamGroupSpec<H>> =
       list.length > 0 && !(list[0] instanceof Tensor)
         ? (list as Array<ParamGroupSpec<H>>)
-        : [{ params: list as Tensor[] } as ParamGroupSpec<H>];
+        : [{ params: list as Tensor[] } as unknown as ParamGroupSpec<H>];
     const seen = new Set<Tensor>();
     this.paramGroups = specs.map((spec, gi) => {
       if (spec === null || typeof spec !== "object" || spec.params === undefined) {
@@ -81,7 +81,7 @@ export abstract class Optimizer<H extends BaseHyper> {
 
   /** Drops the gradients of every parameter (sets them to null). */
   zeroGrad(): void {
-    for (const g of this.paramGroups) for (const p of g.params) if (p.grad !== null) p.grad = null;
+    zeroGrads(this.allParams());
   }
 
   /** All parameters in group order (indices used by the state dict). */
@@ -112,7 +112,9 @@ export abstract class Optimizer<H extends BaseHyper> {
         }
         idx.push(i++);
       }
-      return { ...(hyper as unknown as Record<string, number | boolean>), params: idx };
+      return { ...(hyper as unknown as Record<string, number | boolean>), params: idx } as Record<string, number | boolean> & {
+        params: number[];
+      };
     });
     return { meta: { type: this.typeName, paramGroups, steps }, tensors };
   }
@@ -200,4 +202,18 @@ export abstract class Optimizer<H extends BaseHyper> {
 
 export function checkNonNegative(name: string, v: number): void {
   if (typeof v !== "number" || !Number.isFinite(v) || v < 0) throw new RangeError(`${name} must be a finite number >= 0, got ${v}`);
+}
+
+type NativeZeroGrad = (params: Tensor[]) => void;
+
+/** Sets every gradient to null: one native call where available (reading .grad makes a wrapper). */
+export function zeroGrads(params: Tensor[]): void {
+  const native = (torch as unknown as { zeroGrad?: NativeZeroGrad }).zeroGrad;
+  if (typeof native === "function") {
+    native(params);
+    return;
+  }
+  torch.tidy(() => {
+    for (const p of params) if (p.grad !== null) p.grad = null;
+  });
 }
