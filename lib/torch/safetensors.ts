@@ -256,6 +256,15 @@ function validateLoadOptions(opts: LoadOptions, fn: string): void {
   }
 }
 
+/** Closes the descriptor of a SafetensorsFile that was never closed (a safety net only). */
+const fdCloser = new FinalizationRegistry<number>((fd) => {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // already closed
+  }
+});
+
 /** A safetensors file opened for reading selected tensors on demand. */
 export class SafetensorsFile implements Disposable {
   readonly path: string;
@@ -270,6 +279,7 @@ export class SafetensorsFile implements Disposable {
     this.header = header;
     this.metadata = header.metadata;
     this.byName = new Map(header.entries.map((e) => [e.name, e]));
+    fdCloser.register(this, fd, this);
   }
 
   /** Open and validate `file`; tensors are read only when asked for. */
@@ -310,6 +320,7 @@ export class SafetensorsFile implements Disposable {
 
   close(): void {
     if (this.fd !== null) {
+      fdCloser.unregister(this);
       fs.closeSync(this.fd);
       this.fd = null;
     }
