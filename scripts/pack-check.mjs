@@ -1,0 +1,201 @@
+#!/usr/bin/env node
+// Checks that `npm pack` gives a tarball that installs into a fresh folder and works there:
+//
+//   1. stages the package as a fresh clone would have it (the files git knows, node_modules linked)
+//      plus prebuilt addons, and runs `npm pack` there (its `prepare` compiles dist/ from scratch);
+//   2. checks the tarball's file list: what install and use need is in it, tests and build outputs are not;
+//   3. `npm install ./innerloop-*.tgz` into an empty temporary project;
+//   4. there: `import { torch } from "innerloop"` computes something, and `npx innerloop --version` works.
+//
+// Prebuilds (option --prebuild):
+//   build     (default) the addon in build/Release is packaged as a prebuild for the libtorch it was
+//             built against (build/libtorch.json), beside a decoy prebuild for another libtorch that is
+//             not a loadable file: the install must pick the matching one and never the decoy. This
+//             exercises the prebuild path and needs no compiler, so it is quick.
+//   existing  ship the prebuilds in prebuilds/ as they are (made by `npm run prebuild`).
+//   none      ship no prebuild: the install compiles the addon from source (minutes).
+//
+// Other options: --keep (keep the temporary folders and print where they are), --verbose.
+// Exit status 0 when every check passed; the last line says what was checked.
+import { execFileSync, spawnSync } from "node:child_process";
+import { copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { prebuildDir, prebuildFileName } from "./prebuild.mjs";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
+
+/** Paths the tarball must hold: install (find libtorch, build or pick a prebuild), the library and the CLI. */
+const REQUIRED = [
+  "package.json",
+  "CMakeLists.txt",
+  "bin/innerloop.js",
+  "dist/index.js",
+  "dist/index.d.ts",
+  "dist/torch/index.js",
+  "dist/torch/index.d.ts",
+  "dist/torch/native.js",
+  "dist/cli/main.js",
+  "scripts/install.mjs",
+  "scripts/find-libtorch.mjs",
+  "scripts/build-native.mjs",
+  "scripts/build-ts.mjs",
+  "scripts/prebuild.mjs",
+];
+/** Prefixes the tarball must not hold: tests, build outputs, local caches and generated docs. */
+const FORBIDDEN = ["test/", "build/", "node_modules/", ".libtorch/", ".ci/", "runs/", "docs/api/", "coverage/", ".vitest-cache/"];
+
+function parseArgs(argv) {
+  const o = { prebuild: "build", keep: false, verbose: false };
+  for (const a of argv) {
+    if (a === "--keep") o.keep = true;
+    else if (a === "--verbose") o.verbose = true;
+    else if (/^--prebuild=(build|existing|none)$/.test(a)) o.prebuild = a.split("=")[1];
+    else throw new Error(`pack-check: unknown argument ${a} (allowed: --prebuild=build|existing|none, --keep, --verbose)`);
+  }
+  return o;
+}
+
+const started = Date.now();
+const secs = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
+let verbose = false;
+
+function log(msg) {
+  console.log(`pack-check [${secs()}]: ${msg}`);
+}
+
+/** Runs a command; returns stdout+stderr; throws with the output's tail when it fails. */
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { encoding: "utf8", maxBuffer: 64 << 20, ...opts });
+  const out = `${r.stdout ?? ""}${r.stderr ?? ""}`;
+  if (verbose) process.stdout.write(out);
+  if (r.status !== 0) {
+    const tail = out.split("\n").slice(-40).join("\n");
+    throw new Error(`\`${cmd} ${args.join(" ")}\` failed (exit ${r.status ?? r.signal}) in ${opts.cwd ?? process.cwd()}:\n${tail}`);
+  }
+  return { out, stdout: r.stdout ?? "" };
+}
+
+function check(cond, msg) {
+  if (!cond) throw new Error(`pack-check: ${msg}`);
+}
+
+/** The working tree as a fresh clone of it would be: tracked and untracked-but-not-ignored files. */
+function stage(dir) {
+  const files = execFileSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: root })
+    .toString()
+    .split("\0")
+    // Regular files only (a deleted file git still tracks, or a link, is not what a clone holds).
+    .filter((f) => f && f !== "node_modules" && existsSync(join(root, f)) && lstatSync(join(root, f)).isFile());
+  for (const f of files) {
+    mkdirSync(dirname(join(dir, f)), { recursive: true });
+    copyFileSync(join(root, f), join(dir, f));
+  }
+  symlinkSync(join(root, "node_modules"), join(dir, "node_modules"), "dir");
+  return files.length;
+}
+
+function addPrebuilds(dir, mode) {
+  const dest = prebuildDir(dir);
+  if (mode === "existing") {
+    check(existsSync(prebuildDir(root)), "--prebuild=existing but prebuilds/ is empty; run `npm run prebuild` first");
+    cpSync(prebuildDir(root), dest, { recursive: true });
+    return readdirSync(dest);
+  }
+  if (mode === "none") return [];
+  const addon = join(root, "build", "Release", "innerloop.node");
+  const record = join(root, "build", "libtorch.json");
+  check(existsSync(addon) && existsSync(record), "--prebuild=build needs build/Release/innerloop.node and build/libtorch.json (run `npm run build:native`)");
+  const torch = JSON.parse(readFileSync(record, "utf8"));
+  mkdirSync(dest, { recursive: true });
+  const real = prebuildFileName(torch);
+  copyFileSync(addon, join(dest, real));
+  // A prebuild for a libtorch this machine does not have. It is not an ELF file: picking it would fail.
+  const decoyTorch = torch.cuda ? { version: "2.4.0", cuda: null } : { version: "2.4.0", cuda: "12.1" };
+  const decoy = prebuildFileName(decoyTorch);
+  writeFileSync(join(dest, decoy), "decoy: a prebuild for another libtorch, which install must not choose\n");
+  return [real, decoy];
+}
+
+function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  verbose = opts.verbose;
+  const work = mkdtempSync(join(tmpdir(), "innerloop-pack-"));
+  const stageDir = join(work, "package");
+  const appDir = join(work, "app");
+  let ok = false;
+  try {
+    // 1. Stage and pack.
+    const n = stage(stageDir);
+    const prebuilds = addPrebuilds(stageDir, opts.prebuild);
+    log(`staged ${n} files, prebuilds: ${prebuilds.join(", ") || "none"}; running npm pack (compiles dist/)`);
+    const packed = run("npm", ["pack", "--json", "--pack-destination", work], { cwd: stageDir });
+    const json = JSON.parse(packed.stdout.slice(packed.stdout.indexOf("[")));
+    const tarball = join(work, json[0].filename);
+    const paths = json[0].files.map((f) => f.path);
+    log(`packed ${json[0].filename}: ${paths.length} files, ${(json[0].size / 1024).toFixed(0)} KiB (unpacked ${(json[0].unpackedSize / 1024).toFixed(0)} KiB)`);
+
+    // 2. The file list.
+    const missing = REQUIRED.filter((p) => !paths.includes(p));
+    check(!missing.length, `the tarball lacks ${missing.join(", ")}`);
+    check(paths.some((p) => /^native\/.+\.cc$/.test(p)), "the tarball has no native/*.cc sources");
+    const bad = paths.filter((p) => FORBIDDEN.some((f) => p.startsWith(f)) || /\.(tgz|test\.[cm]?[jt]s)$/.test(p));
+    check(!bad.length, `the tarball holds files it must not: ${bad.slice(0, 10).join(", ")}${bad.length > 10 ? ", ..." : ""}`);
+    for (const p of prebuilds) check(paths.includes(`prebuilds/${process.platform}-${process.arch}/${p}`), `the tarball lacks the prebuild ${p}`);
+    // Reference scripts and their fixtures serve the tests; users do not need them.
+    const extra = paths.filter((p) => /^scripts\/.+\.py$|^scripts\/.*fixtures\//.test(p));
+    if (extra.length) log(`warning: the tarball holds ${extra.length} test reference files under scripts/ (e.g. ${extra[0]}); list only the install scripts in package.json "files"`);
+    const dts = paths.filter((p) => p.startsWith("dist/") && p.endsWith(".d.ts")).length;
+    log(`file list ok (${dts} .d.ts files; no tests or build outputs)`);
+
+    // 3. Install into an empty project.
+    mkdirSync(appDir);
+    writeFileSync(join(appDir, "package.json"), JSON.stringify({ name: "pack-check-app", version: "1.0.0", private: true, type: "module" }, null, 2));
+    log(`npm install ${json[0].filename} in ${appDir}`);
+    const inst = run("npm", ["install", tarball, "--no-audit", "--no-fund", "--prefer-offline", "--foreground-scripts"], { cwd: appDir });
+    const installed = join(appDir, "node_modules", "innerloop");
+    check(existsSync(join(installed, "build", "Release", "innerloop.node")), `the install left no addon in ${installed}/build/Release:\n${inst.out.split("\n").slice(-20).join("\n")}`);
+    check(!existsSync(join(installed, "test")), "the installed package holds test/");
+    const record = JSON.parse(readFileSync(join(installed, "build", "libtorch.json"), "utf8"));
+    if (opts.prebuild === "build") {
+      check(/using prebuilt addon/.test(inst.out), `the install did not use the prebuild:\n${inst.out.split("\n").slice(-20).join("\n")}`);
+      check(record.prebuild === `prebuilds/${process.platform}-${process.arch}/${prebuilds[0]}`, `the install chose ${record.prebuild}, not ${prebuilds[0]}`);
+      log(`install used the matching prebuild ${record.prebuild} (not the decoy) for libtorch ${record.version} in ${record.libDir}`);
+    } else {
+      log(`install done: addon for libtorch ${record.version}${record.prebuild ? ` from ${record.prebuild}` : " built from source"}`);
+    }
+
+    // 4. Use it: the library import and the CLI.
+    const script = [
+      'import { torch } from "innerloop";',
+      "const a = torch.tensor([[1, 2], [3, 4]]);",
+      "const s = torch.tidy(() => a.matmul(a).sum().item());",
+      'console.log(JSON.stringify({ sum: s, version: torch.version, from: import.meta.resolve("innerloop") }));',
+    ].join("\n");
+    const imp = run(process.execPath, ["--input-type=module", "-e", script], { cwd: appDir });
+    const line = imp.stdout.trim().split("\n").pop();
+    const got = JSON.parse(line);
+    check(got.sum === 54, `[[1,2],[3,4]] @ itself summed to ${got.sum}, expected 54`);
+    check(got.from.startsWith(`file://${installed}/`), `"innerloop" resolved to ${got.from}, not the installed package`);
+    check(got.version.libtorch === record.version, `torch.version.libtorch is ${got.version.libtorch}, install recorded ${record.version}`);
+    log(`import ok: ${line}`);
+    const cli = run("npx", ["--no-install", "innerloop", "--version"], { cwd: appDir });
+    check(cli.stdout.includes(`innerloop ${pkg.version}`), `\`npx innerloop --version\` printed:\n${cli.out}`);
+    check(cli.stdout.includes(`libtorch ${record.version}`), `\`npx innerloop --version\` does not name libtorch ${record.version}:\n${cli.out}`);
+    log(`CLI ok: ${cli.stdout.trim().split("\n").join(" | ")}`);
+    ok = true;
+    log(`PASS: packed, installed (${opts.prebuild === "none" ? "built from source" : `prebuild mode ${opts.prebuild}`}), imported and ran the CLI`);
+  } finally {
+    if (opts.keep || !ok) console.log(`pack-check: files kept in ${work}`);
+    else rmSync(work, { recursive: true, force: true });
+  }
+}
+
+try {
+  main();
+} catch (err) {
+  console.error(err instanceof Error ? err.message : String(err));
+  process.exit(1);
+}
