@@ -1,0 +1,186 @@
+// What the rotary-position causal LMs (LLaMA family, GPT-NeoX) share: the forward pass with an
+// optional loss, the logit-lens decoder, and generation with a key/value cache. Each architecture
+// supplies its embedding, its blocks and its final norm + unembedding; the interface is GPT2's
+// (forward(ids, { targets }) -> { logits, loss }, generate, decode, hookPoints, config.nLayer ...),
+// so training, sampling and analysis code can take either.
+
+import { torch, F } from "../torch/index.js";
+import type { Device, Tensor } from "../torch/index.js";
+import { Module } from "../nn/index.js";
+import { KVCache } from "./kv-cache.js";
+import { sampleNext, checkSampleOptions } from "./sampling.js";
+import type { ForwardOptions, ForwardResult, GenerateOptions } from "./gpt2.js";
+import { RotaryTables } from "./rope.js";
+import type { RopeTables } from "./rope.js";
+
+/** Fields every causal LM config has (GPT2Config's names), for code that takes any of them. */
+export interface CausalLMConfigBase {
+  vocabSize: number;
+  /** Longest sequence the model was trained for (max_position_embeddings). */
+  nPositions: number;
+  nEmbd: number;
+  nLayer: number;
+  nHead: number;
+}
+
+/** Per-forward state the blocks share: rotary tables and where the new positions start. */
+export interface StepContext {
+  rope: RopeTables;
+  cache: KVCache | null;
+  past: number;
+}
+
+/**
+ * The attention mask for T new queries after `past` cached keys, optionally restricted to a
+ * sliding window of `window` keys (query i sees keys j with i - window < j <= i). Returns SDPA
+ * options: isCausal alone where that is exact.
+ */
+export function attentionOptions(T: number, past: number, device: string, window: number | null): { isCausal?: boolean; attnMask?: Tensor } {
+  const S = past + T;
+  if (window === null || window >= S) {
+    if (past === 0) return { isCausal: true };
+    if (T === 1) return {};
+    return { attnMask: torch.ones([T, S], { dtype: "bool", device: device as Device }).tril(past) };
+  }
+  // Causal (j <= past + i) and inside the window (j > past + i - window).
+  const ones = torch.ones([T, S], { dtype: "bool", device: device as Device });
+  return { attnMask: ones.tril(past).logicalAnd(ones.triu(past - window + 1)) };
+}
+
+/** [B, Hkv, T, D] -> [B, Hkv * rep, T, D], each key/value head serving `rep` query heads. */
+export function repeatKV(x: Tensor, rep: number): Tensor {
+  if (rep === 1) return x;
+  const [B, H, T, D] = x.shape as [number, number, number, number];
+  return x.unsqueeze(2).expand([B, H, rep, T, D]).reshape([B, H * rep, T, D]);
+}
+
+export abstract class RotaryCausalLM extends Module {
+  abstract readonly config: CausalLMConfigBase;
+  /** Rotary tables (not parameters: they never enter the state dict). */
+  protected abstract readonly rotary: RotaryTables;
+  private readonly lossOpts = { ignoreIndex: -100 };
+
+  /** h^0 = the token embedding (these models have no learned positions). */
+  abstract embed(ids: Tensor): Tensor;
+  /** Runs every block on h. */
+  protected abstract blocksForward(h: Tensor, ctx: StepContext): Tensor;
+  /** Final norm (through ln_final.hook_normalized) and unembedding. */
+  abstract head(h: Tensor): Tensor;
+  /** Final norm and unembedding without hook points: decodes any h^l (logit lens). */
+  abstract decode(h: Tensor): Tensor;
+  /** Weight that holds the embedding (for dtype/device queries). */
+  protected abstract embeddingWeight(): Tensor;
+
+  protected checkIds(ids: Tensor, past = 0): void {
+    const shape = ids.shape;
+    if (shape.length !== 2) throw new RangeError(`${this.constructor.name}: ids must have shape [B, T], got [${shape.join(", ")}]`);
+    if (ids.dtype !== "int64" && ids.dtype !== "int32") throw new TypeError(`${this.constructor.name}: ids must be int64 (or int32), got ${ids.dtype}`);
+    void past;
+  }
+
+  private context(h: Tensor, past: number, cache: KVCache | null): StepContext {
+    const T = h.shape[1]!;
+    return { rope: this.rotary.get(past, T, h.device, h.dtype), cache, past };
+  }
+
+  forward(ids: Tensor, opts: ForwardOptions = {}): ForwardResult {
+    this.checkIds(ids);
+    let h = this.embed(ids);
+    h = this.blocksForward(h, this.context(h, 0, null));
+    const logits = this.head(h);
+    const targets = opts.targets;
+    if (targets === undefined) return { logits };
+    const flat = logits.flatten(0, 1);
+    const loss = F.crossEntropy(flat.dtype === "float32" ? flat : flat.float(), targets.flatten(), this.lossOpts);
+    return { logits, loss };
+  }
+
+  /**
+   * Extends ids [B, T] by `maxNewTokens` tokens, as GPT2.generate does (greedy at temperature 0,
+   * top-k, seed, KV cache). Beyond nPositions the context is cropped to the last nPositions.
+   */
+  generate(ids: Tensor, opts: GenerateOptions): Tensor {
+    const { maxNewTokens } = opts;
+    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) {
+      throw new RangeError(`generate: maxNewTokens must be an integer >= 0, got ${maxNewTokens}`);
+    }
+    checkSampleOptions(opts);
+    const V = this.config.vocabSize;
+    const vocabLimit = opts.vocabLimit;
+    if (vocabLimit !== undefined && !(Number.isInteger(vocabLimit) && vocabLimit > 0 && vocabLimit <= V)) {
+      throw new RangeError(`generate: vocabLimit must be an integer in [1, ${V}], got ${vocabLimit}`);
+    }
+    if (ids.ndim !== 2 || ids.shape[1] === 0) throw new RangeError(`generate: ids must have shape [B, T] with T >= 1, got [${ids.shape}]`);
+    if (ids.dtype !== "int64") throw new TypeError(`generate: ids must be int64, got ${ids.dtype}`);
+    if (opts.topK !== undefined && opts.topK > (vocabLimit ?? V)) {
+      throw new RangeError(`generate: topK (${opts.topK}) exceeds the vocabulary (${vocabLimit ?? V})`);
+    }
+    const device = ids.device as Device;
+    const savedCpu = opts.seed === undefined ? null : torch.keep(torch.getRngState());
+    const savedDev = opts.seed === undefined || device === "cpu" ? null : torch.keep(torch.getRngState(device));
+    if (opts.seed !== undefined) torch.manualSeed(opts.seed);
+    const wasTraining = this.training;
+    this.eval();
+    const cache = opts.useCache === false ? null : new KVCache(this.config.nLayer);
+    let out = ids.clone();
+    try {
+      torch.noGrad(() => {
+        for (let i = 0; i < maxNewTokens; i++) {
+          const next = torch.tidy(() => {
+            let logits = this.nextTokenLogits(out, cache);
+            if (vocabLimit !== undefined && vocabLimit < V) logits = logits.narrow(1, 0, vocabLimit);
+            return torch.cat([out, sampleNext(logits, opts)], 1);
+          });
+          out.dispose();
+          out = next;
+        }
+      });
+      return out;
+    } catch (e) {
+      out.dispose();
+      throw e;
+    } finally {
+      cache?.dispose();
+      this.train(wasTraining);
+      if (savedCpu !== null) {
+        torch.setRngState(savedCpu);
+        savedCpu.dispose();
+      }
+      if (savedDev !== null) {
+        torch.setRngState(savedDev, device);
+        savedDev.dispose();
+      }
+    }
+  }
+
+  private nextTokenLogits(ids: Tensor, cache: KVCache | null): Tensor {
+    const L = ids.shape[1]!;
+    const nPos = this.config.nPositions;
+    let input: Tensor;
+    let past = 0;
+    if (cache !== null && L <= nPos) {
+      past = cache.length;
+      input = past === 0 ? ids : ids.narrow(1, past, L - past);
+    } else {
+      cache?.clear();
+      cache = null;
+      input = L > nPos ? ids.narrow(1, L - nPos, nPos) : ids;
+    }
+    let h = this.embed(input);
+    h = this.blocksForward(h, this.context(h, past, cache));
+    const T = h.shape[1]!;
+    return this.head(h.narrow(1, T - 1, 1)).squeeze(1);
+  }
+
+  /** Frees parameters and the rotary tables. */
+  override dispose(): void {
+    this.rotary.dispose();
+    super.dispose();
+  }
+
+  /** Device and dtype of the weights. */
+  get weightInfo(): { device: string; dtype: string } {
+    const w = this.embeddingWeight();
+    return { device: w.device, dtype: w.dtype };
+  }
+}

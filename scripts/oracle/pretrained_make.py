@@ -1,0 +1,419 @@
+#!/usr/bin/env python3
+"""Reference checkpoints and values for loading pre-trained Hugging Face models.
+
+Writes random tiny causal LMs with transformers' own save_pretrained (so the
+files, names and config fields are exactly what users download), then computes,
+from the weights as saved and in float64:
+
+  - logits for a fixed batch of ids (expected.json "logits"),
+  - every analysis.json field (docs/analysis.md) with transformers + autograd,
+    by the same definitions as scripts/oracle/analysis_oracle.py but for any
+    architecture (expected.json "analysis").
+
+Models (each in OUT/<name>/model, expected values in OUT/<name>/expected.json):
+  gpt2          transformers-5 config, float32
+  neox-par      GPT-NeoX, parallel residual, partial rotary 0.25, rope_parameters
+                (transformers-5 style), float32
+  neox-seq      GPT-NeoX, sequential residual, config rewritten in
+                transformers-4 style (rotary_pct, rotary_emb_base), bfloat16
+                weights (the reference upcasts them)
+  llama         LLaMA, grouped KV heads (4 q / 2 kv), rope llama3 scaling,
+                untied head, sharded checkpoint (model.safetensors.index.json)
+  llama-v4      LLaMA, transformers-4 style config (rope_theta + rope_scaling
+                linear), tied embeddings, attention and MLP biases, float16
+  mistral       Mistral with a sliding window shorter than the sequence (logits only)
+  qwen2         Qwen2 (q/k/v biases, no o_proj bias; logits only)
+
+Also OUT/tokens.bin (uint16 ids for the analysis windows) and tokenizer
+fixtures: OUT/tokenizers/{bytelevel,llama}/tokenizer.json with expected
+encodings made by the `tokenizers` library.
+
+Usage: python3 scripts/oracle/pretrained_make.py --out test/fixtures/pretrained
+"""
+import argparse
+import json
+import math
+import os
+import shutil
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import transformers
+from transformers import (AutoModelForCausalLM, GPT2Config, GPTNeoXConfig, LlamaConfig, MistralConfig,
+                          Qwen2Config)
+
+VOCAB = 97
+SEQ_LEN, BATCH, MAX_WINDOWS, WINDOWS_IN_FILE = 13, 4, 10, 12
+TOPK, BUCKETS = 8, 4
+LOGIT_IDS_SHAPE = (2, 11)
+
+
+def perturb(model, seed):
+    """Random weights with norms and biases away from 1/0, so that every parameter matters."""
+    g = torch.Generator().manual_seed(seed)
+    rnd = lambda p: torch.randn(p.shape, generator=g, dtype=p.dtype)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            is_norm = any(k in name for k in ("ln_", "layernorm", "layer_norm", ".norm.", "norm.weight", "norm.bias"))
+            if is_norm and name.endswith("weight"):
+                p.copy_(1.0 + 0.3 * rnd(p))
+            elif is_norm and name.endswith("bias"):
+                p.copy_(0.2 * rnd(p))
+            elif "embed" in name or "wte" in name or "wpe" in name:
+                p.copy_(0.3 * rnd(p))
+            elif name.endswith("bias"):
+                p.copy_(0.05 * rnd(p))
+            else:
+                p.copy_(0.15 * rnd(p))
+        emb = model.get_input_embeddings().weight
+        emb[:, 7] += 2.0  # a massive-activation style outlier dimension
+
+
+def make_tokens(seed):
+    rng = np.random.default_rng(seed)
+    p = 1.0 / (np.arange(VOCAB) + 1.0)
+    p /= p.sum()
+    n = WINDOWS_IN_FILE * (SEQ_LEN + 1) + 5
+    return rng.choice(VOCAB, size=n, p=p).astype(np.uint16)
+
+
+# ------------------------------------------------------------------ architectures
+
+def parts(model):
+    """(layers, attention module, mlp module, final norm) accessors for each architecture."""
+    mt = model.config.model_type
+    if mt == "gpt2":
+        return model.transformer.h, (lambda b: b.attn), (lambda b: b.mlp), model.transformer.ln_f
+    if mt == "gpt_neox":
+        return model.gpt_neox.layers, (lambda b: b.attention), (lambda b: b.mlp), model.gpt_neox.final_layer_norm
+    return model.model.layers, (lambda b: b.self_attn), (lambda b: b.mlp), model.model.norm
+
+
+def fit_power_law(norms):
+    T = len(norms)
+    if T < 3:
+        return None
+    x = np.log(np.arange(2, T + 1, dtype=np.float64))
+    y = np.log(np.asarray(norms[1:], dtype=np.float64))
+    xm, ym = x.mean(), y.mean()
+    slope = ((x - xm) * (y - ym)).sum() / ((x - xm) ** 2).sum()
+    intercept = ym - slope * xm
+    resid = y - (intercept + slope * x)
+    sst = ((y - ym) ** 2).sum()
+    r2 = 1.0 - (resid ** 2).sum() / sst if sst > 0 else 1.0
+    return {"slope": slope, "intercept": intercept, "r2": r2, "firstPosition": 2, "lastPosition": T}
+
+
+def cos(a, b):
+    num = (a * b).sum(-1)
+    den = a.norm(dim=-1) * b.norm(dim=-1)
+    return torch.where(den > 0, num / torch.where(den > 0, den, torch.ones_like(den)), torch.zeros_like(den))
+
+
+def analyse(model, tokens):
+    """Every analysis.json field, from transformers' forward pass and autograd (model in float64, eval)."""
+    layers, attn_of, mlp_of, final_norm = parts(model)
+    L, T = len(layers), SEQ_LEN
+    D = model.config.hidden_size
+    V = model.config.vocab_size
+    N = min(MAX_WINDOWS, len(tokens) // (T + 1))
+    win = torch.tensor(tokens[: N * (T + 1)].astype(np.int64)).view(N, T + 1)
+    ids_all, tgt_all = win[:, :-1], win[:, 1:]
+    captured = {}
+
+    def pre_hook(mod, args, kwargs):
+        h = args[0] if args else kwargs["hidden_states"]
+        h.retain_grad()
+        captured["h0"] = h
+
+    def post_hook(l):
+        def fn(mod, args, kwargs, out):
+            h = out[0] if isinstance(out, tuple) else out
+            h.retain_grad()
+            captured[f"h{l + 1}"] = h
+        return fn
+
+    def part_hook(key):
+        def fn(mod, args, out):
+            captured[key] = (out[0] if isinstance(out, tuple) else out).detach()
+        return fn
+
+    hooks = [layers[0].register_forward_pre_hook(pre_hook, with_kwargs=True)]
+    for l, blk in enumerate(layers):
+        hooks.append(blk.register_forward_hook(post_hook(l), with_kwargs=True))
+        hooks.append(attn_of(blk).register_forward_hook(part_hook(f"a{l}")))
+        hooks.append(mlp_of(blk).register_forward_hook(part_hook(f"m{l}")))
+
+    per = {k: [] for k in ["hn", "gn", "un", "uc", "an", "ac", "mn", "mc", "lens", "attn0", "absmean"]}
+    top = [[] for _ in range(L + 1)]
+    sum_ce = 0.0
+    block_params = [list(blk.parameters()) for blk in layers]
+    pgrad = [[torch.zeros_like(p) for p in ps] for ps in block_params]
+    for start in range(0, N, BATCH):
+        ids, tgt = ids_all[start:start + BATCH], tgt_all[start:start + BATCH]
+        model.zero_grad(set_to_none=True)
+        out = model(input_ids=ids, output_attentions=True, use_cache=False)
+        ce = F.cross_entropy(out.logits.reshape(-1, V), tgt.reshape(-1), reduction="sum")
+        ce.backward()
+        sum_ce += ce.item()
+        for l in range(L):
+            for acc, p in zip(pgrad[l], block_params[l]):
+                acc += p.grad
+        hs = [captured[f"h{l}"] for l in range(L + 1)]
+        gs = [h.grad for h in hs]
+        with torch.no_grad():
+            per["hn"].append(torch.stack([h.norm(dim=-1) for h in hs]))
+            per["gn"].append(torch.stack([g.norm(dim=-1) for g in gs]))
+            us = [hs[l + 1] - hs[l] for l in range(L)]
+            per["un"].append(torch.stack([u.norm(dim=-1) for u in us]))
+            per["uc"].append(torch.stack([cos(us[l], -gs[l]) for l in range(L)]))
+            per["an"].append(torch.stack([captured[f"a{l}"].norm(dim=-1) for l in range(L)]))
+            per["ac"].append(torch.stack([cos(captured[f"a{l}"], -gs[l]) for l in range(L)]))
+            per["mn"].append(torch.stack([captured[f"m{l}"].norm(dim=-1) for l in range(L)]))
+            per["mc"].append(torch.stack([cos(captured[f"m{l}"], -gs[l]) for l in range(L)]))
+            lens = []
+            for h in hs:
+                logits = model.get_output_embeddings()(final_norm(h))
+                lens.append(F.cross_entropy(logits.reshape(-1, V), tgt.reshape(-1), reduction="sum"))
+            per["lens"].append(torch.stack(lens))
+            per["attn0"].append(torch.stack([a[:, :, 1:, 0] for a in out.attentions]))
+            per["absmean"].append(torch.stack([h.abs().sum() for h in hs]))
+            for l, h in enumerate(hs):
+                vals, idx = h.abs().reshape(-1).topk(TOPK)
+                for v, i in zip(vals.tolist(), idx.tolist()):
+                    b, rem = divmod(i, T * D)
+                    t, d = divmod(rem, D)
+                    top[l].append((v, d, t, start + b))
+    for hk in hooks:
+        hk.remove()
+
+    hn = torch.cat(per["hn"], dim=1)
+    gn = torch.cat(per["gn"], dim=1)
+    cat = lambda k: torch.cat(per[k], dim=1)
+    res = {
+        "windows": N, "seqLen": T, "layers": L + 1,
+        "loss": sum_ce / (N * T),
+        "hiddenNorm": {"mean": hn.mean(1).tolist(), "std": hn.std(1, correction=0).tolist()},
+        "gradNorm": {"mean": gn.mean(1).tolist(), "std": gn.std(1, correction=0).tolist()},
+        "update": {"normMean": cat("un").mean(1).tolist(), "cosMean": cat("uc").mean(1).tolist()},
+        "updateParts": {
+            "attnNormMean": cat("an").mean(1).tolist(), "attnCosMean": cat("ac").mean(1).tolist(),
+            "mlpNormMean": cat("mn").mean(1).tolist(), "mlpCosMean": cat("mc").mean(1).tolist(),
+        },
+        "logitLens": {"loss": (torch.stack(per["lens"]).sum(0) / (N * T)).tolist()},
+        "paramGradNorm": [math.sqrt(sum(((g / (N * T)) ** 2).sum().item() for g in pgrad[l])) for l in range(L)],
+    }
+    hmean = hn.mean(1).numpy()
+    res["normFit"] = [fit_power_law(hmean[l]) for l in range(L + 1)]
+    res["firstTokenRatio"] = [float(hmean[l][0] / hmean[l][1:].mean()) for l in range(L + 1)]
+    attn0 = torch.cat(per["attn0"], dim=1)
+    res["attnFirstToken"] = {"mean": attn0.mean(dim=(1, 3)).tolist()}
+    massive = []
+    for l in range(L + 1):
+        best = sorted(top[l], key=lambda r: -r[0])[:TOPK]
+        massive.append({"values": [r[0] for r in best], "dims": [r[1] for r in best],
+                        "positions": [r[2] for r in best], "windows": [r[3] for r in best]})
+    res["massive"] = {"k": TOPK, "layers": massive,
+                      "meanAbs": (torch.stack(per["absmean"]).sum(0) / (N * T * D)).tolist()}
+    counts = np.bincount(ids_all.reshape(-1).numpy(), minlength=V)
+    order = sorted(range(V), key=lambda v: (-counts[v], v))
+    total = counts.sum()
+    bucket_of = np.full(V, -1)
+    before = 0
+    for v in order:
+        if counts[v] == 0:
+            break
+        bucket_of[v] = min(BUCKETS - 1, (before * BUCKETS) // total)
+        before += counts[v]
+    tb = torch.tensor(bucket_of)[ids_all]
+    sums = np.zeros((L + 1, BUCKETS))
+    occ = np.zeros(BUCKETS)
+    for k in range(BUCKETS):
+        mask = (tb == k)
+        mask[:, 0] = False
+        occ[k] = mask.sum().item()
+        for l in range(L + 1):
+            sums[l, k] = hn[l][mask].sum().item()
+    res["freqBuckets"] = {
+        "buckets": BUCKETS,
+        "types": [int((bucket_of == k).sum()) for k in range(BUCKETS)],
+        "occurrences": occ.astype(int).tolist(),
+        "hiddenNormMean": [[(sums[l, k] / occ[k]) if occ[k] > 0 else None for k in range(BUCKETS)] for l in range(L + 1)],
+    }
+    return res
+
+
+# ------------------------------------------------------------------ fixtures
+
+def specs():
+    common = dict(vocab_size=VOCAB, bos_token_id=1, eos_token_id=2, pad_token_id=None)
+    return [
+        ("gpt2", GPT2Config(n_positions=32, n_embd=36, n_layer=3, n_head=3, activation_function="gelu_new",
+                            **common), {"dtype": torch.float32}),
+        ("neox-par", GPTNeoXConfig(hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=112,
+                                   max_position_embeddings=32, use_parallel_residual=True,
+                                   rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                                    "partial_rotary_factor": 0.25},
+                                   hidden_act="gelu", tie_word_embeddings=False, **common), {"dtype": torch.float32}),
+        ("neox-seq", GPTNeoXConfig(hidden_size=48, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96,
+                                   max_position_embeddings=32, use_parallel_residual=False,
+                                   rope_parameters={"rope_type": "default", "rope_theta": 1000.0,
+                                                    "partial_rotary_factor": 0.5},
+                                   hidden_act="gelu_new", tie_word_embeddings=False, **common),
+         {"dtype": torch.bfloat16, "v4": "neox"}),
+        ("llama", LlamaConfig(hidden_size=48, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+                              intermediate_size=80, max_position_embeddings=64, rms_norm_eps=1e-5,
+                              rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
+                                               "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                               "original_max_position_embeddings": 8},
+                              tie_word_embeddings=False, **common), {"dtype": torch.float32, "shard": "100KB"}),
+        ("llama-v4", LlamaConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+                                 intermediate_size=72, max_position_embeddings=32, rms_norm_eps=1e-6,
+                                 rope_parameters={"rope_type": "linear", "rope_theta": 5000.0, "factor": 2.0},
+                                 attention_bias=True, mlp_bias=True, tie_word_embeddings=True, **common),
+         {"dtype": torch.float16, "v4": "llama"}),
+        ("mistral", MistralConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=1,
+                                  intermediate_size=64, max_position_embeddings=32, sliding_window=5,
+                                  tie_word_embeddings=False, **common), {"dtype": torch.float32, "logitsOnly": True}),
+        ("qwen2", Qwen2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                              intermediate_size=64, max_position_embeddings=32, tie_word_embeddings=True,
+                              **common), {"dtype": torch.float32, "logitsOnly": True}),
+    ]
+
+
+def rewrite_v4(model_dir, kind):
+    """Rewrite config.json the way transformers 4.x wrote it (no rope_parameters)."""
+    path = os.path.join(model_dir, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    rp = cfg.pop("rope_parameters")
+    if kind == "neox":
+        cfg["rotary_pct"] = rp["partial_rotary_factor"]
+        cfg["rotary_emb_base"] = int(rp["rope_theta"])
+        cfg["rope_scaling"] = None
+    else:
+        cfg["rope_theta"] = rp["rope_theta"]
+        scaling = {k: v for k, v in rp.items() if k not in ("rope_theta", "rope_type")}
+        cfg["rope_scaling"] = {"type": rp["rope_type"], **scaling}
+    cfg.pop("dtype", None)
+    cfg["torch_dtype"] = {"float16": "float16", "bfloat16": "bfloat16"}.get(str(cfg.get("torch_dtype", "")), "float16" if kind == "llama" else "bfloat16")
+    cfg["transformers_version"] = "4.44.2"
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent=2)
+
+
+def make_model(name, cfg, opts, out, seed, tokens):
+    d = os.path.join(out, name)
+    mdir = os.path.join(d, "model")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(mdir)
+    torch.manual_seed(seed)
+    cfg._attn_implementation = "eager"
+    model = AutoModelForCausalLM.from_config(cfg)
+    perturb(model, seed)
+    model = model.to(opts["dtype"])
+    kw = {"max_shard_size": opts["shard"]} if "shard" in opts else {}
+    model.save_pretrained(mdir, safe_serialization=True, **kw)
+    if "v4" in opts:
+        rewrite_v4(mdir, opts["v4"])
+    # The reference reads the files back with transformers (the v4 config included) and runs in float64.
+    ref = AutoModelForCausalLM.from_pretrained(mdir, attn_implementation="eager", dtype=torch.float64).eval()
+    g = torch.Generator().manual_seed(seed + 1)
+    ids = torch.randint(0, VOCAB, LOGIT_IDS_SHAPE, generator=g)
+    with torch.no_grad():
+        logits = ref(input_ids=ids, use_cache=False).logits
+    exp = {
+        "modelType": cfg.model_type,
+        "storedDtype": str(opts["dtype"]).replace("torch.", ""),
+        "ids": ids.tolist(),
+        "logits": logits.reshape(-1).tolist(),
+        "logitsShape": list(logits.shape),
+        "numParameters": sum(p.numel() for p in ref.parameters()),
+    }
+    if not opts.get("logitsOnly"):
+        exp["analysis"] = analyse(ref, tokens)
+        exp["analysis"]["settings"] = {"seqLen": SEQ_LEN, "batchSize": BATCH, "maxWindows": MAX_WINDOWS,
+                                       "topK": TOPK, "freqBuckets": BUCKETS}
+    with open(os.path.join(d, "expected.json"), "w") as f:
+        json.dump(exp, f)
+    print(name, "ok", exp["numParameters"], "parameters")
+
+
+# ------------------------------------------------------------------ tokenizers
+
+TOK_TEXT = (
+    "Call me Ishmael. Some years ago - never mind how long precisely - having little or no money in my purse, "
+    "and nothing particular to interest me on shore, I thought I would sail about a little and see the watery "
+    "part of the world. It is a way I have of driving off the spleen and regulating the circulation. "
+    "Whenever I find myself growing grim about the mouth; whenever it is a damp, drizzly November in my soul. "
+)
+TOK_CASES = ["Hello world", "Call me Ishmael.", "  leading and  double spaces", "naïve café — ünïcödé 東京 🙂",
+             "numbers 12345 and\nnew\tlines", "", "the watery part of the world"]
+
+
+def make_tokenizers(out):
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    base = os.path.join(out, "tokenizers")
+    shutil.rmtree(base, ignore_errors=True)
+    # Byte-level BPE (GPT-2 / GPT-NeoX / LLaMA-3 kind).
+    bl = Tokenizer(models.BPE())
+    bl.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bl.decoder = decoders.ByteLevel()
+    bl.post_processor = processors.ByteLevel(trim_offsets=False)
+    bl.train_from_iterator([TOK_TEXT] * 4, trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"],
+                                                               initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    # LLaMA-1/2 kind: SentencePiece BPE with byte fallback, '▁' for spaces, a BOS token added.
+    sp = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    sp.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    sp.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                    decoders.Strip(" ", 1, 0)])
+    sp.train_from_iterator([TOK_TEXT] * 4, trainers.BpeTrainer(vocab_size=164, special_tokens=["<unk>", "<s>", "</s>"]))
+    # As in LLaMA's vocabulary, the 256 byte tokens <0x00>..<0xFF> are ordinary vocabulary entries
+    # (ids 3..258), not special tokens, so that byte fallback decodes them.
+    js = json.loads(sp.to_str())
+    vocab = js["model"]["vocab"]
+    shifted = {t: (i if i < 3 else i + 256) for t, i in vocab.items()}
+    for b in range(256):
+        shifted[f"<0x{b:02X}>"] = 3 + b
+    js["model"]["vocab"] = shifted
+    sp = Tokenizer.from_str(json.dumps(js))
+    sp.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                                      special_tokens=[("<s>", sp.token_to_id("<s>"))])
+    for name, tok, cfg in [("bytelevel", bl, {"tokenizer_class": "GPT2TokenizerFast", "eos_token": "<|endoftext|>",
+                                               "bos_token": "<|endoftext|>", "add_prefix_space": False}),
+                           ("llama", sp, {"tokenizer_class": "LlamaTokenizerFast", "bos_token": "<s>",
+                                          "eos_token": "</s>", "unk_token": "<unk>", "add_bos_token": True,
+                                          "legacy": False})]:
+        d = os.path.join(base, name)
+        os.makedirs(d)
+        tok.save(os.path.join(d, "tokenizer.json"))
+        with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+            json.dump(cfg, f, indent=2)
+        cases = []
+        for text in TOK_CASES:
+            enc = tok.encode(text)
+            cases.append({"text": text, "ids": enc.ids, "decoded": tok.decode(enc.ids, skip_special_tokens=True)})
+        with open(os.path.join(d, "expected.json"), "w") as f:
+            json.dump({"vocabSize": tok.get_vocab_size(), "cases": cases}, f, ensure_ascii=False, indent=1)
+        print("tokenizer", name, tok.get_vocab_size())
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=4321)
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    tokens = make_tokens(args.seed)
+    tokens.tofile(os.path.join(args.out, "tokens.bin"))
+    for i, (name, cfg, opts) in enumerate(specs()):
+        make_model(name, cfg, opts, args.out, args.seed + 10 * i, tokens)
+    make_tokenizers(args.out)
+    with open(os.path.join(args.out, "README.md"), "w") as f:
+        f.write("Made by `python3 scripts/oracle/pretrained_make.py --out test/fixtures/pretrained` "
+                f"(transformers {transformers.__version__}, torch {torch.__version__}). Do not edit by hand.\n")
+
+
+if __name__ == "__main__":
+    main()
