@@ -166,6 +166,7 @@ function readHeader(fd: number, file: string): SafetensorsHeader {
   const entries: SafetensorsEntry[] = [];
   for (const [name, value] of Object.entries(json)) {
     if (name === "__metadata__") {
+      if (value === null) continue; // the reference reader treats null as "no metadata"
       if (!isPlainObject(value)) fail(file, "__metadata__ must be an object of strings");
       for (const [k, v] of Object.entries(value)) {
         if (typeof v !== "string") fail(file, `__metadata__[${JSON.stringify(k)}] must be a string`);
