@@ -1,0 +1,134 @@
+// Human-readable output of a benchmark report: a table per section, the same on a terminal and in
+// BENCHMARKS.md (Markdown tables read fine as plain text).
+
+import { CPU_GOALS, fmtMs, type BenchReport } from "./run.js";
+
+function mb(kb: number | null | undefined): string {
+  return kb == null ? "-" : `${(kb / 1024).toFixed(0)} MB`;
+}
+
+function gib(bytes: number | undefined): string {
+  return bytes === undefined ? "-" : `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+}
+
+function table(head: string[], rows: string[][]): string {
+  const all = [head, ...rows];
+  const w = head.map((_, i) => Math.max(...all.map((r) => (r[i] ?? "").length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => (c ?? "").padEnd(w[i]!)).join(" | ")} |`;
+  return [line(head), `|${w.map((n) => "-".repeat(n + 2)).join("|")}|`, ...rows.map(line)].join("\n");
+}
+
+export function formatReport(r: BenchReport): string {
+  const out: string[] = [];
+  const dev = r.device === "cuda" ? `cuda (${r.deviceName ?? "?"})` : "cpu";
+  const il0 = r.configs[0]?.innerloop;
+  const pt0 = r.configs[0]?.pytorch;
+  out.push(
+    `innerloop bench: ${r.date}, ${r.machine.cpu}, ${r.machine.cores} cores, device ${dev}, ${r.threads} threads, ` +
+      `median of ${r.reps} steps after ${r.warmup} warmup${r.rounds > 1 ? ` in each of ${r.rounds} alternating rounds` : ""}; libtorch ${il0?.torch ?? "?"} (innerloop, Node ${r.machine.node}) vs torch ${pt0?.torch ?? "?"} (PyTorch eager)`,
+  );
+  if (r.configs.length) {
+    out.push("");
+    const goals = r.device === "cpu";
+    out.push(
+      table(
+        ["config", "layers x width", "T", "batch", "params", "innerloop", "PyTorch", "ratio", "CPU-time ratio", "min-step ratio", ...(goals ? ["goal"] : []), "same config", "loss@1 diff", "final loss il / pt"],
+        r.configs.map((c) => [
+          c.name,
+          `${c.innerloop.config.nLayer} x ${c.innerloop.config.nEmbd}`,
+          String(c.innerloop.config.seqLen),
+          String(c.innerloop.config.batch),
+          c.innerloop.config.params.toLocaleString("en-US"),
+          fmtMs(c.innerloop.medianMs),
+          fmtMs(c.pytorch.medianMs),
+          `${c.ratio.toFixed(3)}x`,
+          `${c.cpuRatio.toFixed(3)}x (${fmtMs(c.innerloop.medianCpuMs)} / ${fmtMs(c.pytorch.medianCpuMs)})`,
+          `${(Math.min(...c.innerloop.stepMs) / Math.min(...c.pytorch.stepMs)).toFixed(3)}x`,
+          ...(goals ? [CPU_GOALS[c.name] !== undefined ? `<= ${CPU_GOALS[c.name]!.toFixed(2)}x ${c.ratio <= CPU_GOALS[c.name]! ? "met" : "NOT met"}` : "-"] : []),
+          c.sameConfig ? "yes" : "NO",
+          c.firstLossDiff === null ? "-" : c.firstLossDiff.toExponential(1),
+          `${c.innerloop.losses.at(-1)?.toFixed(4)} / ${c.pytorch.losses.at(-1)?.toFixed(4)}`,
+        ]),
+      ),
+    );
+    const cuda = r.configs.filter((c) => c.tokensPerSec);
+    if (cuda.length) {
+      out.push("");
+      out.push(
+        table(
+          ["config", "precision", "tokens/s innerloop", "tokens/s PyTorch", "MFU innerloop", "MFU PyTorch", "FLOPs/token", "peak"],
+          cuda.map((c) => [
+            c.name,
+            c.innerloop.config.precision,
+            c.tokensPerSec!.innerloop.toFixed(0),
+            c.tokensPerSec!.pytorch.toFixed(0),
+            c.mfu ? `${(100 * c.mfu.innerloop).toFixed(1)}%` : "-",
+            c.mfu ? `${(100 * c.mfu.pytorch).toFixed(1)}%` : "-",
+            c.mfu ? c.mfu.flopsPerToken.toExponential(3) : "-",
+            c.mfu ? `${(c.mfu.peakFlops / 1e12).toFixed(0)} TFLOP/s` : "unknown card",
+          ]),
+        ),
+      );
+    }
+    out.push("");
+    out.push(
+      table(
+        ["config", "max RSS innerloop", "max RSS PyTorch", "RSS after setup il / pt", ...(r.device === "cuda" ? ["CUDA max allocated il / pt"] : [])],
+        r.configs.map((c) => [
+          c.name,
+          mb(c.innerloop.maxRssKB),
+          mb(c.pytorch.maxRssKB),
+          `${mb(c.innerloop.rssReadyKB)} / ${mb(c.pytorch.rssReadyKB)}`,
+          ...(r.device === "cuda" ? [`${gib(c.innerloop.cudaMaxAllocated)} / ${gib(c.pytorch.cudaMaxAllocated)}`] : []),
+        ]),
+      ),
+    );
+    const prof = r.configs.filter((c) => c.innerloop.profile && c.pytorch.profile);
+    if (prof.length) {
+      out.push("");
+      out.push("phase profile (median ms per phase, device synchronised between phases; calls = host -> native calls per step):");
+      const phases = ["forwardMs", "backwardMs", "clipMs", "optimMs", "zeroGradMs"] as const;
+      out.push(
+        table(
+          ["config", "side", "forward+loss", "backward", "clip", "AdamW", "zero-grad", "calls/step", "us/op add", "add_", "mm 8x64x64", "view"],
+          prof.flatMap((c) =>
+            (["innerloop", "pytorch"] as const).map((side) => {
+              const p = c[side].profile!;
+              const u = p.opOverheadUs;
+              return [c.name, side, ...phases.map((k) => p[k].toFixed(3)), String(p.callsPerStep), ...["add", "add_", "matmul8x64x64", "view"].map((k) => u[k]?.toFixed(2) ?? "-")];
+            }),
+          ),
+        ),
+      );
+    }
+  }
+  if (r.analysis?.length) {
+    out.push("");
+    out.push("analysis overhead (analysis plugin after every step, i.e. --analyze-every 1):");
+    out.push(
+      table(
+        ["config", "windows", "step", "step + analysis", "analysis alone", "overhead"],
+        r.analysis.map((a) =>
+          a.available
+            ? [a.config, String(a.windows), fmtMs(a.medianStepMs!), fmtMs(a.medianWithAnalysisMs!), fmtMs(a.medianAnalysisMs!), `${(100 * a.overhead!).toFixed(0)}%`]
+            : [a.config, "-", "-", "-", "-", `unavailable: ${a.reason}`],
+        ),
+      ),
+    );
+  }
+  if (r.memory) {
+    const m = r.memory;
+    out.push("");
+    out.push(`memory over ${m.innerloop?.steps ?? "?"} steps (${m.config}):`);
+    const row = (name: string, s: typeof m.innerloop, live: boolean) => [
+      name,
+      mb(s?.rssStartKB),
+      mb(s?.rssEndKB),
+      s?.rssStartKB && s?.rssEndKB ? `${((100 * (s.rssEndKB - s.rssStartKB)) / s.rssStartKB).toFixed(1)}%` : "-",
+      live ? `${s?.liveTensorsStart} -> ${s?.liveTensorsEnd}` : "-",
+      s ? `${s.seconds.toFixed(1)} s` : "-",
+    ];
+    out.push(table(["side", "RSS start", "RSS end", "growth", "live tensors", "time"], [row("innerloop", m.innerloop, true), row("PyTorch", m.pytorch, false)]));
+  }
+  return out.join("\n");
+}

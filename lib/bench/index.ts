@@ -1,0 +1,7 @@
+// The benchmark harness behind `innerloop bench` (see BENCHMARKS.md).
+export { runBench, compare, resolveConfigs, CPU_GOALS } from "./run.js";
+export type { BenchOptions, BenchReport, ConfigResult } from "./run.js";
+export { formatReport } from "./format.js";
+export { CONFIGS, CPU_DEFAULT, CUDA_DEFAULT, flopsPerToken, paramCount, peakBf16Flops, padTo } from "./configs.js";
+export type { BenchConfig, BenchModel, Precision } from "./configs.js";
+export type { SideSpec, SideResult, OptimSpec, PhaseProfile } from "./spec.js";

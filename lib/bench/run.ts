@@ -1,0 +1,277 @@
+// The benchmark: for each configuration, the innerloop side and the PyTorch side run the same
+// training step on the same random-token batches (from one file) and the same initial weights
+// (written by the innerloop side, read by the reference), in separate processes on the same machine
+// one after the other, with the same thread count. Results: median step times and their ratio,
+// throughput and MFU on CUDA, peak memory, and optionally a phase profile, the analysis overhead
+// and memory over a long run.
+
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism, cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { CONFIGS, CPU_DEFAULT, CUDA_DEFAULT, flopsPerToken, peakBf16Flops, type BenchConfig } from "./configs.js";
+import { DEFAULT_OPTIM, type SideResult, type SideSpec } from "./spec.js";
+import { runInnerloopSide, runTorchSide, type SideRun } from "./sides.js";
+import { median } from "./stats.js";
+
+export interface BenchOptions {
+  configs?: string[];
+  device?: "cpu" | "cuda";
+  /** Timed steps per side (after warmup). */
+  reps?: number;
+  warmup?: number;
+  /** Steps of the memory run (tiny config); 0 skips it. */
+  steps?: number;
+  /** Processes per side, alternating with the other side; step times are pooled (default 1). */
+  rounds?: number;
+  /** Intra-op threads on both sides (default 1 on CPU: see BENCHMARKS.md; the cores on CUDA). */
+  threads?: number;
+  profile?: boolean;
+  /** Measure the analysis plugin's overhead (every step, this many windows); 0 skips it. */
+  analyzeWindows?: number;
+  /** Steps timed with and without analysis. */
+  analyzeSteps?: number;
+  /** Start both sides from the same weights (written by innerloop, read by PyTorch). Default true except gpt2-124m. */
+  sameWeights?: boolean;
+  seed?: number;
+  timeoutSeconds?: number;
+  /** Progress messages go here. */
+  log?: (line: string) => void;
+  /** Echo the children's stderr here. */
+  echo?: NodeJS.WritableStream;
+}
+
+export interface ConfigResult {
+  name: string;
+  innerloop: SideResult;
+  pytorch: SideResult;
+  /** innerloop median / PyTorch median (below 1: innerloop is faster). */
+  ratio: number;
+  /** The same for the CPU time of a step (less sensitive to other load on the machine). */
+  cpuRatio: number;
+  /** Both sides ran the same model shape, batch, precision and optimizer settings. */
+  sameConfig: boolean;
+  /** |loss difference| at the first step (same weights and batch); null when weights differ. */
+  firstLossDiff: number | null;
+  tokensPerStep: number;
+  tokensPerSec?: { innerloop: number; pytorch: number };
+  mfu?: { innerloop: number; pytorch: number; peakFlops: number; flopsPerToken: number };
+}
+
+export interface BenchReport {
+  date: string;
+  machine: { cpu: string; cores: number; node: string; platform: string };
+  device: string;
+  deviceName: string | null;
+  threads: number;
+  reps: number;
+  warmup: number;
+  rounds: number;
+  configs: ConfigResult[];
+  memory?: { config: string; innerloop: SideResult["soak"]; pytorch: SideResult["soak"] };
+  analysis?: Array<{ config: string } & NonNullable<SideResult["analysis"]>>;
+}
+
+/** Goals of the issue for the CPU configurations (innerloop / PyTorch step time). */
+export const CPU_GOALS: Record<string, number> = { micro: 0.5, tiny: 0.85, mid: 1.0 };
+
+export function resolveConfigs(names: string[] | undefined, device: "cpu" | "cuda"): BenchConfig[] {
+  const list = names && names.length > 0 ? names : device === "cuda" ? CUDA_DEFAULT : CPU_DEFAULT;
+  return list.map((n) => {
+    const c = CONFIGS[n];
+    if (!c) throw new RangeError(`unknown benchmark config '${n}' (known: ${Object.keys(CONFIGS).join(", ")})`);
+    if (c.cudaOnly && device !== "cuda") throw new RangeError(`config '${n}' runs only with --device cuda`);
+    return c;
+  });
+}
+
+/** Deterministic random tokens (xorshift32), so that a run is reproducible from its seed. */
+function writeTokens(file: string, count: number, vocab: number, seed: number): void {
+  const buf = new Int32Array(count);
+  let s = (seed * 2654435761) >>> 0 || 1;
+  for (let i = 0; i < count; i++) {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    buf[i] = s % vocab;
+  }
+  writeFileSync(file, Buffer.from(buf.buffer));
+}
+
+function cpuModel(): string {
+  return cpus()[0]?.model?.trim() || "unknown";
+}
+
+export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
+  const device = o.device ?? "cpu";
+  const configs = resolveConfigs(o.configs, device);
+  const reps = o.reps ?? 20;
+  const warmup = o.warmup ?? 5;
+  const rounds = o.rounds ?? 1;
+  // One thread by default on the CPU: on a machine shared with other work, an OpenMP team of two
+  // stalls at every barrier whenever one of its cores is busy elsewhere, which measures the
+  // neighbours rather than the step.
+  const threads = o.threads ?? (device === "cpu" ? 1 : availableParallelism());
+  const seed = o.seed ?? 1234;
+  const log = o.log ?? (() => {});
+  const dir = mkdtempSync(join(tmpdir(), "innerloop-bench-"));
+  const spawnOpts = { timeoutSeconds: o.timeoutSeconds ?? 1800, echo: o.echo };
+
+  const specFor = (c: BenchConfig, extra: Partial<SideSpec> = {}): SideSpec => {
+    const nBatches = Math.max(1, Math.min(8, (extra.warmup ?? warmup) + (extra.reps ?? reps)));
+    const maxBatch = Math.max(...c.batchCandidates);
+    const tokensFile = join(dir, `${c.name}-tokens.bin`);
+    writeTokens(tokensFile, nBatches * maxBatch * (c.model.seqLen + 1), c.model.vocabSize, seed);
+    return {
+      configName: c.name,
+      model: c.model,
+      device: device === "cuda" ? "cuda:0" : "cpu",
+      precision: device === "cuda" ? c.precision : "float32",
+      tf32: device === "cuda" && c.tf32,
+      batchCandidates: c.batchCandidates,
+      threads,
+      seed,
+      warmup,
+      reps,
+      optim: { ...DEFAULT_OPTIM },
+      tokensFile,
+      nBatches,
+      maxBatch,
+      ...extra,
+    };
+  };
+
+  /**
+   * Runs both sides with the same spec, `rounds` times alternating (innerloop, PyTorch, PyTorch,
+   * innerloop, ...) so that a change in machine load hits both alike; the step times of all rounds
+   * are pooled. The innerloop side writes the initial weights the reference reads.
+   */
+  const runPair = async (c: BenchConfig, extra: Partial<SideSpec> = {}, rounds = 1): Promise<[SideResult, SideResult]> => {
+    const same = o.sameWeights ?? !c.cudaOnly;
+    const weights = same ? join(dir, `${c.name}-init.safetensors`) : undefined;
+    const base = specFor(c, extra);
+    const ilFile = join(dir, `${c.name}-innerloop.json`);
+    const ptFile = join(dir, `${c.name}-pytorch.json`);
+    writeFileSync(ilFile, JSON.stringify({ ...base, saveWeightsTo: weights }));
+    const { analysis: _unused, ...ptSpec } = base;
+    writeFileSync(ptFile, JSON.stringify({ ...ptSpec, weightsFile: weights }));
+    const ils: SideRun[] = [];
+    const pts: SideRun[] = [];
+    for (let k = 0; k < rounds; k++) {
+      if (k % 2 === 0) {
+        ils.push(await runInnerloopSide(ilFile, spawnOpts));
+        pts.push(await runTorchSide(ptFile, spawnOpts));
+      } else {
+        pts.push(await runTorchSide(ptFile, spawnOpts));
+        ils.push(await runInnerloopSide(ilFile, spawnOpts));
+      }
+      // On CUDA each side takes the largest batch that fits; if they differ, run again at the smaller.
+      const bi = ils[k]!.result.config.batch;
+      const bp = pts[k]!.result.config.batch;
+      if (bi !== bp) {
+        const b = Math.min(bi, bp);
+        log(`  batch ${bi} (innerloop) vs ${bp} (PyTorch): running both at ${b}`);
+        return runPair(c, { ...extra, batchCandidates: [b] }, rounds);
+      }
+    }
+    return [pool(ils.map((r) => r.result)), pool(pts.map((r) => r.result))];
+  };
+
+  const report: BenchReport = {
+    date: new Date().toISOString(),
+    machine: { cpu: cpuModel(), cores: cpus().length, node: process.version, platform: `${process.platform}-${process.arch}` },
+    device,
+    deviceName: null,
+    threads,
+    reps,
+    warmup,
+    rounds,
+    configs: [],
+  };
+
+  try {
+    for (const c of configs) {
+      log(`${c.name}: ${c.model.nLayer} layers x ${c.model.nEmbd}, T ${c.model.seqLen}, batch ${c.batchCandidates.join(" or ")}, ${reps} reps after ${warmup} warmup`);
+      const [il, pt] = await runPair(c, { profile: o.profile ?? false }, rounds);
+      const r = compare(c, il, pt, o.sameWeights ?? !c.cudaOnly);
+      report.deviceName = il.deviceName ?? pt.deviceName;
+      report.configs.push(r);
+      log(`  innerloop ${fmtMs(r.innerloop.medianMs)}  PyTorch ${fmtMs(r.pytorch.medianMs)}  ratio ${r.ratio.toFixed(3)} (CPU time: ${fmtMs(r.innerloop.medianCpuMs)} / ${fmtMs(r.pytorch.medianCpuMs)} = ${r.cpuRatio.toFixed(3)})`);
+    }
+
+    const aw = o.analyzeWindows ?? 0;
+    if (aw > 0) {
+      report.analysis = [];
+      for (const c of configs.filter((c) => !c.cudaOnly)) {
+        log(`analysis overhead: ${c.name}, analysis of ${aw} windows after every step`);
+        const spec = specFor(c, { analysis: { windows: aw, steps: o.analyzeSteps ?? 10 }, reps: 1, warmup: 1 });
+        const file = join(dir, `${c.name}-analysis.json`);
+        writeFileSync(file, JSON.stringify(spec));
+        const il = await runInnerloopSide(file, spawnOpts);
+        report.analysis.push({ config: c.name, ...(il.result.analysis ?? { available: false, reason: "no result" }) });
+      }
+    }
+
+    const steps = o.steps ?? 0;
+    if (steps > 0) {
+      const c = CONFIGS.tiny!;
+      log(`memory: ${steps} steps of tiny on both sides`);
+      const [il, pt] = await runPair(c, { soakSteps: steps, reps: 3, warmup: 2 });
+      report.memory = { config: c.name, innerloop: il.soak, pytorch: pt.soak };
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return report;
+}
+
+/** One result from several rounds of the same side: step times pooled, memory maxima taken. */
+function pool(rs: SideResult[]): SideResult {
+  const first = rs[0]!;
+  if (rs.length === 1) return first;
+  const stepMs = rs.flatMap((r) => r.stepMs);
+  const cpuMs = rs.flatMap((r) => r.cpuMs);
+  const max = (f: (r: SideResult) => number | undefined) => Math.max(...rs.map((r) => f(r) ?? 0));
+  return {
+    ...first,
+    stepMs,
+    medianMs: median(stepMs),
+    cpuMs,
+    medianCpuMs: median(cpuMs),
+    maxRssKB: max((r) => r.maxRssKB),
+    ...(first.cudaMaxAllocated !== undefined ? { cudaMaxAllocated: max((r) => r.cudaMaxAllocated) } : {}),
+    roundMedians: rs.map((r) => r.medianMs),
+  };
+}
+
+function sameConfig(a: SideResult["config"], b: SideResult["config"]): boolean {
+  const keys = ["nLayer", "nEmbd", "nHead", "seqLen", "nPositions", "vocabSize", "batch", "precision", "params", "clip", "weightDecay"] as const;
+  return keys.every((k) => a[k] === b[k]);
+}
+
+export function compare(c: BenchConfig, il: SideResult, pt: SideResult, sameWeights: boolean): ConfigResult {
+  const tokensPerStep = il.config.batch * c.model.seqLen;
+  const r: ConfigResult = {
+    name: c.name,
+    innerloop: il,
+    pytorch: pt,
+    ratio: il.medianMs / pt.medianMs,
+    cpuRatio: il.medianCpuMs / pt.medianCpuMs,
+    sameConfig: sameConfig(il.config, pt.config),
+    firstLossDiff: sameWeights && il.losses.length && pt.losses.length ? Math.abs(il.losses[0]! - pt.losses[0]!) : null,
+    tokensPerStep,
+  };
+  if (il.device.startsWith("cuda")) {
+    const tps = (side: SideResult) => tokensPerStep / (side.medianMs / 1000);
+    r.tokensPerSec = { innerloop: tps(il), pytorch: tps(pt) };
+    const peak = peakBf16Flops(il.deviceName);
+    const fpt = flopsPerToken(c.model);
+    if (peak !== null) r.mfu = { innerloop: (fpt * r.tokensPerSec.innerloop) / peak, pytorch: (fpt * r.tokensPerSec.pytorch) / peak, peakFlops: peak, flopsPerToken: fpt };
+  }
+  return r;
+}
+
+export function fmtMs(ms: number): string {
+  return ms >= 100 ? `${ms.toFixed(0)} ms` : ms >= 10 ? `${ms.toFixed(1)} ms` : `${ms.toFixed(2)} ms`;
+}

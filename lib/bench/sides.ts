@@ -1,0 +1,88 @@
+// Starting the two sides of a comparison as child processes: the innerloop worker (Node) and the
+// PyTorch reference script (python3). Each gets the same spec file and prints one JSON line.
+
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { SideResult } from "./spec.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The package root: two levels above lib/bench or dist/bench. */
+export const packageRoot = resolve(here, "..", "..");
+
+export interface SideRun {
+  result: SideResult;
+  /** What the process wrote to stderr (messages, warnings). */
+  stderr: string;
+  wallSeconds: number;
+}
+
+export interface SpawnOptions {
+  /** Kill the process after this many seconds (default 1800). */
+  timeoutSeconds?: number;
+  /** Where to echo the child's stderr as it comes (e.g. process.stderr), if anywhere. */
+  echo?: NodeJS.WritableStream;
+}
+
+/** The command that runs the innerloop worker: compiled JS, or the TypeScript source through tsx. */
+function workerCommand(): string[] {
+  const js = join(here, "worker-main.js");
+  if (existsSync(js)) return ["--expose-gc", js];
+  return ["--expose-gc", "--import", "tsx", join(here, "worker-main.ts")];
+}
+
+export function pythonExecutable(): string {
+  return process.env.PYTHON || "python3";
+}
+
+export function torchScript(): string {
+  return join(packageRoot, "scripts", "bench", "torch_step.py");
+}
+
+export function runInnerloopSide(specFile: string, opts: SpawnOptions = {}): Promise<SideRun> {
+  return runJsonProcess(process.execPath, [...workerCommand(), specFile], "innerloop", opts);
+}
+
+export function runTorchSide(specFile: string, opts: SpawnOptions = {}): Promise<SideRun> {
+  return runJsonProcess(pythonExecutable(), [torchScript(), specFile], "pytorch", opts);
+}
+
+function runJsonProcess(cmd: string, args: string[], label: string, opts: SpawnOptions): Promise<SideRun> {
+  const t0 = Date.now();
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(cmd, args, { cwd: packageRoot, stdio: ["ignore", "pipe", "pipe"], env: process.env });
+    let out = "";
+    let err = "";
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, (opts.timeoutSeconds ?? 1800) * 1000);
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      err += d;
+      opts.echo?.write(d);
+    });
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      reject(new Error(`${label}: could not start ${cmd}: ${e.message}`));
+    });
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      const wallSeconds = (Date.now() - t0) / 1000;
+      if (timedOut) return reject(new Error(`${label}: timed out after ${opts.timeoutSeconds ?? 1800} s`));
+      const lines = out.trim().split("\n");
+      const last = lines[lines.length - 1] ?? "";
+      if (code !== 0 || !last.startsWith("{")) {
+        const tail = err.trim().split("\n").slice(-8).join("\n");
+        return reject(new Error(`${label}: exited with ${signal ?? code}${tail ? `:\n${tail}` : ""}`));
+      }
+      try {
+        resolvePromise({ result: JSON.parse(last) as SideResult, stderr: err, wallSeconds });
+      } catch (e) {
+        reject(new Error(`${label}: bad JSON output: ${(e as Error).message}`));
+      }
+    });
+  });
+}

@@ -1,0 +1,72 @@
+/**
+ * `innerloop bench`: the same GPT-2 training step in innerloop and in the PyTorch eager reference
+ * (scripts/bench/torch_step.py), median step times and their ratio (BENCHMARKS.md).
+ */
+import { registerCommand, flagBoolean, flagNumber, flagString } from "./commands.js";
+import { UsageError } from "./errors.js";
+
+const CONFIG_NAMES = ["micro", "tiny", "mid", "gpt2-124m"];
+
+registerCommand({
+  name: "bench",
+  summary: "time the GPT-2 training step against PyTorch eager on this machine",
+  usage: "innerloop bench [--config micro,tiny,mid] [--device cpu|cuda] [--reps N] [--steps N] [--json OUT]",
+  details:
+    "Configurations: micro (2 layers x 64, T 8, batch 1), tiny (2 x 64, T 64, batch 8), mid (4 x 128, T 128, batch 16),\n" +
+    "gpt2-124m (CUDA only: 12 x 768, T 1024, bf16 autocast, batch 16 or 8). Both sides run the same step (forward, loss,\n" +
+    "backward, clipping to 1.0, fused AdamW, zero-grad) on the same batches and initial weights, in separate processes,\n" +
+    "with the same thread count. Needs python3 with torch for the reference. Timing is never part of the tests.",
+  flags: [
+    {
+      name: "config", type: "string", valueName: "LIST", help: "comma-separated configurations",
+      check: (v) => (v.split(",").every((n) => CONFIG_NAMES.includes(n.trim())) ? undefined : `a comma-separated list of ${CONFIG_NAMES.join(", ")}`),
+      defaultText: "micro,tiny,mid on cpu; tiny,mid,gpt2-124m on cuda",
+    },
+    { name: "device", type: "enum", choices: ["cpu", "cuda"], help: "where both sides run", defaultText: "cpu" },
+    { name: "reps", type: "int", min: 1, max: 100000, valueName: "N", help: "timed steps per side and round", defaultText: "20" },
+    { name: "warmup", type: "int", min: 0, max: 10000, valueName: "N", help: "untimed steps before them", defaultText: "5" },
+    { name: "rounds", type: "int", min: 1, max: 100, valueName: "N", help: "alternating runs of each side, step times pooled", defaultText: "1" },
+    { name: "threads", type: "int", min: 1, max: 1024, valueName: "N", help: "intra-op threads on both sides", defaultText: "1 on cpu, the cores on cuda" },
+    { name: "steps", type: "int", min: 0, max: 1000000, valueName: "N", help: "steps of the memory run (tiny config; 0 = skip)", defaultText: "2000" },
+    { name: "analyze-every", type: "int", min: 0, max: 1, valueName: "1|0", help: "measure the analysis overhead with analysis after every step (0 = skip)", defaultText: "1" },
+    { name: "analyze-windows", type: "int", min: 1, max: 4096, valueName: "K", help: "windows each analysis covers", defaultText: "16 (the trainer's default)" },
+    { name: "profile", type: "boolean", help: "also time forward/backward/clip/AdamW/zero-grad apart and count native calls" },
+    { name: "json", type: "string", valueName: "OUT", help: "also write the full results (every step time) as JSON" },
+  ],
+  async run(args, ctx) {
+    const device = (flagString(args, "device") ?? "cpu") as "cpu" | "cuda";
+    const configs = flagString(args, "config")?.split(",").map((s) => s.trim()).filter(Boolean);
+    const { runBench, formatReport, resolveConfigs } = await import("../bench/index.js");
+    try {
+      resolveConfigs(configs, device);
+    } catch (e) {
+      throw new UsageError(`--config: ${(e as Error).message}`);
+    }
+    if (device === "cuda") {
+      const { torch } = await import("../torch/index.js");
+      if (!torch.cuda.isAvailable()) throw new Error("--device cuda: CUDA is not available on this machine");
+    }
+    const analyze = (flagNumber(args, "analyze-every") ?? 1) === 1;
+    const report = await runBench({
+      configs,
+      device,
+      reps: flagNumber(args, "reps"),
+      warmup: flagNumber(args, "warmup"),
+      rounds: flagNumber(args, "rounds"),
+      threads: flagNumber(args, "threads"),
+      steps: flagNumber(args, "steps") ?? 2000,
+      analyzeWindows: analyze ? (flagNumber(args, "analyze-windows") ?? 16) : 0,
+      profile: flagBoolean(args, "profile") ?? false,
+      log: (line) => ctx.stderr.write(line + "\n"),
+      echo: ctx.verbose ? ctx.stderr : undefined,
+    });
+    ctx.stdout.write(formatReport(report) + "\n");
+    const out = flagString(args, "json");
+    if (out !== undefined) {
+      const { writeFileAtomic } = await import("../util/atomic.js");
+      writeFileAtomic(out, JSON.stringify(report, null, 2) + "\n");
+      ctx.stderr.write(`wrote ${out}\n`);
+    }
+    return 0;
+  },
+});

@@ -1,0 +1,133 @@
+// The benchmark harness, run for real with a tiny setting through the `innerloop bench` command:
+// both sides (the innerloop worker and scripts/bench/torch_step.py) must run the same configuration
+// and produce finite losses; starting from the same weights on the same batch, their first losses
+// agree. Also the memory run, the analysis-overhead run, the profile, the JSON file and flag errors.
+// Nothing here asserts a time: speed is for `npm run bench` and BENCHMARKS.md.
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { Writable } from "node:stream";
+import { main } from "../lib/cli/main.js";
+import "../lib/cli/bench.js";
+import type { BenchReport } from "../lib/bench/index.js";
+import { CONFIGS, flopsPerToken, paramCount, padTo, peakBf16Flops, resolveConfigs } from "../lib/bench/index.js";
+
+function sink(): { stream: Writable; text: () => string } {
+  let s = "";
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      s += chunk.toString();
+      cb();
+    },
+  });
+  return { stream, text: () => s };
+}
+
+async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = sink();
+  const err = sink();
+  const code = await main(args, { stdout: out.stream, stderr: err.stream });
+  return { code, stdout: out.text(), stderr: err.text() };
+}
+
+let tmp: string;
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "innerloop-bench-test-"));
+});
+afterAll(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe("configurations", () => {
+  it("have the shapes of the issue and GPT-2's parameter count", () => {
+    expect(CONFIGS.micro!.model).toMatchObject({ nLayer: 2, nEmbd: 64, seqLen: 8 });
+    expect(CONFIGS.micro!.batchCandidates).toEqual([1]);
+    expect(CONFIGS.tiny!.model).toMatchObject({ nLayer: 2, nEmbd: 64, seqLen: 64 });
+    expect(CONFIGS.tiny!.batchCandidates).toEqual([8]);
+    expect(CONFIGS.mid!.model).toMatchObject({ nLayer: 4, nEmbd: 128, seqLen: 128 });
+    expect(CONFIGS.mid!.batchCandidates).toEqual([16]);
+    const g = CONFIGS["gpt2-124m"]!;
+    expect(g.model.vocabSize).toBe(50304);
+    expect(padTo(50257, 64)).toBe(50304);
+    expect(g.batchCandidates).toEqual([16, 8]);
+    // GPT-2 small: 124,439,808 parameters with the 50257-token vocabulary (tied output layer).
+    expect(paramCount({ ...g.model, vocabSize: 50257 })).toBe(124_439_808);
+    // 6N + 12 L H Q T with N excluding the position embedding.
+    const N = paramCount(g.model) - 1024 * 768;
+    expect(flopsPerToken(g.model)).toBe(6 * N + 12 * 12 * 12 * 64 * 1024);
+    expect(peakBf16Flops("NVIDIA H100 80GB HBM3")).toBe(989e12);
+    expect(peakBf16Flops("NVIDIA H200")).toBe(989e12);
+    expect(peakBf16Flops("some other card")).toBeNull();
+    expect(() => resolveConfigs(["gpt2-124m"], "cpu")).toThrow(/cuda/);
+    expect(() => resolveConfigs(["huge"], "cpu")).toThrow(/unknown benchmark config 'huge'/);
+  });
+});
+
+describe("innerloop bench", () => {
+  it("runs both sides on the same configuration with finite losses and writes the report", async () => {
+    const json = path.join(tmp, "bench.json");
+    const r = await run([
+      "bench", "--config", "micro", "--reps", "3", "--warmup", "1", "--steps", "30",
+      "--analyze-windows", "2", "--profile", "--json", json,
+    ]);
+    expect(r.stderr).not.toMatch(/error/i);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(fs.readFileSync(json, "utf8")) as BenchReport;
+    expect(report.device).toBe("cpu");
+    expect(report.configs).toHaveLength(1);
+    const c = report.configs[0]!;
+    expect(c.name).toBe("micro");
+    expect(c.sameConfig).toBe(true);
+    for (const side of [c.innerloop, c.pytorch]) {
+      expect(side.config).toMatchObject({ nLayer: 2, nEmbd: 64, nHead: 4, seqLen: 8, vocabSize: 256, batch: 1, precision: "float32", clip: 1, weightDecay: 0.1 });
+      expect(side.threads).toBe(report.threads);
+      expect(side.losses).toHaveLength(4);
+      for (const l of side.losses) expect(Number.isFinite(l)).toBe(true);
+      expect(side.stepMs).toHaveLength(3);
+      expect(side.stepMs.every((t) => t > 0)).toBe(true);
+      expect(side.maxRssKB).toBeGreaterThan(0);
+      expect(side.profile!.callsPerStep).toBeGreaterThan(0);
+      expect(side.profile!.forwardMs).toBeGreaterThan(0);
+    }
+    expect(c.innerloop.side).toBe("innerloop");
+    expect(c.pytorch.side).toBe("pytorch");
+    expect(c.innerloop.config.params).toBe(c.pytorch.config.params);
+    expect(c.innerloop.config.params).toBe(paramCount(CONFIGS.micro!.model));
+    // The same weights and the same first batch give the same first loss (about ln 256 at init);
+    // the same updates keep the losses together for the next steps.
+    expect(c.firstLossDiff).not.toBeNull();
+    expect(c.firstLossDiff!).toBeLessThan(1e-4);
+    expect(c.innerloop.losses[0]).toBeCloseTo(Math.log(256), 0);
+    for (let i = 0; i < 4; i++) expect(Math.abs(c.innerloop.losses[i]! - c.pytorch.losses[i]!)).toBeLessThan(1e-3);
+    expect(Number.isFinite(c.ratio) && c.ratio > 0).toBe(true);
+
+    // Memory over the extra steps: the live-tensor count is flat.
+    expect(report.memory!.innerloop!.steps).toBe(30);
+    expect(report.memory!.innerloop!.liveTensorsEnd).toBe(report.memory!.innerloop!.liveTensorsStart);
+    expect(report.memory!.pytorch!.rssEndKB).toBeGreaterThan(0);
+
+    // The analysis plugin ran after every step.
+    const a = report.analysis![0]!;
+    expect(a.config).toBe("micro");
+    expect(a.available).toBe(true);
+    expect(a.windows).toBe(2);
+    expect(a.medianAnalysisMs!).toBeGreaterThan(0);
+
+    // The printed table names both sides' times and the ratio.
+    expect(r.stdout).toMatch(/\| micro +\| 2 x 64 +\| 8 +\| 1 +\|/);
+    expect(r.stdout).toMatch(/ratio/);
+    expect(r.stdout).toMatch(/analysis overhead/);
+  });
+
+  it("refuses unknown configurations and GPU-only ones on the CPU with exit 2", async () => {
+    let r = await run(["bench", "--config", "huge"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--config must be a comma-separated list of micro, tiny, mid, gpt2-124m/);
+    r = await run(["bench", "--config", "gpt2-124m", "--device", "cpu"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/runs only with --device cuda/);
+    r = await run(["bench", "--reps", "0"]);
+    expect(r.code).toBe(2);
+  });
+});
