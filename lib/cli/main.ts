@@ -17,6 +17,7 @@ import "./reproduce.js";
 import "./analyze.js";
 import "./report.js";
 import "./reproduce.js";
+import "./bench.js";
 
 export interface MainIO {
   stdout?: NodeJS.WritableStream;
