@@ -4,7 +4,7 @@ import { describe, expect, it, afterAll } from "vitest";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { execFileSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { torch, Tensor } from "../lib/torch/index.js";
 import type { DType, Device } from "../lib/torch/index.js";
@@ -56,13 +56,13 @@ function disposeAll(ts: Record<string, Tensor>): void {
   for (const t of Object.values(ts)) t.dispose();
 }
 
-function hasPythonSafetensors(): boolean {
-  try {
-    execFileSync("python3", ["-c", "import safetensors, torch"], { stdio: "ignore", timeout: 60_000 });
-    return true;
-  } catch {
-    return false;
-  }
+/** Run Python's reader on `file` (scripts/ref/safetensors_check.py); null where Python lacks safetensors or torch. */
+function pythonRead(file: string): typeof pyDesc | null {
+  const script = path.join(here, "..", "scripts", "ref", "safetensors_check.py");
+  const r = spawnSync("python3", [script, file], { encoding: "utf8", timeout: 120_000 });
+  if (r.error || /ModuleNotFoundError|ImportError/.test(r.stderr ?? "")) return null;
+  if (r.status !== 0) throw new Error(`safetensors_check.py failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as typeof pyDesc;
 }
 
 describe("reading files written by Python safetensors", () => {
@@ -185,9 +185,8 @@ describe("writing", () => {
     saveSafetensors(file, tensors, { written: "by innerloop" });
     disposeAll(tensors);
     // The byte comparison above already proves this; where Python's reader is installed, ask it too.
-    if (hasPythonSafetensors()) {
-      const script = path.join(here, "..", "scripts", "ref", "safetensors_check.py");
-      const out = JSON.parse(execFileSync("python3", [script, file], { encoding: "utf8", timeout: 120_000 })) as typeof pyDesc;
+    const out = pythonRead(file);
+    if (out !== null) {
       expect(out.metadata).toEqual({ written: "by innerloop" });
       expect(out.tensors).toEqual(pyDesc.tensors);
     } else {
