@@ -244,6 +244,23 @@ for (const device of devices()) {
       });
     });
 
+    it("dropout in training zeroes about p of the elements and scales the rest by 1/(1-p)", () => {
+      torch.tidy(() => {
+        torch.manualSeed(3);
+        const x = torch.ones([20000], { device }).requiresGrad_();
+        const y = F.dropout(x, { p: 0.25 });
+        const v = flatValues(y);
+        const zeros = v.filter((e) => e === 0).length / v.length;
+        expect(Math.abs(zeros - 0.25)).toBeLessThan(0.02);
+        expect(v.every((e) => e === 0 || Math.abs(e - 4 / 3) < 1e-6)).toBe(true);
+        // the gradient goes through the same mask
+        y.sum().backward();
+        expect(flatValues(x.grad!)).toEqual(v);
+        torch.manualSeed(3);
+        expect(flatValues(F.dropout(torch.ones([20000], { device }), { p: 0.25 }))).toEqual(v);
+      });
+    });
+
     it("getRngState / setRngState replay the stream", () => {
       torch.tidy(() => {
         torch.manualSeed(5);

@@ -90,7 +90,7 @@ for (const device of devices()) {
         expect(torch.tensor([-3], { dtype: "int32", device }).item()).toBe(-3);
         expect(torch.tensor([0.1], { dtype: "float64", device }).item()).toBe(0.1);
         expect(torch.tensor([1.5], { dtype: "bfloat16", device }).item()).toBe(1.5);
-        const b = torch.tensor([true], { device }).item();
+        const b: unknown = torch.tensor([true], { device }).item();
         expect(b === true || b === 1).toBe(true);
         expect(() => torch.tensor([1, 2], { device }).item()).toThrow(Error);
       });
@@ -129,7 +129,7 @@ for (const device of devices()) {
           const c = castCase(id);
           const src = c.inputs.x!;
           const x = torch.tensor(src.data as number[], { device });
-          const y = x.to(c.out && (c.out as { dtype: DType }).dtype);
+          const y = x.to((c.out as { dtype: DType }).dtype);
           const ta = y.toTypedArray();
           expect(ta).toBeInstanceOf(Float32Array);
           // conversions are exact: compare with zero tolerance

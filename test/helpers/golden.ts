@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { expect } from "vitest";
 import { F, Tensor, torch } from "../../lib/torch/index.js";
-import type { DType } from "../../lib/torch/index.js";
+import type { Device, DType } from "../../lib/torch/index.js";
 import { decodeNumber, expectClose, toleranceFor } from "./close.js";
 import { canonicalDevice } from "./devices.js";
 
@@ -53,7 +53,8 @@ function nest(flat: Array<number | boolean>, shape: number[]): Nested[] {
 }
 
 /** Build a tensor from its spec through torch.tensor (nested arrays), on `device`. */
-export function makeTensor(spec: TensorSpec, device: string, requiresGrad = false): Tensor {
+export function makeTensor(spec: TensorSpec, deviceName: string, requiresGrad = false): Tensor {
+  const device = deviceName as Device;
   if (spec.data === null) throw new Error("spec without data");
   const flat = spec.data.map((v) => (spec.dtype === "bool" ? Boolean(v) : decodeNumber(v)));
   if (spec.shape.length === 0) {
