@@ -14,6 +14,7 @@ import {
   CharTokenizer,
   ConcatTokenSource,
   Gpt2Tokenizer,
+  HfTokenizer,
   RandomWindowSampler,
   TEXT_SEPARATOR,
   listTextFiles,
@@ -98,7 +99,7 @@ describe("CharTokenizer", () => {
     expect(() => tok.decode([0, 99])).toThrow(/id 99 at index 1 is not an integer in \[0, 9\)/);
     expect(() => tokenizerFromJSON({ kind: "char", vocab: ["b", "a"] })).toThrow(/sorted/);
     expect(() => tokenizerFromJSON({ kind: "char", vocab: ["ab"] })).toThrow(/exactly one character/);
-    expect(() => tokenizerFromJSON({ kind: "bpe" })).toThrow(/kind must be 'char' or 'gpt2'/);
+    expect(() => tokenizerFromJSON({ kind: "bpe" })).toThrow(/kind must be 'char', 'gpt2' or 'hf'/);
     expect(() => CharTokenizer.fromText("")).toThrow(/empty/);
   });
 });
@@ -118,6 +119,23 @@ describe("Gpt2Tokenizer", () => {
     const back = tokenizerFromJSON(JSON.parse(JSON.stringify(tok.toJSON())));
     expect(back.kind).toBe("gpt2");
     expect(() => tok.decode([50257])).toThrow(/id 50257 at index 0/);
+  });
+});
+
+describe("tokenizer.json tokenizers through the common interface", () => {
+  it("restores an 'hf' tokenizer from its saved JSON and tokenizes a corpus with it", () => {
+    const dir = path.join(here, "fixtures", "pretrained", "tokenizers", "bytelevel");
+    const tok = HfTokenizer.fromDir(dir);
+    const back = tokenizerFromJSON(JSON.parse(JSON.stringify(tok.toJSON())));
+    expect(back.kind).toBe("hf");
+    expect(back.vocabSize).toBe(tok.vocabSize);
+    const text = "Call me Ishmael.";
+    expect(Array.from(back.encode(text))).toEqual(Array.from(tok.encode(text)));
+    const f = tmp("hf.txt");
+    fs.writeFileSync(f, text);
+    const c = loadCorpus(f, tok.toJSON());
+    expect(Array.from(c.tokens.read(0, c.tokens.length))).toEqual(Array.from(tok.encode(text)));
+    expect(() => loadCorpus(f, "hf")).toThrow(/comes from a model folder/);
   });
 });
 

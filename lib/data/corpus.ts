@@ -21,6 +21,7 @@ import * as path from "node:path";
 import { createRequire } from "node:module";
 import { CharTokenizer } from "./char.js";
 import { Gpt2Tokenizer } from "./gpt2.js";
+import { HfTokenizer } from "./hf-tokenizer.js";
 import type { Tokenizer, TokenizerJSON, TokenizerKind } from "./tokenizer.js";
 import { ArrayTokenSource, BinTokenSource, ConcatTokenSource, DEFAULT_VAL_FRACTION, splitTrainVal, type BinDType, type TokenSource } from "./tokens.js";
 
@@ -104,6 +105,7 @@ function makeTokenizer(spec: TokenizerKind | Tokenizer | TokenizerJSON, text: st
   if (typeof spec === "object" && spec !== null && "encode" in spec) return spec;
   if (typeof spec === "object" && spec !== null) return tokenizerFromJSON(spec);
   if (spec === "gpt2") return new Gpt2Tokenizer();
+  if (spec === "hf") throw new TypeError("an 'hf' tokenizer comes from a model folder: pass HfTokenizer.fromDir(dir) or its JSON");
   if (spec === "char") {
     if (text === null) {
       throw new Error("a .bin file holds token ids: a char tokenizer cannot be built from it; pass the tokenizer saved with the run that made it");
@@ -118,7 +120,8 @@ export function tokenizerFromJSON(json: unknown): Tokenizer {
   const kind = (json as { kind?: unknown })?.kind;
   if (kind === "char") return CharTokenizer.fromJSON(json);
   if (kind === "gpt2") return Gpt2Tokenizer.fromJSON(json);
-  throw new TypeError(`tokenizerFromJSON: kind must be 'char' or 'gpt2', got ${JSON.stringify(kind)}`);
+  if (kind === "hf") return HfTokenizer.fromJSON(json);
+  throw new TypeError(`tokenizerFromJSON: kind must be 'char', 'gpt2' or 'hf', got ${JSON.stringify(kind)}`);
 }
 
 /**

@@ -2,6 +2,7 @@
 export * from "./tokenizer.js";
 export * from "./char.js";
 export * from "./gpt2.js";
+export * from "./hf-tokenizer.js";
 export * from "./tokens.js";
 export * from "./corpus.js";
 export * from "./batch.js";

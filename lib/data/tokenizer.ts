@@ -3,7 +3,10 @@
  * and the JSON form that is saved with a run so that the same tokenizer can be
  * rebuilt later (`tokenizerFromJSON`).
  */
-export type TokenizerKind = "char" | "gpt2";
+import type { HfTokenizerJSON } from "./hf-tokenizer.js";
+
+/** 'char' and 'gpt2' are built here; 'hf' is a model folder's tokenizer.json (hf-tokenizer.ts). */
+export type TokenizerKind = "char" | "gpt2" | "hf";
 
 export interface EncodeOptions {
   /**
@@ -15,7 +18,7 @@ export interface EncodeOptions {
   onUnknown?: "error" | "skip";
 }
 
-export type TokenizerJSON = { kind: "char"; vocab: string[] } | { kind: "gpt2"; encoding: "r50k_base" };
+export type TokenizerJSON = { kind: "char"; vocab: string[] } | { kind: "gpt2"; encoding: "r50k_base" } | HfTokenizerJSON;
 
 export interface Tokenizer {
   readonly kind: TokenizerKind;
