@@ -150,5 +150,6 @@ Napi::Value Guarded(const Napi::CallbackInfo& info, const char* fn, F&& body) {
 // Registration helpers: each translation unit adds its functions to `exports`.
 void RegisterOps(Napi::Env env, Napi::Object exports);
 void RegisterOptim(Napi::Env env, Napi::Object exports);
+void RegisterDistributed(Napi::Env env, Napi::Object exports);
 
 }  // namespace innerloop

@@ -534,23 +534,23 @@ NATIVE(Memory) {
 }
 
 // --- factories
-NATIVE(Zeros) { BODY("zeros") { Args a(info, "zeros"); return ToJS(info.Env(), at::zeros(a.IL(0), a.Options(1, 2, 3))); }); }
-NATIVE(Ones) { BODY("ones") { Args a(info, "ones"); return ToJS(info.Env(), at::ones(a.IL(0), a.Options(1, 2, 3))); }); }
-NATIVE(Empty) { BODY("empty") { Args a(info, "empty"); return ToJS(info.Env(), at::empty(a.IL(0), a.Options(1, 2, 3))); }); }
+NATIVE(Zeros) { BODY("zeros") { Args a(info, "zeros"); return ToJS(info.Env(), torch::zeros(a.IL(0), a.Options(1, 2, 3))); }); }
+NATIVE(Ones) { BODY("ones") { Args a(info, "ones"); return ToJS(info.Env(), torch::ones(a.IL(0), a.Options(1, 2, 3))); }); }
+NATIVE(Empty) { BODY("empty") { Args a(info, "empty"); return ToJS(info.Env(), torch::empty(a.IL(0), a.Options(1, 2, 3))); }); }
 NATIVE(Full) {
   BODY("full") {
     Args a(info, "full");
-    return ToJS(info.Env(), at::full(a.IL(0), a.Sc(1), a.Options(2, 3, 4)));
+    return ToJS(info.Env(), torch::full(a.IL(0), a.Sc(1), a.Options(2, 3, 4)));
   });
 }
-NATIVE(Randn) { BODY("randn") { Args a(info, "randn"); return ToJS(info.Env(), at::randn(a.IL(0), a.Options(1, 2, 3))); }); }
-NATIVE(Rand) { BODY("rand") { Args a(info, "rand"); return ToJS(info.Env(), at::rand(a.IL(0), a.Options(1, 2, 3))); }); }
+NATIVE(Randn) { BODY("randn") { Args a(info, "randn"); return ToJS(info.Env(), torch::randn(a.IL(0), a.Options(1, 2, 3))); }); }
+NATIVE(Rand) { BODY("rand") { Args a(info, "rand"); return ToJS(info.Env(), torch::rand(a.IL(0), a.Options(1, 2, 3))); }); }
 NATIVE(Randint) {
   BODY("randint") {
     Args a(info, "randint");
     at::TensorOptions o = at::TensorOptions().dtype(a.OptDT(3).value_or(at::kLong));
     if (auto d = a.OptDev(4)) o = o.device(*d);
-    return ToJS(info.Env(), at::randint(a.I(0), a.I(1), a.IL(2), o));
+    return ToJS(info.Env(), torch::randint(a.I(0), a.I(1), a.IL(2), o));
   });
 }
 // arange(start, end, step, dtype|null, device)
@@ -561,19 +561,19 @@ NATIVE(Arange) {
     if (auto dt = a.OptDT(3)) o = o.dtype(*dt);
     if (auto d = a.OptDev(4)) o = o.device(*d);
     if (a.B(5, false)) o = o.requires_grad(true);
-    return ToJS(info.Env(), at::arange(a.Sc(0), a.Sc(1), a.Sc(2), o));
+    return ToJS(info.Env(), torch::arange(a.Sc(0), a.Sc(1), a.Sc(2), o));
   });
 }
 NATIVE(Linspace) {
   BODY("linspace") {
     Args a(info, "linspace");
-    return ToJS(info.Env(), at::linspace(a.Sc(0), a.Sc(1), a.I(2), a.Options(3, 4, 5)));
+    return ToJS(info.Env(), torch::linspace(a.Sc(0), a.Sc(1), a.I(2), a.Options(3, 4, 5)));
   });
 }
 NATIVE(Eye) {
   BODY("eye") {
     Args a(info, "eye");
-    return ToJS(info.Env(), at::eye(a.I(0), a.I(1), a.Options(2, 3, 4)));
+    return ToJS(info.Env(), torch::eye(a.I(0), a.I(1), a.Options(2, 3, 4)));
   });
 }
 // zerosLike/onesLike/emptyLike/randnLike(t, dtype?, device?)
@@ -587,10 +587,10 @@ Napi::Value LikeFactory(const Napi::CallbackInfo& info, const char* fn) {
     return ToJS(info.Env(), F(t, o, std::nullopt));
   });
 }
-NATIVE(ZerosLike) { return LikeFactory<at::zeros_like>(info, "zerosLike"); }
-NATIVE(OnesLike) { return LikeFactory<at::ones_like>(info, "onesLike"); }
-NATIVE(EmptyLike) { return LikeFactory<at::empty_like>(info, "emptyLike"); }
-NATIVE(RandnLike) { return LikeFactory<at::randn_like>(info, "randnLike"); }
+NATIVE(ZerosLike) { return LikeFactory<torch::zeros_like>(info, "zerosLike"); }
+NATIVE(OnesLike) { return LikeFactory<torch::ones_like>(info, "onesLike"); }
+NATIVE(EmptyLike) { return LikeFactory<torch::empty_like>(info, "emptyLike"); }
+NATIVE(RandnLike) { return LikeFactory<torch::randn_like>(info, "randnLike"); }
 
 at::ScalarType TypedArrayDType(napi_typedarray_type t, const char* fn) {
   switch (t) {
@@ -1103,6 +1103,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   for (const Entry& e : entries) exports.Set(e.name, Napi::Function::New(env, e.fn, e.name));
   RegisterOps(env, exports);
   RegisterOptim(env, exports);
+  RegisterDistributed(env, exports);
   return exports;
 }
 

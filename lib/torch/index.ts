@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as autograd from "./autograd.js";
 import * as cuda from "./cuda.js";
+import * as distributed from "./distributed.js";
 import * as factories from "./factories.js";
 import * as F from "./functional.js";
 import * as fused from "./fused.js";
@@ -18,6 +19,7 @@ export { TorchError, OutOfMemoryError } from "./errors.js";
 export * from "./types.js";
 export type { MemoryInfo } from "./scope.js";
 export { F };
+export type { ProcessGroup, InitOptions as DistributedInitOptions, ReduceOp } from "./distributed.js";
 
 const build = native.buildInfo();
 const pkg = JSON.parse(readFileSync(join(packageRoot, "package.json"), "utf8")) as { version: string };
@@ -81,6 +83,7 @@ export const torch = {
   /** 'high' allows TF32 matrix products on CUDA (PyTorch's torch.set_float32_matmul_precision). */
   setFloat32MatmulPrecision(p: "highest" | "high" | "medium"): void { native.setFloat32MatmulPrecision(p); },
   cuda,
+  distributed,
   fusedAdamW: fused.fusedAdamW,
   sgdStep: fused.sgdStep,
   clipGradNorm: fused.clipGradNorm,

@@ -1,0 +1,3 @@
+// See rendezvous/store.h: declarations only.
+#pragma once
+#include "context.h"
