@@ -45,6 +45,9 @@ export interface GenerateOptions extends SampleOptions {
   useCache?: boolean;
 }
 
+// [B, T, 3, H, D] -> [3, B, H, T, D]
+const QKV_PERM = [2, 0, 3, 1, 4];
+
 class CausalSelfAttention extends Module {
   readonly nHead: number;
   readonly headDim: number;
@@ -75,11 +78,12 @@ class CausalSelfAttention extends Module {
   forward(x: Tensor, layer: number, cache: KVCache | null, past: number): Tensor {
     const [B, T] = x.shape as [number, number, number];
     const { nHead: H, headDim: D, nEmbd: C } = this;
-    const [q0, k0, v0] = this.cAttn.forward(x).split(C, 2) as [Tensor, Tensor, Tensor];
-    const headShape = [B, T, H, D];
-    const q = this.hookQ.forward(q0.view(headShape).transpose(1, 2)); // [B, H, T, D]
-    let k = this.hookK.forward(k0.view(headShape).transpose(1, 2));
-    let v = v0.view(headShape).transpose(1, 2);
+    // c_attn gives [q | k | v] along the last dim; one view and one permute make each of them
+    // [B, H, T, D] (views, no copies).
+    const qkv = this.cAttn.forward(x).view([B, T, 3, H, D]).permute(QKV_PERM).unbind(0);
+    const q = this.hookQ.forward(qkv[0]!);
+    let k = this.hookK.forward(qkv[1]!);
+    let v = qkv[2]!;
     let y: Tensor;
     if (cache === null) {
       y = F.scaledDotProductAttention(q, k, v, this.training && this.sdpaTrain.dropoutP > 0 ? this.sdpaTrain : this.sdpaEval);
