@@ -10,6 +10,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Tokenizer as HFTokenizerImpl } from "@huggingface/tokenizers";
 import { checkedIds } from "./tokenizer.js";
+import type { Tokenizer } from "./tokenizer.js";
 
 export const TOKENIZER_FILE = "tokenizer.json";
 export const TOKENIZER_CONFIG_FILE = "tokenizer_config.json";
@@ -47,7 +48,7 @@ function tokenString(v: unknown): string | null {
   return null;
 }
 
-export class HfTokenizer {
+export class HfTokenizer implements Tokenizer {
   readonly kind = "hf" as const;
   /** Number of ids: every id is in [0, vocabSize) (added tokens included). */
   readonly vocabSize: number;

@@ -1,0 +1,143 @@
+// Oracle test: the analysis (docs/analysis.md) of pre-trained GPT-2, GPT-NeoX (parallel and
+// sequential residual, a transformers-4 config in bfloat16) and LLaMA (GQA + llama3 RoPE + untied
+// head; and a transformers-4 config, tied, with biases, in float16) checkpoints agrees within 1e-4
+// relative with transformers + PyTorch autograd in float64 (scripts/oracle/pretrained_make.py).
+// Half-precision checkpoints are loaded as float32 (an exact cast), as the reference upcasts them.
+
+import { describe, it, expect, beforeAll } from "vitest";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { torch } from "../lib/torch/index.js";
+import type { Tensor } from "../lib/torch/index.js";
+import { loadPretrained } from "../lib/models/hf.js";
+import type { PretrainedModel } from "../lib/models/hf.js";
+import { analyzeModel } from "../lib/analysis/analyze.js";
+import type { AnalysisModel } from "../lib/analysis/adapter.js";
+import type { AnalysisResult } from "../lib/analysis/result.js";
+import { binTokenStream } from "../lib/analysis/windows.js";
+
+const FIX = path.join(__dirname, "fixtures", "pretrained");
+const MODELS = ["gpt2", "neox-par", "neox-seq", "llama", "llama-v4"] as const;
+const REL = 1e-4;
+
+type Expected = AnalysisResult & { settings: { seqLen: number; batchSize: number; maxWindows: number; topK: number; freqBuckets: number } };
+
+function close(actual: unknown, want: unknown, where: string, floor: number): void {
+  if (want === null) {
+    expect(actual, where).toBeNull();
+    return;
+  }
+  if (Array.isArray(want)) {
+    expect(Array.isArray(actual), `${where} is an array`).toBe(true);
+    expect((actual as unknown[]).length, `${where} length`).toBe(want.length);
+    want.forEach((w, i) => close((actual as unknown[])[i], w, `${where}[${i}]`, floor));
+    return;
+  }
+  expect(typeof actual, where).toBe("number");
+  const a = actual as number;
+  const b = want as number;
+  const tol = REL * Math.max(Math.abs(b), floor);
+  if (!(Math.abs(a - b) <= tol)) throw new Error(`${where}: got ${a}, want ${b} (|diff| ${Math.abs(a - b)} > ${tol})`);
+}
+
+function scale(x: unknown): number {
+  if (Array.isArray(x)) return Math.max(0, ...x.map(scale));
+  return typeof x === "number" ? Math.abs(x) : 0;
+}
+
+/**
+ * The analysis adapter (lib/analysis/adapter.ts) finds block l's parameters under GPT-2's
+ * `transformer.h.{l}.` prefix. Until it also reads other architectures' blocks, present the
+ * parameters of LLaMA (`model.layers.{l}.`) and GPT-NeoX (`gpt_neox.layers.{l}.`) models under that
+ * prefix; every other member is the model's own.
+ */
+function analysable(model: PretrainedModel): AnalysisModel {
+  const renamed = (): Array<[string, Tensor]> =>
+    model.namedParameters().map(([n, p]) => [n.replace(/^(model|gpt_neox)\.layers\.(\d+)\./, "transformer.h.$2."), p]);
+  return new Proxy(model, {
+    get(target, prop) {
+      if (prop === "namedParameters") return renamed;
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  }) as unknown as AnalysisModel;
+}
+
+const devices = ["cpu", ...(torch.cuda.isAvailable() ? ["cuda"] : [])] as const;
+
+describe.each(devices)("analysis of pretrained checkpoints agrees with transformers + autograd (%s)", (device) => {
+  for (const name of MODELS) {
+    describe(name, () => {
+      const expected = (JSON.parse(fs.readFileSync(path.join(FIX, name, "expected.json"), "utf8")) as { analysis: Expected }).analysis;
+      const S = expected.settings;
+      let got: AnalysisResult;
+      beforeAll(() => {
+        const model = loadPretrained(path.join(FIX, name, "model"), { device: device as "cpu", dtype: "float32" });
+        const stream = binTokenStream(path.join(FIX, "tokens.bin"));
+        try {
+          got = analyzeModel(analysable(model), stream, {
+            seqLen: S.seqLen,
+            batchSize: S.batchSize,
+            maxWindows: S.maxWindows,
+            device,
+            topK: S.topK,
+            freqBuckets: S.freqBuckets,
+          });
+        } finally {
+          stream.close();
+          model.dispose();
+        }
+      });
+
+      it("core fields (DESIGN.md table) within 1e-4 relative", () => {
+        expect(S.maxWindows % S.batchSize).not.toBe(0); // a partial last batch
+        expect(got.windows).toBe(expected.windows);
+        expect(got.layers).toBe(expected.layers);
+        close(got.loss, expected.loss, "loss", 0);
+        close(got.hiddenNorm.mean, expected.hiddenNorm.mean, "hiddenNorm.mean", 0);
+        close(got.hiddenNorm.std, expected.hiddenNorm.std, "hiddenNorm.std", scale(expected.hiddenNorm.std) * 1e-2);
+        close(got.gradNorm.mean, expected.gradNorm.mean, "gradNorm.mean", 0);
+        close(got.update.normMean, expected.update.normMean, "update.normMean", 0);
+        close(got.update.cosMean, expected.update.cosMean, "update.cosMean", 1e-2);
+        close(got.logitLens.loss, expected.logitLens.loss, "logitLens.loss", 0);
+        close(got.paramGradNorm, expected.paramGradNorm, "paramGradNorm", 0);
+      });
+
+      it("further measures within 1e-4 relative", () => {
+        close(got.gradNorm.std, expected.gradNorm.std, "gradNorm.std", scale(expected.gradNorm.std) * 1e-2);
+        close(got.updateParts.attnNormMean, expected.updateParts.attnNormMean, "attnNormMean", 0);
+        close(got.updateParts.mlpNormMean, expected.updateParts.mlpNormMean, "mlpNormMean", 0);
+        close(got.updateParts.attnCosMean, expected.updateParts.attnCosMean, "attnCosMean", 1e-2);
+        close(got.updateParts.mlpCosMean, expected.updateParts.mlpCosMean, "mlpCosMean", 1e-2);
+        close(got.firstTokenRatio, expected.firstTokenRatio, "firstTokenRatio", 0);
+        got.normFit.forEach((f, l) => {
+          const e = expected.normFit[l]!;
+          close(f!.slope, e.slope, `normFit[${l}].slope`, 1e-1);
+          close(f!.intercept, e.intercept, `normFit[${l}].intercept`, 1);
+          close(f!.r2, e.r2, `normFit[${l}].r2`, 1e-1);
+        });
+        expect(got.attnFirstToken).not.toBeNull();
+        close(got.attnFirstToken!.mean, expected.attnFirstToken!.mean, "attnFirstToken.mean", 0);
+        close(got.massive.meanAbs, expected.massive.meanAbs, "massive.meanAbs", 0);
+        got.massive.layers.forEach((m, l) => {
+          const e = expected.massive.layers[l]!;
+          close(m.values, e.values, `massive.layers[${l}].values`, 0);
+          // Without position embeddings, h^0 of a token is the same at every position, so equal
+          // values (ties, also across the k-th place) may come from any of their positions: compare
+          // (value, dim) pairs, and positions only for values that are not tied.
+          const key = (v: number, d: number) => `${v.toPrecision(5)}|${d}`;
+          expect(m.values.map((v, i) => key(v, m.dims[i]!)).sort()).toEqual(e.values.map((v, i) => key(v, e.dims[i]!)).sort());
+          const p = (v: number) => v.toPrecision(5);
+          const last = p(e.values[e.values.length - 1]!);
+          e.values.forEach((v, i) => {
+            const tied = e.values.filter((w) => p(w) === p(v)).length > 1 || p(v) === last;
+            if (!tied) expect(m.positions[m.values.findIndex((w) => p(w) === p(v))], `massive.layers[${l}] position of ${v}`).toBe(e.positions[i]);
+          });
+        });
+        expect(got.freqBuckets.types).toEqual(expected.freqBuckets.types);
+        expect(got.freqBuckets.occurrences).toEqual(expected.freqBuckets.occurrences);
+        close(got.freqBuckets.hiddenNormMean, expected.freqBuckets.hiddenNormMean, "freqBuckets.hiddenNormMean", 0);
+      });
+    });
+  }
+});
