@@ -51,6 +51,7 @@ export async function reproduce(o: ReproduceOptions): Promise<{ reportPath: stri
   if (fs.existsSync(o.outDir) && fs.readdirSync(o.outDir).length > 0) {
     throw new Error(`--out ${o.outDir} exists and is not empty; choose a new folder`);
   }
+  fs.mkdirSync(o.outDir, { recursive: true });
   const config = reproduceConfig(o.quick, device);
   if (o.steps !== undefined) {
     config.steps = o.steps;

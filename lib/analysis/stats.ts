@@ -103,7 +103,8 @@ export class RunningTopK {
   result(): { values: number[][]; labels: number[][] } {
     if (!this.vals || !this.labels) return { values: [], labels: [] };
     const values = this.vals.toArray() as number[][];
-    const labels = (this.labels.to("float64").toArray() as number[][]).map((r) => r.map(Number));
+    const lab = this.labels;
+    const labels = torch.tidy(() => lab.to("float64").toArray() as number[][]);
     return { values, labels };
   }
 
