@@ -36,6 +36,18 @@ struct StorageUse {
 std::unordered_map<const void*, StorageUse> gCpuStorages;
 int64_t gCpuBytes = 0;
 
+// External-memory reports to V8 are batched: one call per megabyte of change
+// instead of one per tensor keeps the per-op cost low.
+int64_t gUnreportedBytes = 0;
+void ReportExternal(napi_env env, int64_t delta) {
+  gUnreportedBytes += delta;
+  if (gUnreportedBytes > (1 << 20) || gUnreportedBytes < -(1 << 20)) {
+    int64_t ignored;
+    napi_adjust_external_memory(env, gUnreportedBytes, &ignored);
+    gUnreportedBytes = 0;
+  }
+}
+
 const napi_type_tag kTensorTag = {0x6e1f2c3d4e5f6071ULL, 0x1a2b3c4d5e6f7081ULL};
 
 }  // namespace
@@ -83,7 +95,7 @@ TensorWrap::TensorWrap(const Napi::CallbackInfo& info)
       use.bytes = static_cast<int64_t>(tensor_.storage().nbytes());
       gCpuBytes += use.bytes;
       reportedBytes_ = use.bytes;
-      if (reportedBytes_ > 0) Napi::MemoryManagement::AdjustExternalMemory(info.Env(), reportedBytes_);
+      if (reportedBytes_ > 0) ReportExternal(info.Env(), reportedBytes_);
     }
   }
   if (gScope != nullptr) {
@@ -106,7 +118,7 @@ void TensorWrap::Release() {
     }
   }
   if (reportedBytes_ > 0) {
-    Napi::MemoryManagement::AdjustExternalMemory(env_, -reportedBytes_);
+    ReportExternal(env_, -reportedBytes_);
     reportedBytes_ = 0;
   }
   tensor_.reset();
