@@ -3,13 +3,14 @@
 //
 // Memory: the model is built first, in its final dtype and device, and each tensor's bytes are
 // read from the file straight into the parameter's memory when it is a CPU tensor of the file's
-// dtype (no staging copy at all); otherwise into a temporary CPU tensor of the file's dtype, which
-// is cast/moved into the parameter and freed before the next tensor. Peak resident memory is the
-// model plus the largest single tensor; nothing passes through JS numbers.
+// dtype (no staging copy at all); otherwise into a staging CPU tensor of the file's dtype (one,
+// reused), from which it is cast/moved into the parameter. Peak resident memory is the model plus
+// the largest single tensor; nothing passes through JS numbers.
 
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { torch } from "../torch/index.js";
+import { itemSize } from "../torch/index.js";
 import type { DType, Tensor } from "../torch/index.js";
 import type { Module } from "../nn/index.js";
 import {
@@ -58,7 +59,7 @@ export interface LoadWeightsOptions {
   rename?: (name: string) => string | null;
 }
 
-function readInto(fd: number, file: string, dst: Buffer, e: SafetensorsEntry): void {
+function readInto(fd: number, file: string, dst: Uint8Array, e: SafetensorsEntry): void {
   if (dst.byteLength !== e.byteLength) throw new Error(`${file}: tensor ${e.name}: ${e.byteLength} bytes in the file, ${dst.byteLength} expected`);
   let done = 0;
   while (done < e.byteLength) {
@@ -78,43 +79,69 @@ export function loadWeightsInto(model: Module, dir: string, opts: LoadWeightsOpt
   const loaded = new Set<string>();
   const unexpected: string[] = [];
   const files = weightFiles(dir);
-  torch.noGrad(() => {
-    for (const file of files) {
-      const header = readSafetensorsHeader(file);
-      const fd = fs.openSync(file, "r");
-      try {
-        for (const e of header.entries) {
-          const key = opts.rename ? opts.rename(e.name) : e.name;
-          if (key === null) continue;
-          const dst = own[key];
-          if (dst === undefined) {
-            unexpected.push(e.name);
-            continue;
-          }
-          if (loaded.has(key)) throw new Error(`${file}: tensor ${e.name} appears twice in ${dir}`);
-          if (dst.shape.join(",") !== e.shape.join(",")) {
-            throw new Error(`${file}: tensor ${e.name} has shape [${e.shape}], the model expects [${dst.shape}] (does config.json match the weights?)`);
-          }
-          if (e.byteLength > 0) {
-            if (dst.device === "cpu" && dst.dtype === e.dtype && dst.isContiguous()) {
-              readInto(fd, file, dst.bytes(), e);
-            } else {
-              const tmp: Tensor = torch.empty(e.shape, { dtype: e.dtype });
-              try {
-                readInto(fd, file, tmp.bytes(), e);
-                dst.copy_(tmp);
-              } finally {
-                tmp.dispose();
+  const headers = files.map((f) => readSafetensorsHeader(f));
+  // One staging tensor per file dtype, as large as the largest tensor that needs staging, reused
+  // for every such tensor: a Buffer over tensor memory keeps that memory alive until it is garbage
+  // collected, so a fresh temporary per tensor would hold on to all of them.
+  const stageBytes = new Map<DType, number>();
+  for (const h of headers) {
+    for (const e of h.entries) {
+      const key = opts.rename ? opts.rename(e.name) : e.name;
+      const dst = key === null ? undefined : own[key];
+      if (dst === undefined || e.byteLength === 0) continue;
+      if (dst.device === "cpu" && dst.dtype === e.dtype && dst.isContiguous()) continue;
+      stageBytes.set(e.dtype, Math.max(stageBytes.get(e.dtype) ?? 0, e.byteLength));
+    }
+  }
+  const stages = new Map<DType, { tensor: Tensor; bytes: Buffer }>();
+  const stage = (dtype: DType): { tensor: Tensor; bytes: Buffer } => {
+    let s = stages.get(dtype);
+    if (s === undefined) {
+      const t = torch.empty([stageBytes.get(dtype)! / itemSize(dtype)], { dtype });
+      s = { tensor: t, bytes: t.bytes() };
+      stages.set(dtype, s);
+    }
+    return s;
+  };
+  try {
+    torch.noGrad(() => {
+      files.forEach((file, fi) => {
+        const header = headers[fi]!;
+        const fd = fs.openSync(file, "r");
+        try {
+          for (const e of header.entries) {
+            const key = opts.rename ? opts.rename(e.name) : e.name;
+            if (key === null) continue;
+            const dst = own[key];
+            if (dst === undefined) {
+              unexpected.push(e.name);
+              continue;
+            }
+            if (loaded.has(key)) throw new Error(`${file}: tensor ${e.name} appears twice in ${dir}`);
+            if (dst.shape.join(",") !== e.shape.join(",")) {
+              throw new Error(`${file}: tensor ${e.name} has shape [${e.shape}], the model expects [${dst.shape}] (does config.json match the weights?)`);
+            }
+            if (e.byteLength > 0) {
+              if (dst.device === "cpu" && dst.dtype === e.dtype && dst.isContiguous()) {
+                readInto(fd, file, dst.bytes(), e);
+              } else {
+                const s = stage(e.dtype);
+                readInto(fd, file, s.bytes.subarray(0, e.byteLength), e);
+                torch.tidy(() => {
+                  dst.copy_(s.tensor.narrow(0, 0, e.numel).view(e.shape));
+                });
               }
             }
+            loaded.add(key);
           }
-          loaded.add(key);
+        } finally {
+          fs.closeSync(fd);
         }
-      } finally {
-        fs.closeSync(fd);
-      }
-    }
-  });
+      });
+    });
+  } finally {
+    for (const s of stages.values()) s.tensor.dispose();
+  }
   const missing = Object.keys(own).filter((k) => !loaded.has(k));
   const problems: string[] = [];
   if (missing.length > 0) problems.push(`missing tensors: ${missing.slice(0, 8).join(", ")}${missing.length > 8 ? ` and ${missing.length - 8} more` : ""}`);
