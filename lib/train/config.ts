@@ -110,7 +110,6 @@ export function configProblems(c: TrainConfig): string[] {
   const p: string[] = [];
   if (c.nEmbd % c.nHead !== 0) p.push(`n-embd (${c.nEmbd}) must be a multiple of n-head (${c.nHead})`);
   if (c.minLr > c.lr) p.push(`min-lr (${c.minLr}) must not exceed lr (${c.lr})`);
-  if (c.warmup > c.steps) p.push(`warmup (${c.warmup}) must not exceed steps (${c.steps})`);
   if (c.dtype === "bfloat16" && !c.device.startsWith("cuda")) p.push(`dtype bfloat16 needs a CUDA device (device is ${c.device})`);
   if (c.data.endsWith(".bin") && c.tokenizer !== "gpt2") {
     p.push("a .bin file holds token ids of GPT-2's BPE: use --tokenizer gpt2 with it");

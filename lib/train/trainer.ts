@@ -223,6 +223,11 @@ export class Trainer {
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
       if (this.stopRequested && this.step < c.steps) reason = "interrupted";
+      // A stop that arrived between steps: the last step is not in a checkpoint yet.
+      if (this.lastCheckpointStep !== this.step) {
+        this.checkpoint();
+        for (const p of this.plugins) await p.onCheckpoint?.({ ...base, step: this.step, reason });
+      }
       failed = false;
     } finally {
       progress.done();
@@ -263,21 +268,26 @@ export class Trainer {
     lossSum.dispose();
     const stepNo = this.step + 1;
     if (!Number.isFinite(loss)) {
-      this.optimizer.zeroGrad();
+      this.zeroGrad();
       throw new NonFiniteLossError(stepNo, "loss", loss, this.lastCheckpointStep, this.runDir);
     }
     const params = this.model.parameters();
     const gradNorm = clipGradNorm_(params, c.gradClip > 0 ? c.gradClip : Number.POSITIVE_INFINITY);
     if (!Number.isFinite(gradNorm)) {
-      this.optimizer.zeroGrad();
+      this.zeroGrad();
       throw new NonFiniteLossError(stepNo, "gradient norm", gradNorm, this.lastCheckpointStep, this.runDir);
     }
     this.optimizer.step();
-    this.optimizer.zeroGrad();
+    this.zeroGrad();
     if (this.isCuda) torch.cuda.synchronize();
     const stepMs = performance.now() - t0;
     this.step = stepNo;
     return { step: stepNo, loss, lr, stepMs, tokensPerSec: tokensPerStep / (stepMs / 1000), gradNorm };
+  }
+
+  /** Drops the gradients; in a scope, because reading `p.grad` makes a wrapper that must be freed. */
+  private zeroGrad(): void {
+    torch.tidy(() => this.optimizer.zeroGrad());
   }
 
   private forwardLoss(inputs: Tensor, targets: Tensor): Tensor {
