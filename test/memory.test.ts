@@ -132,6 +132,16 @@ describe("tidy", () => {
     expect(live()).toBe(before + 4);
     for (const t of [...arr, obj.loss, obj.logits]) t.dispose();
     expect(live()).toBe(before);
+    // nested structures, as a model's forward returns them
+    const nested = torch.tidy(() => {
+      const h = torch.ones([2]);
+      return { hidden: [h.mul(1), h.mul(2)], cache: { k: h.mul(3), v: [h.mul(4)] } };
+    });
+    const all = [...nested.hidden, nested.cache.k, ...nested.cache.v];
+    expect(all.map((t) => flatValues(t)[0])).toEqual([1, 2, 3, 4]);
+    expect(live()).toBe(before + 4);
+    for (const t of all) t.dispose();
+    expect(live()).toBe(before);
   });
 
   it("returns non-tensor values unchanged and disposes everything", () => {

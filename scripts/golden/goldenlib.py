@@ -217,7 +217,9 @@ class CaseBook:
         case["inputs"] = {k: spec(v, grad=k in grad) for k, v in inputs.items()}
         if inplace:
             case["inplace"] = True
-            native, ref = native_in[self_], ref_in[self_]
+            # in-place ops return their receiver, so native/ref already are the updated tensors
+            if pre is None:
+                assert native is native_in[self_] and ref is ref_in[self_]
         if factory:
             case["factory"] = True
         if pre:

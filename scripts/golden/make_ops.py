@@ -45,6 +45,8 @@ def factories(b: CaseBook) -> None:
     b.add("factory/linspace", "torch", "linspace", [0, 1, 5, {}], lambda _: torch.linspace(0, 1, 5), factory=True)
     b.add("factory/linspace-f64", "torch", "linspace", [-1, 1, 4, {"dtype": "float64"}], lambda _: torch.linspace(-1, 1, 4, dtype=f64), factory=True)
     b.add("factory/eye", "torch", "eye", [3], lambda _: torch.eye(3))
+    b.add("factory/tensor-scalar", "torch", "tensor", [2.5, {}], lambda _: torch.tensor(2.5), factory=True)
+    b.add("factory/full-scalar-shape", "torch", "full", [[], -3, {}], lambda _: torch.full((), -3.0), factory=True)
     b.add("factory/eye-rect-int64", "torch", "eye", [2, 3, {"dtype": "int64"}], lambda _: torch.eye(2, 3, dtype=torch.int64), factory=True)
     b.add("factory/tensor-nested", "torch", "tensor", [[[1, 2.5], [3, -4]], {}], lambda _: torch.tensor([[1, 2.5], [3, -4]]), factory=True)
     b.add("factory/tensor-3d", "torch", "tensor", [[[[1], [2]], [[3], [4]]], {}], lambda _: torch.tensor([[[1.0], [2.0]], [[3.0], [4.0]]]), factory=True)
@@ -422,6 +424,32 @@ def inplace(b: CaseBook) -> None:
     b.add("inplace/add_-int64", "method", "add_", [T("y")], lambda t: t["x"].add_(t["y"]), {"x": torch.tensor([1, 2]), "y": torch.tensor([10, 20])}, self_="x", inplace=True)
 
 
+def inplace_autograd(b: CaseBook) -> None:
+    """In-place ops on a non-leaf inside a graph: gradients flow through them to the leaf."""
+    r = b.rng
+    x = r.randn(3, 4)
+    y = r.away_from_zero(3, 4)
+    row = r.randn(4)
+    pre = [["mul", [1]]]
+    cases = [
+        ("add_", [T("y"), {"alpha": -0.5}], {"y": y}, lambda t: (t["x"] * 1).add_(t["y"], alpha=-0.5), ("x", "y")),
+        ("sub_", [T("y")], {"y": row}, lambda t: (t["x"] * 1).sub_(t["y"]), ("x", "y")),
+        ("mul_", [T("y")], {"y": y}, lambda t: (t["x"] * 1).mul_(t["y"]), ("x", "y")),
+        ("mul_-scalar", [3], {}, lambda t: (t["x"] * 1).mul_(3), ("x",)),
+        ("div_", [T("y")], {"y": y}, lambda t: (t["x"] * 1).div_(t["y"]), ("x", "y")),
+        ("clamp_", [-0.4, 0.6], {}, lambda t: (t["x"] * 1).clamp_(-0.4, 0.6), ("x",)),
+        ("copy_", [T("y")], {"y": row}, lambda t: (t["x"] * 1).copy_(t["y"]), ("x", "y")),
+        ("addcmul_", [T("a"), T("c"), {"value": 0.5}], {"a": y, "c": row}, lambda t: (t["x"] * 1).addcmul_(t["a"], t["c"], value=0.5), ("x", "a", "c")),
+        ("addcdiv_", [T("a"), T("c"), {"value": 2}], {"a": row, "c": y}, lambda t: (t["x"] * 1).addcdiv_(t["a"], t["c"], value=2), ("x", "a", "c")),
+        ("lerp_", [T("e"), 0.3], {"e": y}, lambda t: (t["x"] * 1).lerp_(t["e"], 0.3), ("x", "e")),
+        ("zero_", [], {}, lambda t: (t["x"] * 1).zero_(), ("x",)),
+        ("fill_", [2], {}, lambda t: (t["x"] * 1).fill_(2), ("x",)),
+    ]
+    for name, args, extra, fn, grad in cases:
+        b.add(f"inplace-autograd/{name}", "method", name.split("-")[0], args, fn, {"x": x, **extra}, self_="x",
+              inplace=True, grad=grad, pre=pre)
+
+
 def functional(b: CaseBook) -> None:
     r = b.rng
     x = r.randn(3, 6)
@@ -515,7 +543,7 @@ def functional(b: CaseBook) -> None:
 def main() -> None:
     torch.manual_seed(0)
     book = CaseBook(seed=20240601)
-    for section in (factories, unary, binary, promotion, conversions, matmul, reductions, shapes, inplace, functional):
+    for section in (factories, unary, binary, promotion, conversions, matmul, reductions, shapes, inplace, inplace_autograd, functional):
         section(book)
     here = os.path.dirname(os.path.abspath(__file__))
     out = os.path.join(here, "..", "..", "test", "golden", "ops.json")
