@@ -233,6 +233,7 @@ describe("GPT-2 model", () => {
   for (const device of devices()) {
     it(`generates the same tokens with and without the KV cache (${device})`, () => {
       const model = loadGPT2(MODEL_DIR, { device });
+      const live = torch.memory().liveTensors;
       const result = torch.tidy(() => {
         const prompt = ids(expected.prompt, device);
         const cached = model.generate(prompt, { maxNewTokens: 8, temperature: 0 });
@@ -254,6 +255,8 @@ describe("GPT-2 model", () => {
           shape: long.shape,
         };
       });
+      // The cache and every intermediate were freed.
+      expect(torch.memory().liveTensors).toBe(live);
       const asNum = (a: unknown) => (a as Array<Array<number | bigint>>).map((r) => r.map(Number));
       expect(asNum(result.cached)).toEqual(expected.greedy);
       expect(asNum(result.uncached)).toEqual(expected.greedy);
