@@ -221,11 +221,21 @@ describe("GPT-2 model", () => {
       const x = torch.randint(0, 100, [2, 5]);
       const { logits, loss } = m.forward(x, { targets: torch.randint(0, 100, [2, 5]) });
       const gen = m.generate(x, { maxNewTokens: 20, temperature: 1, seed: 3, vocabLimit: 100 });
-      return [logits.shape, loss!.item(), gen.max().item()] as const;
+      // A top-k past the vocabulary keeps every token (as nanoGPT's min(k, V)).
+      const wide = m.generate(x, { maxNewTokens: 4, seed: 8, topK: 1000 });
+      const all = m.generate(x, { maxNewTokens: 4, seed: 8 });
+      return [logits.shape, loss!.item(), gen.max().item(), wide.toArray(), all.toArray()] as const;
     });
     expect(out[0]).toEqual([2, 5, 128]);
     expect(Number.isFinite(out[1])).toBe(true);
     expect(out[2]).toBeLessThan(100);
+    expect(out[3]).toEqual(out[4]);
+    const ids1 = torch.keep(torch.zeros([1, 2], { dtype: "int64" }));
+    expect(() => m.generate(ids1, { maxNewTokens: -1 })).toThrow(/maxNewTokens/);
+    expect(() => m.generate(ids1, { maxNewTokens: 1, temperature: -1 })).toThrow(/temperature/);
+    expect(() => m.generate(ids1, { maxNewTokens: 1, topK: 0 })).toThrow(/topK/);
+    expect(() => m.generate(ids1, { maxNewTokens: 1, vocabLimit: 129 })).toThrow(/vocabLimit/);
+    ids1.dispose();
     expect(() => torch.tidy(() => m.forward(torch.zeros([1, 17], { dtype: "int64" })))).toThrow(/nPositions/);
     m.dispose();
   });

@@ -258,9 +258,6 @@ export class GPT2 extends Module {
     }
     if (ids.ndim !== 2 || ids.shape[1] === 0) throw new RangeError(`generate: ids must have shape [B, T] with T >= 1, got [${ids.shape}]`);
     if (ids.dtype !== "int64") throw new TypeError(`generate: ids must be int64, got ${ids.dtype}`);
-    if (topKTooLarge(opts.topK, vocabLimit ?? this.config.vocabSize)) {
-      throw new RangeError(`generate: topK (${opts.topK}) exceeds the vocabulary (${vocabLimit ?? this.config.vocabSize})`);
-    }
 
     const device = ids.device as Device;
     const saved = opts.seed === undefined ? null : saveRng(device);
@@ -317,10 +314,6 @@ export class GPT2 extends Module {
   toHFConfig(): Record<string, unknown> {
     return toHFConfig(this.config);
   }
-}
-
-function topKTooLarge(topK: number | undefined, vocab: number): boolean {
-  return topK !== undefined && topK > vocab;
 }
 
 interface SavedRng {

@@ -6,7 +6,7 @@ import type { Tensor } from "../torch/index.js";
 export interface SampleOptions {
   /** 0 means greedy (argmax). Default 1. */
   temperature?: number;
-  /** Keep only the k most likely tokens (default: all). */
+  /** Keep only the k most likely tokens (default: all; a k past the vocabulary keeps all). */
   topK?: number;
 }
 
