@@ -112,8 +112,9 @@ function addPrebuilds(dir, mode) {
   mkdirSync(dest, { recursive: true });
   const real = prebuildFileName(torch);
   copyFileSync(addon, join(dest, real));
-  // A prebuild for a libtorch this machine does not have. It is not an ELF file: picking it would fail.
-  const decoyTorch = torch.cuda ? { version: "2.4.0", cuda: null } : { version: "2.4.0", cuda: "12.1" };
+  // A prebuild for a libtorch this machine does not have. It is not an ELF file: loading it would
+  // fail. Its name sorts before the real one's, so that node-gyp-build, left to itself, would take it.
+  const decoyTorch = { version: torch.version === "2.10.0" ? "2.0.0" : "2.10.0", cuda: torch.cuda ? null : "13.0" };
   const decoy = prebuildFileName(decoyTorch);
   writeFileSync(join(dest, decoy), "decoy: a prebuild for another libtorch, which install must not choose\n");
   return [real, decoy];

@@ -124,6 +124,9 @@ async function buildWithPrebuildify() {
     }
   })();
   console.log(`innerloop: making prebuild ${fileName} against ${describeTorch(torch)} from ${torch.libDir}`);
+  // The backend builds against exactly this libtorch. (It cannot look again: prebuildify puts
+  // Node's folder first on PATH, where a different python3 may live.)
+  process.env.INNERLOOP_PREBUILD_TORCH = JSON.stringify(torch);
   await new Promise((ok, fail) =>
     prebuildify(
       {
@@ -144,8 +147,9 @@ async function buildWithPrebuildify() {
 
 /** prebuildify's backend: `prebuild.mjs rebuild --target=... --release` run in the staging folder. */
 async function backend() {
-  const { findOrInstallLibtorch } = await import("./find-libtorch.mjs");
-  const torch = findOrInstallLibtorch();
+  const given = process.env.INNERLOOP_PREBUILD_TORCH;
+  if (!given) throw new Error("innerloop: prebuild.mjs rebuild is prebuildify's backend; run `npm run build:prebuild` instead");
+  const torch = JSON.parse(given);
   const require = createRequire(import.meta.url);
   const addonApiDir = dirname(require.resolve("node-addon-api/package.json"));
   const cmakeJs = join(dirname(require.resolve("cmake-js/package.json")), "bin", "cmake-js");
