@@ -44,6 +44,7 @@ export class Analyzer {
   private readonly paramAcc: Tensor[];
   private readonly params: Tensor[];
   private readonly blockOf: number[];
+  /** Additive causal mask [T, T]: 0 on and below the diagonal, −∞ above. */
   private readonly causalMask: Tensor | null;
   private readonly names: string[];
   private readonly residNames: string[];
@@ -80,7 +81,7 @@ export class Analyzer {
       torch.keep(torch.zeros(p.shape, { dtype: "float32", device: p.device as Device })),
     );
     this.causalMask = useAttn
-      ? torch.keep(torch.tidy(() => torch.ones([T, T], { device: dev as Device }).triu(1).gt(0)))
+      ? torch.keep(torch.tidy(() => torch.zeros([T, T], { device: dev as Device }).maskedFill(torch.ones([T, T], { device: dev as Device }).triu(1).gt(0), -Infinity)))
       : null;
     this.residNames = Array.from({ length: L + 1 }, (_, l) => adapter.residName(l));
     this.names = [...this.residNames];
@@ -154,9 +155,10 @@ export class Analyzer {
               const q = act(this.adapter.qName(l)).detach().float(); // [b, H, T, Dh]
               const k = act(this.adapter.kName(l)).detach().float();
               const scale = this.adapter.attnScale(l, q.shape[3]!);
-              const scores = q.matmul(k.transpose(2, 3)).mul(scale).maskedFill(this.causalMask, -Infinity);
-              const p0 = F.softmax(scores, -1).slice(3, 0, 1).squeeze(3); // [b, H, T]
-              masses.push(p0.slice(2, 1, T).sum([0, 2]));
+              // A_{t,0} = exp(s_{t,0} − logsumexp_{s≤t} s_{t,s}) for queries t ≥ 1, without the full softmax.
+              const scores = q.slice(2, 1, T).matmul(k.transpose(2, 3)).mul(scale).add(this.causalMask.slice(0, 1, T));
+              const p0 = scores.slice(3, 0, 1).squeeze(3).sub(scores.logsumexp(3)).exp(); // [b, H, T-1]
+              masses.push(p0.sum([0, 2]));
             }
             this.attnSum.add(torch.stack(masses));
           }
