@@ -97,7 +97,7 @@ export abstract class RotaryCausalLM extends Module {
 
   /**
    * Extends ids [B, T] by `maxNewTokens` tokens, as GPT2.generate does (greedy at temperature 0,
-   * top-k, seed, KV cache). Beyond nPositions the context is cropped to the last nPositions.
+   * top-k (a k past the vocabulary keeps every token), seed, KV cache). Beyond nPositions the context is cropped to the last nPositions.
    */
   generate(ids: Tensor, opts: GenerateOptions): Tensor {
     const { maxNewTokens } = opts;
@@ -112,9 +112,6 @@ export abstract class RotaryCausalLM extends Module {
     }
     if (ids.ndim !== 2 || ids.shape[1] === 0) throw new RangeError(`generate: ids must have shape [B, T] with T >= 1, got [${ids.shape}]`);
     if (ids.dtype !== "int64") throw new TypeError(`generate: ids must be int64, got ${ids.dtype}`);
-    if (opts.topK !== undefined && opts.topK > (vocabLimit ?? V)) {
-      throw new RangeError(`generate: topK (${opts.topK}) exceeds the vocabulary (${vocabLimit ?? V})`);
-    }
     const device = ids.device as Device;
     const savedCpu = opts.seed === undefined ? null : torch.keep(torch.getRngState());
     const savedDev = opts.seed === undefined || device === "cpu" ? null : torch.keep(torch.getRngState(device));
