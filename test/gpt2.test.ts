@@ -16,6 +16,10 @@ import { AdamW, weightDecayGroups, clipGradNorm_ } from "../lib/optim/index.js";
 import { devices } from "./helpers/devices.js";
 import { expectClose } from "./helpers/close.js";
 
+// Test files run in parallel processes on few cores: one intra-op thread per process avoids
+// oversubscription, which slows libtorch's CPU kernels down by orders of magnitude under load.
+torch.setNumThreads(1);
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 const FIXTURE = path.join(here, "fixtures", "gpt2");
 const MODEL_DIR = path.join(FIXTURE, "model");

@@ -20,6 +20,10 @@ import {
 import { devices, canonicalDevice } from "./helpers/devices.js";
 import { expectClose } from "./helpers/close.js";
 
+// Test files run in parallel processes on few cores: one intra-op thread per process avoids
+// oversubscription, which slows libtorch's CPU kernels down by orders of magnitude under load.
+torch.setNumThreads(1);
+
 class Block extends Module {
   readonly fc: Linear;
   readonly norm: LayerNorm;

@@ -13,6 +13,10 @@ import type { Optimizer, BaseHyper } from "../lib/optim/index.js";
 import { devices } from "./helpers/devices.js";
 import { expectClose } from "./helpers/close.js";
 
+// Test files run in parallel processes on few cores: one intra-op thread per process avoids
+// oversubscription, which slows libtorch's CPU kernels down by orders of magnitude under load.
+torch.setNumThreads(1);
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 const FIXTURE = path.join(here, "fixtures", "optim");
 

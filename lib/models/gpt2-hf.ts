@@ -7,6 +7,7 @@ import { torch } from "../torch/index.js";
 import type { Device, DType, Tensor } from "../torch/index.js";
 import { saveSafetensors, loadSafetensorsDir, SAFETENSORS_FILE } from "../torch/safetensors.js";
 import { writeFileAtomic } from "../util/atomic.js";
+import { init } from "../nn/index.js";
 import { GPT2 } from "./gpt2.js";
 import { fromHFConfig, toHFConfig } from "./gpt2-config.js";
 import type { GPT2Config } from "./gpt2-config.js";
@@ -116,7 +117,8 @@ export interface LoadGPT2Options {
 /** Loads a Hugging Face GPT-2 folder (config.json + model.safetensors or shards). */
 export function loadGPT2(dir: string, opts: LoadGPT2Options = {}): GPT2 {
   const config = fromHFConfig(readHFConfig(dir));
-  const model = new GPT2(config);
+  // Every weight is overwritten below (the load is strict): skip drawing them.
+  const model = init.skipInit(() => new GPT2(config));
   const { tensors } = loadSafetensorsDir(dir);
   try {
     model.loadStateDict(gpt2StateDictFromHF(tensors, config));

@@ -4,12 +4,31 @@
 import { torch } from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
 
+let skipping = 0;
+
+/**
+ * Runs `fn` with the random initialisers turned into no-ops: modules built inside keep whatever
+ * their factories gave (uninitialised memory for torch.empty). For models whose weights are
+ * loaded right after construction: it saves the time of drawing them and leaves the global
+ * generator untouched.
+ */
+export function skipInit<T>(fn: () => T): T {
+  skipping++;
+  try {
+    return fn();
+  } finally {
+    skipping--;
+  }
+}
+
 export function normal_(t: Tensor, mean = 0, std = 1): Tensor {
+  if (skipping > 0) return t;
   torch.noGrad(() => t.normal_(mean, std));
   return t;
 }
 
 export function uniform_(t: Tensor, a = 0, b = 1): Tensor {
+  if (skipping > 0) return t;
   torch.noGrad(() => t.uniform_(a, b));
   return t;
 }
