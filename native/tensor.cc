@@ -149,6 +149,12 @@ void ThrowTorchError(Napi::Env env, const char* fn, const std::string& message, 
   // libtorch messages sometimes end in a newline or carry "Exception raised from ..." lines.
   auto pos = msg.find("\nException raised from");
   if (pos != std::string::npos) msg = msg.substr(0, pos);
+  // "Could not run 'aten::x' with arguments from the 'B' backend" is followed by
+  // a dump of the dispatcher's registrations: keep the first paragraph only.
+  if (msg.find("registered at ") != std::string::npos) {
+    auto para = msg.find("\n\n");
+    if (para != std::string::npos) msg = msg.substr(0, para);
+  }
   while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
   std::string full = std::string(fn) + ": " + msg;
   if (oom) {
@@ -350,11 +356,25 @@ std::optional<at::ScalarType> Args::OptDT(size_t i) {
 std::optional<at::Device> Args::OptDev(size_t i) {
   if (!Has(i)) return std::nullopt;
   std::string s = S(i);
+  at::Device d(at::kCPU);
   try {
-    return ParseDevice(s);
+    d = ParseDevice(s);
   } catch (const ArgError&) {
     throw ArgError(std::string(fn_) + ": unknown device '" + s + "' (expected 'cpu', 'cuda' or 'cuda:N')");
   }
+  if (d.is_cuda()) {
+    // Checked here because libtorch's own message for this is a dispatcher dump.
+    if (!torch::cuda::is_available()) {
+      throw ArgError(std::string(fn_) + ": device '" + s +
+                     "' requested but CUDA is not available (libtorch without CUDA, or no GPU visible)");
+    }
+    int64_t n = static_cast<int64_t>(torch::cuda::device_count());
+    if (d.index() >= n) {
+      throw ArgError(std::string(fn_) + ": device '" + s + "' does not exist; this machine has " +
+                     std::to_string(n) + " CUDA device(s)");
+    }
+  }
+  return d;
 }
 
 at::TensorOptions Args::Options(size_t dtypeIdx, size_t deviceIdx, size_t gradIdx) {

@@ -61,7 +61,13 @@ export class Tensor {
   /** A copy of the elements in a typed array (int64 as BigInt64Array, 16-bit floats as Float32Array). */
   toTypedArray(): TypedArray { return native.toTypedArray(this); }
   /** Like toTypedArray, but the device-to-host copy runs off the event loop. */
-  data(): Promise<TypedArray> { return native.data(this); }
+  data(): Promise<TypedArray> {
+    try {
+      return native.data(this);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
   /** The elements as nested JS arrays (int64 values as numbers). */
   toArray(): any {
     const flat = this.toTypedArray();
