@@ -29,7 +29,9 @@ function cli(args: string[], opts: { onStart?: (child: ReturnType<typeof spawn>)
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", ENTRY, "--", ...args], {
       cwd: ROOT,
-      env: { ...process.env, FORCE_COLOR: "0" },
+      // One intra-op thread: test files run in parallel on few cores, and oversubscribed OpenMP
+      // pools make every step wait (10x slower).
+      env: { ...process.env, FORCE_COLOR: "0", OMP_NUM_THREADS: "1" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
