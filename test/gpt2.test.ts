@@ -109,8 +109,12 @@ describe("GPT-2 matches transformers", () => {
     const keys = Object.keys(model.stateDict());
     expect(keys.some((k) => k.includes("hook"))).toBe(false);
     // transformers' names, lm_head tied and therefore absent.
-    const hfKeys = Object.keys(loadSafetensors(path.join(MODEL_DIR, "model.safetensors")).tensors);
-    const ours = Object.keys(loadGPT2(MODEL_DIR).stateDict());
+    const hfFile = loadSafetensors(path.join(MODEL_DIR, "model.safetensors")).tensors;
+    const hfKeys = Object.keys(hfFile);
+    torch.dispose(hfFile);
+    const loaded = loadGPT2(MODEL_DIR);
+    const ours = Object.keys(loaded.stateDict());
+    loaded.dispose();
     expect([...ours].sort()).toEqual([...hfKeys].sort());
     expect(keys).not.toContain("lm_head.weight");
     model.dispose();
@@ -135,7 +139,7 @@ describe("GPT-2 checkpoints in Hugging Face format", () => {
     return JSON.parse(out.trim().split("\n").pop()!) as HFCheck[];
   }
 
-  it("saves a model transformers loads with the same loss (with and without biases)", () => {
+  it("saves models transformers loads with the same loss (with and without biases, bfloat16)", () => {
     const inputs = { ids: expected.ids, targets: expected.targets };
     const cases = [true, false].map((bias) => {
       const model = new GPT2({ vocabSize: 101, nPositions: 24, nEmbd: 48, nLayer: 2, nHead: 3, bias }, { seed: 5 });
@@ -149,7 +153,22 @@ describe("GPT-2 checkpoints in Hugging Face format", () => {
       const loss = torch.tidy(() => model.forward(ids(expected.ids, "cpu"), { targets: ids(expected.targets, "cpu") }).loss!.item());
       return { bias, model, dir, loss };
     });
-    const py = hfCheck(cases.map((c) => c.dir), inputs);
+    // A bfloat16 model is written in bfloat16; transformers reads it (here cast to float32) as we do.
+    const half = new GPT2({ vocabSize: 101, nPositions: 24, nEmbd: 48, nLayer: 2, nHead: 3 }, { seed: 6, dtype: "bfloat16" });
+    const halfDir = path.join(tmpRoot, "saved-bf16");
+    saveGPT2(halfDir, half);
+    half.dispose();
+    const half32 = loadGPT2(halfDir, { dtype: "float32" });
+    const halfLoss = torch.tidy(() => half32.eval().forward(ids(expected.ids, "cpu"), { targets: ids(expected.targets, "cpu") }).loss!.item());
+    half32.dispose();
+    expect(readHFConfig(halfDir).dtype).toBe("bfloat16");
+    const halfFile = loadSafetensors(path.join(halfDir, "model.safetensors")).tensors;
+    expect(halfFile["transformer.wte.weight"]!.dtype).toBe("bfloat16");
+    torch.dispose(halfFile);
+
+    const py = hfCheck([...cases.map((c) => c.dir), halfDir], inputs);
+    expect(py[2]!.missing_keys).toEqual([]);
+    expect(Math.abs(py[2]!.loss - halfLoss) / halfLoss).toBeLessThan(1e-5);
     cases.forEach(({ model, dir, loss }, i) => {
       const r = py[i]!;
       expect(r.missing_keys).toEqual([]);
@@ -163,6 +182,7 @@ describe("GPT-2 checkpoints in Hugging Face format", () => {
       const cfg = readHFConfig(dir);
       expect(cfg.architectures).toEqual(["GPT2LMHeadModel"]);
       expect(cfg.activation_function).toBe("gelu_new");
+      expect(cfg.dtype).toBe("float32");
       // And back: the same model.
       const back = loadGPT2(dir);
       expect(back.config).toEqual(model.config);

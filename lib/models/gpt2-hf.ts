@@ -66,7 +66,9 @@ export function saveGPT2(dir: string, model: GPT2, extraConfig: Record<string, u
     }
     saveSafetensors(path.join(dir, SAFETENSORS_FILE), tensors, { format: "pt" });
   });
-  writeFileAtomic(path.join(dir, CONFIG_FILE), JSON.stringify({ ...base, ...extraConfig }, null, 2) + "\n");
+  // transformers (5.x name) loads the weights in this dtype when asked for dtype="auto".
+  const dtype = model.transformer.wte.weight.dtype;
+  writeFileAtomic(path.join(dir, CONFIG_FILE), JSON.stringify({ ...base, dtype, ...extraConfig }, null, 2) + "\n");
 }
 
 /** Reads `dir/config.json` as plain JSON (our extra fields included). */
