@@ -329,7 +329,7 @@ describe("GPT-2 model", () => {
     });
   }
 
-  it("runs in float64 and bfloat16 (dtype-agnostic)", () => {
+  it("runs in float64, bfloat16 and under bfloat16 autocast (dtype-agnostic)", () => {
     const m32 = loadGPT2(MODEL_DIR);
     const m64 = loadGPT2(MODEL_DIR, { dtype: "float64" });
     const m16 = loadGPT2(MODEL_DIR, { dtype: "bfloat16" });
@@ -348,6 +348,20 @@ describe("GPT-2 model", () => {
     expect(Math.abs(l32 - expected.loss)).toBeLessThan(1e-4);
     expect(dt).toBe("bfloat16");
     expect(Math.abs(l16 - expected.loss) / expected.loss).toBeLessThan(0.05);
+    // A float32 model under bfloat16 autocast (what the trainer does on CUDA): bf16 logits, a
+    // float32 loss, and gradients for the float32 parameters.
+    const [la, ldt, lossDt, gradDt] = torch.tidy(() => {
+      const r = torch.autocast("cpu", "bfloat16", () =>
+        m32.forward(ids(expected.ids, "cpu"), { targets: ids(expected.targets, "cpu") }),
+      );
+      r.loss!.backward();
+      return [r.loss!.item(), r.logits.dtype, r.loss!.dtype, m32.transformer.wte.weight.grad!.dtype];
+    });
+    m32.zeroGrad();
+    expect(ldt).toBe("bfloat16");
+    expect(lossDt).toBe("float32");
+    expect(gradDt).toBe("float32");
+    expect(Math.abs(la - expected.loss) / expected.loss).toBeLessThan(0.05);
     for (const m of [m32, m64, m16]) m.dispose();
   });
 });
