@@ -14,9 +14,6 @@ import "./sample.js";
 import "./analyze.js";
 import "./report.js";
 import "./reproduce.js";
-import "./analyze.js";
-import "./report.js";
-import "./reproduce.js";
 import "./bench.js";
 
 export interface MainIO {
