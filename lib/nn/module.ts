@@ -81,6 +81,8 @@ export class Module {
    * Registers a buffer: state that is not trained (running statistics, masks). Persistent buffers
    * appear in the state dict; non-persistent ones do not.
    */
+  registerBuffer(name: string, tensor: Tensor, opts?: { persistent?: boolean }): Tensor;
+  registerBuffer(name: string, tensor: null, opts?: { persistent?: boolean }): null;
   registerBuffer(name: string, tensor: Tensor | null, opts: { persistent?: boolean } = {}): Tensor | null {
     checkName("buffer", name);
     this.checkFree(name, this._buffers);
