@@ -261,6 +261,9 @@ describe("GPT-2 model", () => {
     expect(() => m.generate(ids1, { maxNewTokens: 1, vocabLimit: 129 })).toThrow(/vocabLimit/);
     ids1.dispose();
     expect(() => torch.tidy(() => m.forward(torch.zeros([1, 17], { dtype: "int64" })))).toThrow(/nPositions/);
+    expect(() =>
+      torch.tidy(() => m.forward(torch.zeros([2, 4], { dtype: "int64" }), { targets: torch.zeros([2, 3], { dtype: "int64" }) })),
+    ).toThrow(/targets must have the shape of ids \[2, 4\]/);
     m.dispose();
   });
 

@@ -229,10 +229,11 @@ export class GPT2 extends Module {
   }
 
   forward(ids: Tensor, opts: ForwardOptions = {}): ForwardResult {
+    const targets = opts.targets;
+    if (targets !== undefined) checkTargets(ids, targets);
     let h = this.embed(ids);
     for (const block of this.transformer.h) h = block.forward(h);
     const logits = this.head(h);
-    const targets = opts.targets;
     if (targets === undefined) return { logits };
     // A 16-bit model's loss is computed in float32 (as autocast would do).
     const flat = logits.flatten(0, 1);
@@ -313,6 +314,14 @@ export class GPT2 extends Module {
   /** This model's config as a transformers GPT-2 config.json object. */
   toHFConfig(): Record<string, unknown> {
     return toHFConfig(this.config);
+  }
+}
+
+function checkTargets(ids: Tensor, targets: Tensor): void {
+  const ts = targets.shape;
+  const is = ids.shape;
+  if (ts.length !== 2 || ts[0] !== is[0] || ts[1] !== is[1]) {
+    throw new RangeError(`GPT2: targets must have the shape of ids [${is.join(", ")}], got [${ts.join(", ")}]`);
   }
 }
 
