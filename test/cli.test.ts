@@ -250,6 +250,27 @@ describe("innerloop train and sample", () => {
     plainRun = await cli(["train", ...FAST, "--steps", "40", "--out", plain()]);
   }, 120_000);
 
+  it("a second signal exits at once, leaving the last complete checkpoint", async () => {
+    const dir = path.join(tmp, "twice");
+    const metrics = path.join(dir, "metrics.jsonl");
+    const r = await cli(["train", ...FAST_MODEL, "--steps", "100000", "--checkpoint-every", "5", "--out", dir], {
+      onStart: (child) => {
+        const poll = setInterval(() => {
+          if (fs.existsSync(metrics) && fs.readFileSync(metrics, "utf8").split("\n").filter(Boolean).length >= 3) {
+            clearInterval(poll);
+            // Two different signals, so that the operating system cannot merge them into one.
+            child.kill("SIGTERM");
+            child.kill("SIGINT");
+          }
+        }, 10);
+        child.on("close", () => clearInterval(poll));
+      },
+    });
+    expect([130, 143]).toContain(r.code);
+    expect(r.stderr).toMatch(/(SIGINT|SIGTERM) again: exiting now without a checkpoint/);
+    expect(hasCheckpoint(dir)).toBe(true);
+  });
+
   it("kill -9 at random moments (checkpoint writes included) never leaves a corrupt checkpoint", async () => {
     const dir = path.join(tmp, "killed");
     const metrics = path.join(dir, "metrics.jsonl");

@@ -164,6 +164,14 @@ describe("resume", () => {
   it("refuses to resume when the total steps would be below the step reached, and a folder without a checkpoint", async () => {
     const dir = path.join(tmp, "rows");
     await expect(Trainer.create({ runDir: dir, resume: true, overrides: { steps: 3 }, progress: quiet })).rejects.toThrow(/steps \(3\).*\(8\)/);
+    // A hand-edited trainer state is checked field by field.
+    const edited = path.join(tmp, "edited");
+    fs.cpSync(dir, edited, { recursive: true });
+    const stateFile = path.join(edited, "trainer_state.json");
+    const st = JSON.parse(fs.readFileSync(stateFile, "utf8"));
+    st.config.nLayer = "two";
+    fs.writeFileSync(stateFile, JSON.stringify(st));
+    await expect(Trainer.create({ runDir: edited, resume: true, progress: quiet })).rejects.toThrow(/trainer_state\.json: config\.nLayer must be an integer >= 1 \(got "two"\)/);
     const empty = path.join(tmp, "empty");
     fs.mkdirSync(empty);
     await expect(Trainer.create({ runDir: empty, resume: true, progress: quiet })).rejects.toThrow(/no complete checkpoint/);

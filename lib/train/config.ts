@@ -102,12 +102,74 @@ export const PRESETS: Readonly<Record<string, Partial<TrainConfig>>> = Object.fr
   },
 });
 
+type FieldRule = { kind: "int" | "number"; min: number; max?: number; minExclusive?: boolean; maxExclusive?: boolean } | { kind: "enum"; values: readonly string[] } | { kind: "string" };
+
+/** Each field's type and range (the CLI's flags allow the same values). */
+const FIELD_RULES: Readonly<Record<keyof TrainConfig, FieldRule & { optional?: boolean }>> = {
+  data: { kind: "string" },
+  tokenizer: { kind: "enum", values: ["char", "gpt2"] },
+  vocabSize: { kind: "int", min: 1, max: 65536, optional: true },
+  nLayer: { kind: "int", min: 1 },
+  nHead: { kind: "int", min: 1 },
+  nEmbd: { kind: "int", min: 1 },
+  seqLen: { kind: "int", min: 1 },
+  dropout: { kind: "number", min: 0, max: 1, maxExclusive: true },
+  batchSize: { kind: "int", min: 1 },
+  gradAccum: { kind: "int", min: 1 },
+  steps: { kind: "int", min: 1 },
+  lr: { kind: "number", min: 0, minExclusive: true },
+  minLr: { kind: "number", min: 0 },
+  warmup: { kind: "int", min: 0 },
+  weightDecay: { kind: "number", min: 0 },
+  gradClip: { kind: "number", min: 0 },
+  evalEvery: { kind: "int", min: 0 },
+  evalBatches: { kind: "int", min: 1 },
+  checkpointEvery: { kind: "int", min: 0 },
+  seed: { kind: "int", min: 0, max: Number.MAX_SAFE_INTEGER },
+  device: { kind: "string" },
+  dtype: { kind: "enum", values: ["float32", "bfloat16"] },
+  analyzeEvery: { kind: "int", min: 0 },
+  analyzeWindows: { kind: "int", min: 1 },
+};
+
+function fieldProblem(name: string, rule: FieldRule, v: unknown): string | undefined {
+  const got = ` (got ${JSON.stringify(v)})`;
+  switch (rule.kind) {
+    case "string":
+      return typeof v === "string" && v !== "" ? undefined : `${name} must be a non-empty string${got}`;
+    case "enum":
+      return typeof v === "string" && rule.values.includes(v) ? undefined : `${name} must be one of ${rule.values.join(", ")}${got}`;
+    default: {
+      const kind = rule.kind === "int" ? "an integer" : "a number";
+      const range = `${rule.minExclusive ? ">" : ">="} ${rule.min}${rule.max !== undefined ? ` and ${rule.maxExclusive ? "<" : "<="} ${rule.max}` : ""}`;
+      const ok =
+        typeof v === "number" &&
+        Number.isFinite(v) &&
+        (rule.kind === "number" || Number.isSafeInteger(v)) &&
+        (rule.minExclusive ? v > rule.min : v >= rule.min) &&
+        (rule.max === undefined || (rule.maxExclusive ? v < rule.max : v <= rule.max));
+      return ok ? undefined : `${name} must be ${kind} ${range}${got}`;
+    }
+  }
+}
+
 /**
- * Checks combinations that single fields cannot (each field's own range is
- * checked where it is parsed). Returns problems as `field: message` strings.
+ * Every problem of a configuration: unknown fields, each field's type and
+ * range, and combinations that single fields cannot check. Messages name the
+ * field (camelCase, as in trainer_state.json and config.json).
  */
 export function configProblems(c: TrainConfig): string[] {
   const p: string[] = [];
+  if (c === null || typeof c !== "object") return ["the training configuration must be an object"];
+  for (const k of Object.keys(c)) if (!(k in FIELD_RULES)) p.push(`unknown field ${k}`);
+  for (const [k, rule] of Object.entries(FIELD_RULES)) {
+    const v = (c as unknown as Record<string, unknown>)[k];
+    if (v === undefined && rule.optional) continue;
+    const problem = fieldProblem(k, rule, v);
+    if (problem) p.push(problem);
+  }
+  if (typeof c.device === "string" && !/^(cpu|cuda|cuda:\d+)$/.test(c.device)) p.push(`device must be cpu, cuda or cuda:N (got ${JSON.stringify(c.device)})`);
+  if (p.length > 0) return p;
   if (c.nEmbd % c.nHead !== 0) p.push(`n-embd (${c.nEmbd}) must be a multiple of n-head (${c.nHead})`);
   if (c.minLr > c.lr) p.push(`min-lr (${c.minLr}) must not exceed lr (${c.lr})`);
   if (c.dtype === "bfloat16" && !c.device.startsWith("cuda")) p.push(`dtype bfloat16 needs a CUDA device (device is ${c.device})`);

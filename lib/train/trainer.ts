@@ -135,6 +135,8 @@ export class Trainer {
     const saved = readCheckpoint(opts.runDir);
     const config: TrainConfig = { ...saved.state.config };
     for (const [k, v] of Object.entries(opts.overrides ?? {})) if (v !== undefined) (config as unknown as Record<string, unknown>)[k] = v;
+    const problems = configProblems(config);
+    if (problems.length > 0) throw new RangeError(`${opts.runDir}/trainer_state.json: config.${problems[0]}`);
     if (config.steps < saved.state.step) {
       throw new RangeError(`steps (${config.steps}) is below the step the run reached (${saved.state.step})`);
     }
