@@ -22,7 +22,7 @@ export interface RunTrainingOptions extends RunOptions {
   stderr?: NodeJS.WritableStream;
 }
 
-/** Trains, and returns the process exit status (failures throw). */
+/** Trains, and returns the exit status and the trainer (the caller's to `close()`; failures throw). */
 export async function runTraining(o: RunTrainingOptions): Promise<{ exitCode: number; trainer: Trainer }> {
   const stderr = o.stderr ?? process.stderr;
   const stdout = o.stdout ?? process.stdout;

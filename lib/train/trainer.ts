@@ -319,6 +319,13 @@ export class Trainer {
     }
   }
 
+  /** Frees the model, the optimizer state and open data files. The trainer cannot be used afterwards. */
+  close(): void {
+    this.data.close();
+    this.optimizer.dispose();
+    this.model.dispose();
+  }
+
   /** Writes the current state as the run's checkpoint (atomically, as one unit). */
   checkpoint(): void {
     const state: Omit<TrainerState, "rng" | "optimizer"> = {
