@@ -176,6 +176,7 @@ registerCommand({
     }
     const { runTraining } = await import("../train/run.js");
     const result = await runTraining({ ...run, stderr: ctx.stderr, stdout: ctx.stdout });
+    result.trainer.close();
     return result.exitCode;
   },
 });
