@@ -15,7 +15,7 @@ const d = DEFAULT_TRAIN_CONFIG;
 
 /** Flags that map one-to-one onto `TrainConfig` fields (kebab-case flag -> camelCase field). */
 export const TRAIN_CONFIG_FLAGS: readonly FlagSpec[] = [
-  { name: "data", type: "string", valueName: "PATH", help: "corpus: moby-dick (bundled), a text file, a folder of text files, or a .bin file of uint16 token ids", defaultText: d.data },
+  { name: "data", type: "string", valueName: "PATH", help: "corpus: moby-dick (bundled), a text file, a folder of text files, a .bin file of uint16 GPT-2 token ids, or a folder with train.bin/val.bin", defaultText: d.data },
   { name: "tokenizer", type: "enum", choices: ["char", "gpt2"], help: "character-level (vocabulary from the corpus) or GPT-2 BPE", defaultText: d.tokenizer },
   { name: "vocab-size", type: "int", min: 1, max: 65536, valueName: "N", help: "vocabulary size of .bin data (token ids must be below it)" },
   { name: "n-layer", type: "int", min: 1, max: 1024, help: "transformer blocks", defaultText: String(d.nLayer) },
@@ -138,6 +138,7 @@ registerCommand({
   usage: "innerloop train [--preset NAME] [--config FILE] [flags] [--out DIR]\n       innerloop train --resume DIR [--steps N]",
   details: [
     "Precedence: flags > --config file > --preset > defaults (a char model on moby-dick for a CPU).",
+    "Validation data: the last 10% of the token stream (or val.bin beside train.bin); .bin data needs --tokenizer gpt2.",
     `Presets: ${Object.entries(PRESETS)
       .map(([k, p]) => `${k} (${p.nLayer} x ${p.nEmbd}, T ${p.seqLen}${p.tokenizer === "gpt2" ? ", gpt2 tokenizer" : ""})`)
       .join(", ")}.`,
