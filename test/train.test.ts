@@ -164,6 +164,8 @@ describe("resume", () => {
   it("refuses to resume when the total steps would be below the step reached, and a folder without a checkpoint", async () => {
     const dir = path.join(tmp, "rows");
     await expect(Trainer.create({ runDir: dir, resume: true, overrides: { steps: 3 }, progress: quiet })).rejects.toThrow(/steps \(3\).*\(8\)/);
+    // A new run never overwrites an existing one.
+    await expect(Trainer.create({ runDir: dir, config: tiny({ steps: 2 }), progress: quiet })).rejects.toThrow(/already holds a run/);
     // A hand-edited trainer state is checked field by field.
     const edited = path.join(tmp, "edited");
     fs.cpSync(dir, edited, { recursive: true });

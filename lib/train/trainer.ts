@@ -89,6 +89,8 @@ export class Trainer {
   private stopRequested = false;
   private lastCheckpointStep: number | undefined;
   private readonly isCuda: boolean;
+  /** The trained parameters (their identity never changes during a run). */
+  private readonly params: Tensor[];
 
   private constructor(
     opts: TrainerOptions,
@@ -111,6 +113,7 @@ export class Trainer {
     this.resumed = opts.resume === true;
     if (this.resumed) this.lastCheckpointStep = step;
     this.isCuda = config.device.startsWith("cuda");
+    this.params = model.parameters();
     this.schedule = warmupCosine({ lr: config.lr, minLr: config.minLr, warmupSteps: config.warmup, decaySteps: config.steps });
   }
 
@@ -118,6 +121,7 @@ export class Trainer {
   static async create(opts: TrainerOptions): Promise<Trainer> {
     if (opts.resume) return Trainer.resume(opts);
     if (!opts.config) throw new TypeError("Trainer.create: config is required for a new run");
+    if (hasCheckpoint(opts.runDir)) throw new Error(`${opts.runDir} already holds a run; resume it or choose another run directory`);
     const config = { ...opts.config };
     const problems = configProblems(config);
     if (problems.length > 0) throw new RangeError(`training config: ${problems[0]}`);
@@ -273,8 +277,7 @@ export class Trainer {
       this.zeroGrad();
       throw new NonFiniteLossError(stepNo, "loss", loss, this.lastCheckpointStep, this.runDir);
     }
-    const params = this.model.parameters();
-    const gradNorm = clipGradNorm_(params, c.gradClip > 0 ? c.gradClip : Number.POSITIVE_INFINITY);
+    const gradNorm = clipGradNorm_(this.params, c.gradClip > 0 ? c.gradClip : Number.POSITIVE_INFINITY);
     if (!Number.isFinite(gradNorm)) {
       this.zeroGrad();
       throw new NonFiniteLossError(stepNo, "gradient norm", gradNorm, this.lastCheckpointStep, this.runDir);
