@@ -9,9 +9,11 @@
 //
 // Prebuilds (option --prebuild):
 //   build     (default) the addon in build/Release is packaged as a prebuild for the libtorch it was
-//             built against (build/libtorch.json), beside a decoy prebuild for another libtorch that is
-//             not a loadable file: the install must pick the matching one and never the decoy. This
-//             exercises the prebuild path and needs no compiler, so it is quick.
+//             built against (build/libtorch.json), with its rpath pointed at a folder that does not
+//             exist (as for a prebuild made on another machine), beside a decoy prebuild for another
+//             libtorch that is not a loadable file: the install must pick the matching one, never the
+//             decoy, and the package must find libtorch by itself. This exercises the prebuild path
+//             and needs no compiler, so it is quick.
 //   existing  ship the prebuilds in prebuilds/ as they are (made by `npm run prebuild`).
 //   none      ship no prebuild: the install compiles the addon from source (minutes).
 //
@@ -97,6 +99,24 @@ function stage(dir) {
   return files.length;
 }
 
+/**
+ * The addon as if built on another machine: its rpath (and every other mention of the libtorch
+ * folder it was built against) names a folder that does not exist here, of the same length so that
+ * the ELF file stays valid. It loads only if the package loads the libtorch found at install time
+ * by itself, as it must for prebuilds made elsewhere.
+ */
+function elsewhere(elf, libDir) {
+  const from = Buffer.from(libDir);
+  const to = Buffer.from(`/${"prebuild-machine/".slice(0, Math.max(0, from.length - 1))}`.padEnd(from.length, "x"));
+  let n = 0;
+  for (let i = elf.indexOf(from); i >= 0; i = elf.indexOf(from, i + to.length)) {
+    to.copy(elf, i);
+    n++;
+  }
+  check(n > 0, `build/Release/innerloop.node does not mention ${libDir}; is build/libtorch.json from another build?`);
+  return elf;
+}
+
 function addPrebuilds(dir, mode) {
   const dest = prebuildDir(dir);
   if (mode === "existing") {
@@ -111,7 +131,7 @@ function addPrebuilds(dir, mode) {
   const torch = JSON.parse(readFileSync(record, "utf8"));
   mkdirSync(dest, { recursive: true });
   const real = prebuildFileName(torch);
-  copyFileSync(addon, join(dest, real));
+  writeFileSync(join(dest, real), elsewhere(readFileSync(addon), torch.libDir));
   // A prebuild for a libtorch this machine does not have. It is not an ELF file: loading it would
   // fail. Its name sorts before the real one's, so that node-gyp-build, left to itself, would take it.
   const decoyTorch = { version: torch.version === "2.10.0" ? "2.0.0" : "2.10.0", cuda: torch.cuda ? null : "13.0" };
@@ -163,7 +183,7 @@ function main() {
     if (opts.prebuild === "build") {
       check(/using prebuilt addon/.test(inst.out), `the install did not use the prebuild:\n${inst.out.split("\n").slice(-20).join("\n")}`);
       check(record.prebuild === `prebuilds/${process.platform}-${process.arch}/${prebuilds[0]}`, `the install chose ${record.prebuild}, not ${prebuilds[0]}`);
-      log(`install used the matching prebuild ${record.prebuild} (not the decoy) for libtorch ${record.version} in ${record.libDir}`);
+      log(`install used the matching prebuild ${record.prebuild} (not the decoy) for libtorch ${record.version} in ${record.libDir}; its rpath names a folder that does not exist here`);
     } else {
       log(`install done: addon for libtorch ${record.version}${record.prebuild ? ` from ${record.prebuild}` : " built from source"}`);
     }

@@ -91,7 +91,8 @@ export function findMatchingPrebuild(torch, pkgRoot = root) {
     : undefined;
   if (hit) return { match: join(dir, hit.file), available, reason: null };
   const offered = [...new Set(available.map(describeTagged))].join(", ");
-  const found = torch ? `${describeTorch(torch)} from ${torch.source === "LIBTORCH" ? "LIBTORCH" : "Python torch"} (${torch.libDir})` : "no libtorch";
+  const from = { LIBTORCH: "LIBTORCH", python: "Python torch", local: "the torch wheel installed for innerloop" }[torch?.source] ?? torch?.source;
+  const found = torch ? `${describeTorch(torch)} from ${from} (${torch.libDir})` : "no libtorch";
   const abi = torch && torch.cxx11abi === false ? " It uses the pre-C++11 ABI; prebuilds need the C++11 ABI." : "";
   const reason =
     `innerloop: no prebuilt addon matches ${found}.${abi} Prebuilt addons here are for: ${offered}. ` +
