@@ -41,6 +41,21 @@ function logTicks(lo: number, hi: number): number[] {
   return out;
 }
 
+/** A log scale fitted to the data (no rounding out to whole decades), with readable ticks. */
+function logDomain(vals: number[]): Record<string, unknown> {
+  const pos = vals.filter((v) => v > 0 && Number.isFinite(v));
+  if (pos.length === 0) return { type: "log" };
+  const lo = Math.min(...pos) * 0.9;
+  const hi = Math.max(...pos) * 1.1;
+  return { type: "log", domain: [lo, hi], nice: false };
+}
+
+function logAxis(vals: number[]): Record<string, unknown> {
+  const scale = logDomain(vals);
+  const d = scale.domain as [number, number] | undefined;
+  return d ? { scale, axis: { values: logTicks(d[0], d[1]) } } : { scale };
+}
+
 const layerColor = (L1: number, title = "layer l") => ({
   field: "layer",
   type: "ordinal",
@@ -321,7 +336,7 @@ export function analysisFigures(r: AnalysisResult): Figure[] {
       mark: { type: "line", point: { size: 60 }, strokeWidth: 2 },
       encoding: {
         x: { field: "layer", type: "ordinal", title: "layer l", axis: { labelAngle: 0 } },
-        y: { field: "value", type: "quantitative", title: "|h| (log scale)", scale: { type: "log" } },
+        y: { field: "value", type: "quantitative", title: "|h| (log scale)", ...logAxis(ratio.map((v) => v.value)) },
         color: { field: "kind", type: "nominal", title: "statistic" },
       },
     },
@@ -374,7 +389,7 @@ function overSteps(name: string, title: string, caption: string, snaps: readonly
       mark: { type: "line", point: snaps.length <= 40 ? { size: 16 } : false, strokeWidth: 1.8 },
       encoding: {
         x: { field: "step", type: "quantitative", title: "training step" },
-        y: { field: "value", type: "quantitative", title: yTitle, scale: logY ? { type: "log" } : { zero: false } },
+        y: { field: "value", type: "quantitative", title: yTitle, ...(logY ? logAxis(values.map((v) => v.value!)) : { scale: { zero: false } }) },
         color: layerColor(rows, rowTitle),
       },
     },
@@ -413,6 +428,7 @@ export function timelineFigures(snaps: readonly Snapshot[]): Figure[] {
   const pick = pickSnapshots(snaps, 6);
   const values: Array<Record<string, number>> = [];
   for (const s of pick) s.hiddenNorm.mean[L]?.forEach((v, t) => v > 0 && values.push({ step: s.step, position: t + 1, value: v }));
+  const T = s0.seqLen;
   figs.push({
     name: "timeline_profile",
     title: `Norm against position in the last layer at several steps`,
@@ -424,8 +440,8 @@ export function timelineFigures(snaps: readonly Snapshot[]): Figure[] {
       data: { values },
       mark: { type: "line", strokeWidth: 1.8 },
       encoding: {
-        x: { field: "position", type: "quantitative", title: "position t (1-based, log scale)", scale: { type: "log" } },
-        y: { field: "value", type: "quantitative", title: `mean ‖h^${L}_t‖ (log scale)`, scale: { type: "log" } },
+        x: { field: "position", type: "quantitative", title: "position t (1-based, log scale)", scale: { type: "log", domain: [1, T], nice: false }, axis: { values: logTicks(1, T).filter((v) => Number.isInteger(v)) } },
+        y: { field: "value", type: "quantitative", title: `mean ‖h^${L}_t‖ (log scale)`, ...logAxis(values.map((v) => v.value!)) },
         color: { field: "step", type: "ordinal", title: "step", scale: { scheme: "viridis" } },
       },
     },
