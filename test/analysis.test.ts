@@ -153,3 +153,37 @@ describe("analyze inputs", () => {
     expect(() => analyzeDir({ modelDir: path.join(out, "nope"), data: path.join(FIXTURE, "tokens.bin"), seqLen: 8, batchSize: 2, outDir: out })).toThrow(/config\.json/);
   });
 });
+
+describe("innerloop analyze (command line)", () => {
+  it("analyses text with the run's tokenizer exactly as the same ids from a .bin file", async () => {
+    const { main } = await import("../lib/cli/main.js");
+    const { GPT2, saveGPT2 } = await import("../lib/models/index.js");
+    const { CharTokenizer, writeTokenBin } = await import("../lib/data/index.js");
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "innerloop-analyze-cli-"));
+    const text = "Call me Ishmael. Some years ago, never mind how long precisely, having little or no money in my purse. ".repeat(3);
+    const tok = CharTokenizer.fromText(text);
+    const model = new GPT2({ vocabSize: tok.vocabSize, nPositions: 16, nEmbd: 24, nLayer: 2, nHead: 2 }, { seed: 3 });
+    saveGPT2(path.join(dir, "run"), model, { innerloop: { tokenizer: tok.toJSON() } });
+    model.dispose();
+    fs.writeFileSync(path.join(dir, "text.txt"), text);
+    const ids = tok.encode(text);
+    writeTokenBin(path.join(dir, "ids.bin"), ids);
+    const out: string[] = [];
+    const io = { stdout: { write: (s: string) => out.push(s) } as unknown as NodeJS.WritableStream };
+    for (const [data, o] of [["text.txt", "a"], ["ids.bin", "b"]] as const) {
+      const code = await main(["analyze", "--model", path.join(dir, "run"), "--data", path.join(dir, data), "--seq-len", "15", "--batch-size", "3", "--out", path.join(dir, o)], io);
+      expect(code).toBe(0);
+    }
+    const a = JSON.parse(fs.readFileSync(path.join(dir, "a", "analysis.json"), "utf8")) as AnalysisResult;
+    const b = JSON.parse(fs.readFileSync(path.join(dir, "b", "analysis.json"), "utf8")) as AnalysisResult;
+    expect(a.windows).toBe(Math.floor(ids.length / 16));
+    expect(a.hiddenNorm).toEqual(b.hiddenNorm);
+    expect(a.loss).toBe(b.loss);
+    expect(out.join("")).toMatch(/analysed 19 windows of 15 tokens \(2 blocks\)/);
+    // A usage error is one line and exit status 2.
+    const err: string[] = [];
+    const code = await main(["analyze", "--model", path.join(dir, "run"), "--out", path.join(dir, "c")], { stderr: { write: (s: string) => err.push(s) } as unknown as NodeJS.WritableStream });
+    expect(code).toBe(2);
+    expect(err.join("")).toMatch(/--data PATH is required/);
+  });
+});
