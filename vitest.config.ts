@@ -10,5 +10,8 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     reporters: ["default"],
+    // Two test processes share the machine's cores: one libtorch thread each
+    // (inherited by the CLI processes tests start) avoids oversubscription.
+    env: { OMP_NUM_THREADS: "1", MKL_NUM_THREADS: "1" },
   },
 });

@@ -54,6 +54,18 @@ const napi_type_tag kTensorTag = {0x6e1f2c3d4e5f6071ULL, 0x1a2b3c4d5e6f7081ULL};
 
 Scope* CurrentScope() { return gScope; }
 
+#ifdef INNERLOOP_WITH_CUDA
+// The caching allocator's statistics for a device; zeros before CUDA is
+// initialised (libtorch throws "Invalid device argument" then).
+decltype(c10::cuda::CUDACachingAllocator::getDeviceStats(0)) CudaStats(c10::DeviceIndex d) {
+  try {
+    return c10::cuda::CUDACachingAllocator::getDeviceStats(d);
+  } catch (const c10::Error&) {
+    return {};
+  }
+}
+#endif
+
 // ---------------------------------------------------------------------------
 // TensorWrap
 
@@ -554,7 +566,7 @@ NATIVE(Memory) {
 #ifdef INNERLOOP_WITH_CUDA
   if (torch::cuda::is_available()) {
     for (int d = 0; d < static_cast<int>(torch::cuda::device_count()); ++d) {
-      auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(d);
+      auto stats = CudaStats(static_cast<c10::DeviceIndex>(d));
       allocated += static_cast<double>(stats.allocated_bytes[0].current);
       reserved += static_cast<double>(stats.reserved_bytes[0].current);
     }
@@ -1029,7 +1041,13 @@ NATIVE(CudaDeviceName) {
 }
 NATIVE(CudaEmptyCache) {
 #ifdef INNERLOOP_WITH_CUDA
-  if (torch::cuda::is_available()) c10::cuda::CUDACachingAllocator::emptyCache();
+  if (torch::cuda::is_available()) {
+    try {
+      c10::cuda::CUDACachingAllocator::emptyCache();
+    } catch (const c10::Error&) {
+      // Nothing is cached before CUDA is initialised.
+    }
+  }
 #endif
   return info.Env().Undefined();
 }
@@ -1041,7 +1059,7 @@ NATIVE(CudaMemoryStats) {
     double allocated = 0, reserved = 0, maxAllocated = 0, maxReserved = 0;
 #ifdef INNERLOOP_WITH_CUDA
     if (torch::cuda::is_available()) {
-      auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(a.I(0, 0)));
+      auto stats = CudaStats(static_cast<c10::DeviceIndex>(a.I(0, 0)));
       allocated = static_cast<double>(stats.allocated_bytes[0].current);
       reserved = static_cast<double>(stats.reserved_bytes[0].current);
       maxAllocated = static_cast<double>(stats.allocated_bytes[0].peak);
@@ -1062,7 +1080,11 @@ NATIVE(CudaResetPeakMemoryStats) {
     Args a(info, "cuda.resetPeakMemoryStats");
 #ifdef INNERLOOP_WITH_CUDA
     if (torch::cuda::is_available()) {
-      c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<c10::DeviceIndex>(a.I(0, 0)));
+      try {
+        c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<c10::DeviceIndex>(a.I(0, 0)));
+      } catch (const c10::Error&) {
+        // No statistics exist before CUDA is initialised.
+      }
     }
 #else
     (void)a;
