@@ -20,8 +20,10 @@ export interface ReproduceOptions {
   outDir: string;
   quick: boolean;
   device?: Device;
-  /** Override the number of training steps (for tests). */
+  /** Override the number of training steps. */
   steps?: number;
+  /** Override the snapshot interval. */
+  analyzeEvery?: number;
   stdout?: NodeJS.WritableStream;
   stderr?: NodeJS.WritableStream;
 }
@@ -58,6 +60,7 @@ export async function reproduce(o: ReproduceOptions): Promise<{ reportPath: stri
     config.warmup = Math.min(config.warmup, o.steps);
     config.evalEvery = Math.min(config.evalEvery, o.steps);
   }
+  if (o.analyzeEvery !== undefined) config.analyzeEvery = o.analyzeEvery;
   registerTrainerPlugin("analysis", createAnalysisPlugin);
   const t0 = performance.now();
   stderr.write(`reproduce${o.quick ? " --quick" : ""}: training ${config.nLayer} x ${config.nEmbd} on moby-dick for ${config.steps} steps, analysis every ${config.analyzeEvery} steps\n`);

@@ -17,6 +17,7 @@ registerCommand({
   flags: [
     { name: "quick", type: "boolean", help: "a small, fast version of the experiment" },
     { name: "steps", type: "int", min: 1, valueName: "N", help: "override the number of training steps" },
+    { name: "analyze-every", type: "int", min: 1, valueName: "N", help: "override the snapshot interval (steps)" },
     {
       name: "device", type: "string", valueName: "cpu|cuda|cuda:N", help: "where to train",
       check: (v) => (DEVICE_RE.test(v) ? undefined : "cpu, cuda or cuda:N"), allowed: "cpu, cuda or cuda:N", defaultText: "cpu",
@@ -31,6 +32,7 @@ registerCommand({
       outDir: out,
       quick: flagBoolean(args, "quick") ?? false,
       steps: flagNumber(args, "steps"),
+      analyzeEvery: flagNumber(args, "analyze-every"),
       device: flagString(args, "device") as "cpu" | undefined,
       stdout: ctx.stdout,
       stderr: ctx.stderr,
