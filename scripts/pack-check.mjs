@@ -5,7 +5,8 @@
 //      plus prebuilt addons, and runs `npm pack` there (its `prepare` compiles dist/ from scratch);
 //   2. checks the tarball's file list: what install and use need is in it, tests and build outputs are not;
 //   3. `npm install ./innerloop-*.tgz` into an empty temporary project;
-//   4. there: `import { torch } from "innerloop"` computes something, and `npx innerloop --version` works.
+//   4. there: `import { torch } from "innerloop"` computes something, `npx innerloop --version` works,
+//      and examples/train-char-gpt2.mjs trains.
 //
 // Prebuilds (option --prebuild):
 //   build     (default) the addon in build/Release is packaged as a prebuild for the libtorch it was
@@ -206,6 +207,12 @@ function main() {
     check(cli.stdout.includes(`innerloop ${pkg.version}`), `\`npx innerloop --version\` printed:\n${cli.out}`);
     check(cli.stdout.includes(`libtorch ${record.version}`), `\`npx innerloop --version\` does not name libtorch ${record.version}:\n${cli.out}`);
     log(`CLI ok: ${cli.stdout.trim().split("\n").join(" | ")}`);
+    // An example written against the public API, run by the installed package.
+    copyFileSync(join(root, "examples", "train-char-gpt2.mjs"), join(appDir, "train.mjs"));
+    const ex = run(process.execPath, ["train.mjs", "--steps", "30"], { cwd: appDir, env: { ...process.env, OMP_NUM_THREADS: "1" } });
+    const trained = JSON.parse(ex.stdout.trim().split("\n").pop());
+    check(trained.lastLoss < trained.firstLoss - 0.3, `examples/train-char-gpt2.mjs did not learn: ${JSON.stringify(trained)}`);
+    log(`examples/train-char-gpt2.mjs runs on the installed package: loss ${trained.firstLoss.toFixed(3)} -> ${trained.lastLoss.toFixed(3)}`);
     ok = true;
     log(`PASS: packed, installed (${opts.prebuild === "none" ? "built from source" : `prebuild mode ${opts.prebuild}`}), imported and ran the CLI`);
   } finally {
