@@ -146,7 +146,10 @@ async function buildWithPrebuildify() {
   return join(prebuildDir(), fileName);
 }
 
-/** prebuildify's backend: `prebuild.mjs rebuild --target=... --release` run in the staging folder. */
+/**
+ * prebuildify's backend: `prebuild.mjs rebuild --target=... --release` run in the staging folder.
+ * It runs cmake-js as scripts/build-native.mjs does, with the output in the staging folder.
+ */
 async function backend() {
   const given = process.env.INNERLOOP_PREBUILD_TORCH;
   if (!given) throw new Error("innerloop: prebuild.mjs rebuild is prebuildify's backend; run `npm run build:prebuild` instead");
