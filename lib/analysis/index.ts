@@ -1,0 +1,22 @@
+// innerloop analysis: hook-based capture, the inner-optimization measures, snapshots during
+// training, and the report. Definitions: docs/analysis.md.
+export { runWithCache, matchNames } from "./capture.js";
+export type { ActivationCache, RunWithCacheOptions, NamesFilter, HookedModel } from "./capture.js";
+export { adaptModel } from "./adapter.js";
+export type { AnalysisModel, ModelAdapter } from "./adapter.js";
+export { Analyzer } from "./analyzer.js";
+export type { AnalyzerOptions } from "./analyzer.js";
+export { analyzeModel } from "./analyze.js";
+export type { AnalyzeOptions } from "./analyze.js";
+export { StreamingMoments, DeviceSum, RunningTopK } from "./stats.js";
+export { fitPowerLaw, firstTokenRatio, frequencyBuckets } from "./fits.js";
+export { arrayTokenStream, binTokenStream, toTokenStream, planWindows, readWindows } from "./windows.js";
+export type { TokenStream, WindowPlan } from "./windows.js";
+export { writeAnalysis, readTimeline, writeTimeline, timelinePath, positionsCsv, layersCsv } from "./files.js";
+export type { Snapshot, Timeline } from "./files.js";
+export type { AnalysisResult, PowerLawFit, MassiveLayer } from "./result.js";
+export { AnalysisPlugin, createAnalysisPlugin } from "./plugin.js";
+export type { AnalysisPluginOptions } from "./plugin.js";
+export { writeReport } from "./report/html.js";
+export { analyzeDir } from "./run.js";
+export { reproduce, reproduceConfig } from "./reproduce.js";
