@@ -1,12 +1,14 @@
 /**
- * Text generation from a run directory: the model, its saved tokenizer, and
- * `GPT2.generate` (KV cache, temperature, top-k, seed).
+ * Text generation from a run directory or a Hugging Face model folder (GPT-2,
+ * GPT-NeoX, LLaMA family): the model, its tokenizer, and its `generate` (KV
+ * cache, temperature, top-k, seed).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { torch, type Device } from "../torch/index.js";
-import { loadGPT2, readHFConfig } from "../models/index.js";
-import { tokenizerFromJSON, type Tokenizer } from "../data/index.js";
+import { readHFConfig } from "../models/index.js";
+import { loadPretrained } from "../models/hf.js";
+import { loadHfTokenizer, tokenizerFromJSON, type Tokenizer } from "../data/index.js";
 import { Gpt2Tokenizer } from "../data/gpt2.js";
 import { recoverRunDir } from "./checkpoint.js";
 
@@ -20,12 +22,17 @@ export interface SampleTextOptions {
   device: Device;
 }
 
-/** The tokenizer saved with a run (config.json `innerloop.tokenizer`), or GPT-2 BPE for a plain HF GPT-2 folder. */
+/**
+ * The tokenizer of a model folder: the one saved with an innerloop run (config.json
+ * `innerloop.tokenizer`), else the folder's tokenizer.json, else GPT-2 BPE for a GPT-2 vocabulary.
+ */
 export function runTokenizer(modelDir: string, hfConfig: Record<string, unknown> = readHFConfig(modelDir)): Tokenizer {
   const ours = (hfConfig.innerloop as { tokenizer?: unknown } | undefined)?.tokenizer;
   if (ours !== undefined) return tokenizerFromJSON(ours);
+  const hf = loadHfTokenizer(modelDir);
+  if (hf !== null) return hf;
   if (hfConfig.model_type === "gpt2" && typeof hfConfig.vocab_size === "number" && hfConfig.vocab_size >= 50257) return new Gpt2Tokenizer();
-  throw new Error(`${path.join(modelDir, "config.json")} names no tokenizer (innerloop.tokenizer) and is not a GPT-2 vocabulary`);
+  throw new Error(`${path.join(modelDir, "config.json")} names no tokenizer (innerloop.tokenizer), there is no tokenizer.json beside it, and it is not a GPT-2 vocabulary`);
 }
 
 /** The prompt followed by `maxNewTokens` generated tokens, decoded. */
@@ -37,7 +44,7 @@ export function sampleText(o: SampleTextOptions): string {
   const tokenizer = runTokenizer(o.modelDir, hf);
   const promptIds = tokenizer.encode(o.prompt);
   if (promptIds.length === 0) throw new Error("the prompt encodes to no tokens; give at least one character");
-  const model = loadGPT2(o.modelDir, { device: o.device });
+  const model = loadPretrained(o.modelDir, { device: o.device });
   try {
     const ids = torch.tidy(() => {
       const input = torch.tensor(BigInt64Array.from(promptIds, (v) => BigInt(v)), { dtype: "int64" }).view([1, promptIds.length]).to(o.device);
