@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <unordered_map>
+#include <unordered_set>
 
 #ifdef INNERLOOP_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -48,7 +49,10 @@ void ReportExternal(napi_env env, int64_t delta) {
   }
 }
 
-const napi_type_tag kTensorTag = {0x6e1f2c3d4e5f6071ULL, 0x1a2b3c4d5e6f7081ULL};
+// Every live wrapper. napi_unwrap also succeeds on objects wrapped by other
+// addons, so a pointer is trusted only when it is in this set (cheaper than
+// N-API type tags, which allocate a BigInt per object).
+std::unordered_set<const TensorWrap*> gWrappers;
 
 }  // namespace
 
@@ -85,9 +89,10 @@ Napi::Value TensorWrap::Wrap(Napi::Env env, at::Tensor t) {
 
 TensorWrap* TensorWrap::Unwrap(Napi::Value v) {
   if (!v.IsObject()) return nullptr;
-  bool ours = false;
-  if (napi_check_object_type_tag(v.Env(), v, &kTensorTag, &ours) != napi_ok || !ours) return nullptr;
-  return Napi::ObjectWrap<TensorWrap>::Unwrap(v.As<Napi::Object>());
+  void* raw = nullptr;
+  if (napi_unwrap(v.Env(), v, &raw) != napi_ok || raw == nullptr) return nullptr;
+  auto* w = static_cast<TensorWrap*>(raw);
+  return gWrappers.count(w) != 0 ? w : nullptr;
 }
 
 TensorWrap::TensorWrap(const Napi::CallbackInfo& info)
@@ -98,7 +103,7 @@ TensorWrap::TensorWrap(const Napi::CallbackInfo& info)
   }
   tensor_ = std::move(*gPending);
   gPending = nullptr;
-  napi_type_tag_object(info.Env(), info.This(), &kTensorTag);
+  gWrappers.insert(this);
   ++gLive;
   if (tensor_.device().is_cpu() && tensor_.has_storage()) {
     const void* key = tensor_.storage().unsafeGetStorageImpl();
@@ -117,7 +122,10 @@ TensorWrap::TensorWrap(const Napi::CallbackInfo& info)
   }
 }
 
-TensorWrap::~TensorWrap() { Release(); }
+TensorWrap::~TensorWrap() {
+  Release();
+  gWrappers.erase(this);
+}
 
 void TensorWrap::Release() {
   if (!tensor_.defined()) return;
