@@ -41,7 +41,8 @@ export class Analyzer {
   private readonly freqSum: DeviceSum;
   private readonly freqOcc: Float64Array;
   private readonly top: RunningTopK;
-  private readonly paramAcc: Tensor[];
+  /** Running sums of the parameter gradients (null until the first batch). */
+  private readonly paramAcc: Array<Tensor | null>;
   private readonly params: Tensor[];
   private readonly blockOf: number[];
   /** Additive causal mask [T, T]: 0 on and below the diagonal, −∞ above. */
@@ -77,9 +78,7 @@ export class Analyzer {
         this.blockOf.push(l);
       }
     }
-    this.paramAcc = this.params.map((p) =>
-      torch.keep(torch.zeros(p.shape, { dtype: "float32", device: p.device as Device })),
-    );
+    this.paramAcc = this.params.map(() => null);
     this.causalMask = useAttn
       ? torch.keep(torch.tidy(() => torch.zeros([T, T], { device: dev as Device }).maskedFill(torch.ones([T, T], { device: dev as Device }).triu(1).gt(0), -Infinity)))
       : null;
@@ -188,7 +187,9 @@ export class Analyzer {
 
         // Parameter gradients of ℓ, summed over batches (divided by N·T at the end).
         cache.paramGrads.forEach((g, i) => {
-          this.paramAcc[i]!.add_(g.float());
+          const acc = this.paramAcc[i];
+          if (acc) acc.add_(g);
+          else this.paramAcc[i] = torch.keep(g.dtype === "float32" ? g : g.float());
         });
       });
     } finally {
@@ -215,9 +216,10 @@ export class Analyzer {
     for (let r = 0; r < ROWS_BLOCK.length; r++, o += L) block.push(rows(o, L)[0]);
     const lens = (this.lensSum.total.toArray() as number[]).map((s) => s / (N * T));
     const paramGradNorm = torch.tidy(() => {
-      const sq = torch.stack(this.paramAcc.map((a) => a.to("float64").pow(2).sum())).toArray() as number[];
+      // One pass per tensor (norm accumulates in higher precision internally); squares summed on the host.
+      const norms = torch.stack(this.paramAcc.map((a) => a!.norm())).toArray() as number[];
       const per = new Array<number>(L).fill(0);
-      sq.forEach((s, i) => (per[this.blockOf[i]!]! += s));
+      norms.forEach((n, i) => (per[this.blockOf[i]!]! += n * n));
       return per.map((s) => Math.sqrt(s) / (N * T));
     });
     const meanAbsSum = this.absSum.total.toArray() as number[];
@@ -272,7 +274,7 @@ export class Analyzer {
     this.attnSum?.dispose();
     this.freqSum.dispose();
     this.top.dispose();
-    for (const a of this.paramAcc) a.dispose();
+    for (const a of this.paramAcc) a?.dispose();
     this.causalMask?.dispose();
   }
 }
