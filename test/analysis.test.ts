@@ -187,3 +187,22 @@ describe("innerloop analyze (command line)", () => {
     expect(err.join("")).toMatch(/--data PATH is required/);
   });
 });
+
+describe("analyze in bfloat16", () => {
+  it("runs a bf16 model and stays close to the float64 reference", () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), "innerloop-analysis-bf16-"));
+    const r = analyzeDir({
+      modelDir: path.join(FIXTURE, "model"),
+      data: path.join(FIXTURE, "tokens.bin"),
+      seqLen: S.seqLen,
+      batchSize: S.batchSize,
+      maxWindows: S.maxWindows,
+      dtype: "bfloat16",
+      outDir: out,
+    });
+    expect(r.windows).toBe(expected.windows);
+    expect(Math.abs(r.loss - expected.loss) / expected.loss).toBeLessThan(0.03);
+    r.hiddenNorm.mean.forEach((row, l) => row.forEach((v, t) => expect(Math.abs(v - expected.hiddenNorm.mean[l]![t]!) / expected.hiddenNorm.mean[l]![t]!).toBeLessThan(0.03)));
+    r.paramGradNorm.forEach((v, l) => expect(Math.abs(v - expected.paramGradNorm[l]!) / expected.paramGradNorm[l]!).toBeLessThan(0.1));
+  });
+});
