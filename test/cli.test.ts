@@ -314,7 +314,7 @@ describe("innerloop train and sample", () => {
           child.on("close", () => clearInterval(poll));
         },
       });
-      expect(r.signal).toBe("SIGKILL");
+      expect(r.signal, `round ${round}: exit ${r.code}\n${r.stderr}`).toBe("SIGKILL");
       if (fs.existsSync(path.join(dir, ".checkpoint-pending"))) sawPending++;
       // Readers recover first; the checkpoint is then complete and consistent.
       expect(hasCheckpoint(dir)).toBe(true);
