@@ -289,11 +289,9 @@ async function analysisOverhead(spec: SideSpec): Promise<NonNullable<SideResult[
   try {
     const { windows, steps } = spec.analysis!;
     const T = spec.model.seqLen;
-    // The held-out windows: token ids from the benchmark's own random batches.
-    const held = Int32Array.from(tokens.subarray(0, Math.min(tokens.length, (windows + 1) * (T + 1))));
-    if (held.length < windows * (T + 1)) {
-      return { available: false, reason: `not enough tokens for ${windows} analysis windows` };
-    }
+    // The held-out windows: the benchmark's own random tokens, repeated as often as needed.
+    const held = new Int32Array(windows * (T + 1));
+    for (let i = 0; i < held.length; i++) held[i] = tokens[i % tokens.length]!;
     const p = new plugin.AnalysisPlugin({ runDir, every: 1, windows, seqLen: T, batchSize: Math.min(s.batch, windows) });
     const ctx = { runDir, config: {} as never, model: s.model, tokenizer: null, valTokens: streams.arrayTokenStream(held), startStep: 0, resumed: false };
     p.setup(ctx);

@@ -17,7 +17,6 @@ import resource
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -97,9 +96,7 @@ class GPT(nn.Module):
 
     def load_hf(self, path):
         """Loads a Hugging Face GPT-2 state dict (Conv1D weights [in, out]) written by innerloop."""
-        from safetensors.torch import load_file
-
-        sd = load_file(path)
+        sd = read_safetensors(path)
         own = {}
         for name, t in sd.items():
             n = name[len("transformer."):] if name.startswith("transformer.") else name
@@ -111,6 +108,25 @@ class GPT(nn.Module):
         missing, unexpected = self.load_state_dict(own, strict=False)
         if missing or unexpected:
             raise RuntimeError(f"weights {path}: missing {missing}, unexpected {unexpected}")
+
+
+def read_safetensors(path):
+    """float32 tensors of a safetensors file (read directly: the GPU machines may lack the package)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    base = 8 + n
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if info["dtype"] != "F32":
+            raise ValueError(f"{path}: {name} is {info['dtype']}, expected F32")
+        a, b = info["data_offsets"]
+        t = torch.frombuffer(bytearray(data[base + a:base + b]), dtype=torch.float32)
+        out[name] = t.reshape(info["shape"]).clone()
+    return out
 
 
 def param_count(model):
@@ -199,7 +215,9 @@ def main():
     o = spec["optim"]
 
     rss_start = rss_kb()
-    tokens = np.fromfile(spec["tokensFile"], dtype="<i4").reshape(spec["nBatches"], spec["maxBatch"], c["seqLen"] + 1)
+    with open(spec["tokensFile"], "rb") as f:
+        raw = bytearray(f.read())
+    tokens = torch.frombuffer(raw, dtype=torch.int32).reshape(spec["nBatches"], spec["maxBatch"], c["seqLen"] + 1)
     result = {"side": "pytorch", "torch": torch.__version__, "threads": torch.get_num_threads(), "device": device,
               "deviceName": torch.cuda.get_device_name(0) if cuda else None}
     result["rssAtStartKB"] = rss_start
@@ -218,8 +236,8 @@ def main():
                 lr=o["lr"], betas=(o["beta1"], o["beta2"]), eps=o["eps"], fused=True)
             params = list(model.parameters())
             step, forward_loss = make_step(model, opt, params, o["clip"], autocast_bf16, device)
-            batches = [(torch.from_numpy(tokens[i, :batch, :-1].astype(np.int64)).to(device),
-                        torch.from_numpy(tokens[i, :batch, 1:].astype(np.int64)).to(device))
+            batches = [(tokens[i, :batch, :-1].to(torch.int64).contiguous().to(device),
+                        tokens[i, :batch, 1:].to(torch.int64).contiguous().to(device))
                        for i in range(spec["nBatches"])]
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
