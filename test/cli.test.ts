@@ -272,6 +272,25 @@ describe("innerloop train and sample", () => {
     plainRun = await cli(["train", ...FAST, "--steps", "40", "--out", plain()]);
   }, 120_000);
 
+  it("--nproc 2 (Gloo) gives the loss curve of one process with the same global batch", async () => {
+    const args = ["train", "--preset", "tiny", "--batch-size", "4", "--seq-len", "32", "--steps", "20", "--eval-every", "10", "--eval-batches", "2", "--checkpoint-every", "0"];
+    const one = await cli([...args, "--out", path.join(tmp, "dp1")]);
+    expect(one.code).toBe(0);
+    const port = String(20000 + Math.floor(Math.random() * 20000));
+    const two = await cli([...args, "--nproc", "2", "--master-port", port, "--out", path.join(tmp, "dp2")]);
+    expect(two.code, two.stderr).toBe(0);
+    expect(two.stderr).toContain("2 processes");
+    const a = readRows(path.join(tmp, "dp1")) as Array<{ step: number; loss?: number; valLoss?: number }>;
+    const b = readRows(path.join(tmp, "dp2")) as Array<{ step: number; loss?: number; valLoss?: number }>;
+    expect(b.map((r) => r.step)).toEqual(a.map((r) => r.step));
+    expect(a).toHaveLength(22);
+    b.forEach((r, i) => expect(Math.abs((r.loss ?? r.valLoss!) - (a[i]!.loss ?? a[i]!.valLoss!))).toBeLessThan(1e-3));
+    // An uneven split is refused before any worker starts.
+    const uneven = await inProcess(["train", "--preset", "tiny", "--batch-size", "5", "--nproc", "2"]);
+    expect(uneven.code).toBe(2);
+    expect(uneven.stderr).toContain("--batch-size (5) must be divisible by the number of processes (2)");
+  });
+
   it("a second signal exits at once, leaving the last complete checkpoint", async () => {
     const dir = path.join(tmp, "twice");
     const metrics = path.join(dir, "metrics.jsonl");

@@ -56,8 +56,18 @@ const OTHER_FLAGS: readonly FlagSpec[] = [
   { name: "preset", type: "enum", choices: Object.keys(PRESETS), help: "a model size and its settings; other settings override it" },
 ];
 
+/** Data-parallel launch (torchrun's conventions); not part of the saved configuration. */
+const LAUNCH_FLAGS: readonly FlagSpec[] = [
+  { name: "nproc", type: "int", min: 1, max: 1024, help: "worker processes on this machine, each taking batch-size / (nproc x nnodes) rows", defaultText: "1" },
+  { name: "nnodes", type: "int", min: 1, max: 65536, help: "machines taking part (start innerloop on each, with its --node-rank)", defaultText: "1" },
+  { name: "node-rank", type: "int", min: 0, help: "this machine's index among the nnodes", defaultText: "0" },
+  { name: "master-addr", type: "string", valueName: "HOST", help: "address of node 0 (rendezvous)", defaultText: "127.0.0.1" },
+  { name: "master-port", type: "int", min: 1, max: 65535, valueName: "PORT", help: "port of the rendezvous on node 0", defaultText: "29500" },
+];
+const LAUNCH_NAMES = new Set(LAUNCH_FLAGS.map((f) => f.name));
+
 /** Flags that may accompany --resume: they do not change the computation of the steps. */
-const RESUME_FLAGS = new Set(["resume", "steps", "device", "checkpoint-every", "eval-every"]);
+const RESUME_FLAGS = new Set(["resume", "steps", "device", "checkpoint-every", "eval-every", ...LAUNCH_FLAGS.map((f) => f.name)]);
 
 export function camel(kebab: string): string {
   return kebab.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -116,6 +126,7 @@ export function trainConfigFromArgs(args: ParsedArgs): { config: TrainConfig; ou
   const fromFile = flagString(args, "config") !== undefined ? readConfigFile(flagString(args, "config")!) : { config: {} };
   const fromFlags: Record<string, unknown> = {};
   for (const spec of TRAIN_CONFIG_FLAGS) {
+    if (LAUNCH_NAMES.has(spec.name)) continue;
     const v = args.values[spec.name];
     if (v !== undefined) fromFlags[camel(spec.name)] = v;
   }
@@ -132,6 +143,16 @@ function defaultRunDir(): string {
   return path.join("runs", `${t.getFullYear()}${p(t.getMonth() + 1)}${p(t.getDate())}-${p(t.getHours())}${p(t.getMinutes())}${p(t.getSeconds())}`);
 }
 
+/** The command line a worker process runs: this process's node options and entry, then `train` with the same flags. */
+function workerArgv(args: ParsedArgs, verbose: boolean): string[] {
+  const flags = Object.entries(args.values).map(([k, v]) => `--${k}=${String(v)}`);
+  if (verbose) flags.push("--verbose");
+  const evalEntry = process.execArgv.includes("-e") || process.execArgv.includes("--eval");
+  // `node bin/innerloop.js ...` runs the script again; `node -e CODE -- ...` runs CODE again.
+  const entry = evalEntry ? [...process.execArgv, "--"] : [...process.execArgv, process.argv[1]!];
+  return [...entry, "train", ...flags];
+}
+
 registerCommand({
   name: "train",
   summary: "train a GPT-2 style language model; the run directory is a Hugging Face checkpoint",
@@ -145,8 +166,32 @@ registerCommand({
     "Writes DIR/config.json + DIR/model.safetensors (loadable with transformers), the optimizer and trainer state",
     "(for an exact --resume) and DIR/metrics.jsonl. Ctrl-C finishes the step, checkpoints and exits 0; twice exits at once.",
   ].join("\n"),
-  flags: [...TRAIN_CONFIG_FLAGS, ...OTHER_FLAGS],
+  flags: [...TRAIN_CONFIG_FLAGS, ...OTHER_FLAGS, ...LAUNCH_FLAGS],
   async run(args, ctx) {
+    const nproc = flagNumber(args, "nproc") ?? 1;
+    const nnodes = flagNumber(args, "nnodes") ?? 1;
+    const nodeRank = flagNumber(args, "node-rank") ?? 0;
+    if (nodeRank >= nnodes) throw new UsageError(`--node-rank (${nodeRank}) must be below --nnodes (${nnodes})`);
+    if (nproc * nnodes > 1 && process.env.WORLD_SIZE === undefined) {
+      // The launcher: validate here (one clear error instead of one per worker), then start the
+      // workers, each running this same command line as one rank.
+      if (flagString(args, "resume") === undefined) {
+        const { config } = trainConfigFromArgs(args);
+        if (config.batchSize % (nproc * nnodes) !== 0) {
+          throw new UsageError(`--batch-size (${config.batchSize}) must be divisible by the number of processes (${nproc * nnodes})`);
+        }
+      }
+      const { launchWorkers } = await import("../train/ddp.js");
+      return launchWorkers({
+        nproc,
+        nnodes,
+        nodeRank,
+        masterAddr: flagString(args, "master-addr") ?? "127.0.0.1",
+        masterPort: flagNumber(args, "master-port") ?? 29500,
+        argv: workerArgv(args, ctx.verbose),
+        stderr: ctx.stderr,
+      });
+    }
     const resumeDir = flagString(args, "resume");
     let run: import("../train/run.js").RunOptions;
     if (resumeDir !== undefined) {

@@ -8,8 +8,11 @@ import { loadCorpus, RandomWindowSampler, type Tokenizer, type TokenizerJSON, ty
 import type { TrainConfig } from "./config.js";
 
 export interface BatchSampler {
-  /** The next batch: inputs and targets, int64 [batchSize, seqLen] on `device`. */
-  next(device: Device): { inputs: Tensor; targets: Tensor };
+  /**
+   * The next batch: inputs and targets, int64 [batchSize, seqLen] on `device`. With `rows`, only
+   * rows [start, end) of it (data-parallel ranks each take their share of the same global batch).
+   */
+  next(device: Device, rows?: { start: number; end: number }): { inputs: Tensor; targets: Tensor };
   state(): unknown;
   setState(state: unknown): void;
 }
@@ -36,8 +39,9 @@ const VAL_SEED_OFFSET = 0x5eed;
 function sampler(source: TokenSource, seed: number, batchSize: number, seqLen: number): BatchSampler {
   const s = new RandomWindowSampler(source, { seed });
   return {
-    next(device) {
-      const { x, y } = s.nextBatch(batchSize, seqLen, { device });
+    next(device, rows) {
+      const starts = s.nextStarts(batchSize, seqLen);
+      const { x, y } = s.batchAt(rows ? starts.slice(rows.start, rows.end) : starts, seqLen, { device });
       return { inputs: x, targets: y };
     },
     state: () => s.state(),

@@ -7,6 +7,8 @@ import type { TrainConfig } from "./config.js";
 import { getTrainerPluginFactory } from "./plugins.js";
 import { StopRequest } from "./signals.js";
 import { Trainer } from "./trainer.js";
+import { DataParallel, distEnvFromProcess, type DistEnv } from "./ddp.js";
+import { readTrainerState } from "./state.js";
 
 export interface RunOptions {
   runDir: string;
@@ -26,32 +28,61 @@ export interface RunTrainingOptions extends RunOptions {
 export async function runTraining(o: RunTrainingOptions): Promise<{ exitCode: number; trainer: Trainer }> {
   const stderr = o.stderr ?? process.stderr;
   const stdout = o.stdout ?? process.stdout;
+  // A worker of a data-parallel run (started by `--nproc N`, torchrun or another launcher)?
+  const env = distEnvFromProcess();
+  let config = o.config;
+  let overrides = o.overrides;
+  let parallel: DataParallel | undefined;
+  if (env) {
+    const device = o.resume ? (overrides?.device ?? readTrainerState(o.runDir).config.device) : config!.device;
+    const mine = rankDevice(device, env);
+    if (o.resume) overrides = { ...overrides, device: mine };
+    else config = { ...config!, device: mine };
+    parallel = DataParallel.join(env, mine);
+  }
+  try {
+    return await train({ ...o, config, overrides }, parallel, stdout, stderr);
+  } finally {
+    parallel?.destroy();
+  }
+}
+
+/** Each local rank gets its own GPU: `cuda` becomes `cuda:LOCAL_RANK`. */
+function rankDevice(device: Device, env: DistEnv): Device {
+  return device === "cuda" ? `cuda:${env.localRank}` : device;
+}
+
+async function train(o: RunOptions, parallel: DataParallel | undefined, stdout: NodeJS.WritableStream, stderr: NodeJS.WritableStream): Promise<{ exitCode: number; trainer: Trainer }> {
+  const main = parallel?.isMain ?? true;
   const trainer = await Trainer.create({
     runDir: o.runDir,
     config: o.config,
     resume: o.resume,
     overrides: o.overrides,
-    progress: { stream: stderr },
+    progress: { stream: stderr, quiet: !main },
+    parallel,
   });
   const c = trainer.config;
-  if (c.analyzeEvery > 0) {
+  if (main && c.analyzeEvery > 0) {
     const factory = getTrainerPluginFactory("analysis");
     if (!factory) throw new Error("--analyze-every needs the analysis plugin, which this build of innerloop does not register");
     trainer.addPlugin(await factory({ config: c, runDir: trainer.runDir, resumed: trainer.resumed }));
   }
   const nParams = trainer.model.numParameters();
-  stderr.write(
+  const procs = parallel && parallel.worldSize > 1 ? `, ${parallel.worldSize} processes` : "";
+  if (main) stderr.write(
     `${trainer.resumed ? `resuming ${o.runDir} at step ${trainer.step}` : `training into ${o.runDir}`}: ` +
       `${c.nLayer} layers x ${c.nEmbd}, ${c.nHead} heads, T ${c.seqLen}, ${(nParams / 1e6).toFixed(2)}M parameters, ` +
       `${c.tokenizer} tokenizer (vocab ${trainer.data.tokenizer.vocabSize}), ${trainer.data.trainTokens} train / ${trainer.data.valTokens} val tokens, ` +
-      `${c.device}${c.dtype === "bfloat16" ? " bf16" : ""}, ${c.steps} steps of ${c.batchSize * c.gradAccum} x ${c.seqLen} tokens\n`,
+      `${c.device}${c.dtype === "bfloat16" ? " bf16" : ""}${procs}, ${c.steps} steps of ${c.batchSize * c.gradAccum} x ${c.seqLen} tokens\n`,
   );
   const stop = new StopRequest((sig) => {
     trainer.requestStop();
-    stderr.write(`\n${sig}: finishing the current step and writing a checkpoint (${sig} again exits at once)\n`);
+    if (main) stderr.write(`\n${sig}: finishing the current step and writing a checkpoint (${sig} again exits at once)\n`);
   }).install();
   try {
     const result = await trainer.run();
+    if (!main) return { exitCode: 0, trainer };
     const last = result.lastLoss !== undefined ? `, loss ${result.lastLoss.toFixed(4)}` : "";
     const val = result.lastValLoss !== undefined ? `, val loss ${result.lastValLoss.toFixed(4)}` : "";
     if (result.reason === "interrupted") {

@@ -46,6 +46,22 @@ export class NonFiniteLossError extends Error {
   }
 }
 
+/**
+ * What the trainer needs from data-parallel training (lib/train/ddp.ts `DataParallel` provides
+ * it). Every rank runs the same loop: the same global batch is drawn on every rank and each takes
+ * its own rows of it, gradients and the loss are averaged over ranks, and rank 0 alone writes
+ * metrics and checkpoints and runs evaluations.
+ */
+export interface ParallelContext {
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly isMain: boolean;
+  broadcastParameters(params: Tensor[]): void;
+  averageGradients(params: Tensor[]): void;
+  /** The mean over ranks of a number. */
+  meanOf(value: number): number;
+}
+
 export interface TrainerOptions {
   /** Run directory: created for a new run, read for a resume. */
   runDir: string;
@@ -59,6 +75,8 @@ export interface TrainerOptions {
   progress?: { quiet?: boolean; tty?: boolean; stream?: NodeJS.WritableStream };
   /** Stop (with a checkpoint) once this step is done, as an interruption would. For tests and schedulers. */
   stopAtStep?: number;
+  /** Data-parallel training: this process is one rank of several. */
+  parallel?: ParallelContext;
 }
 
 export interface TrainResult {
@@ -91,6 +109,11 @@ export class Trainer {
   private readonly isCuda: boolean;
   /** The trained parameters (their identity never changes during a run). */
   private readonly params: Tensor[];
+  private readonly parallel: ParallelContext | undefined;
+  /** Rank 0, or the only process: writes metrics and checkpoints, evaluates, shows progress. */
+  readonly isMain: boolean;
+  /** This rank's rows of each global batch. */
+  private readonly rows: { start: number; end: number } | undefined;
 
   private constructor(
     opts: TrainerOptions,
@@ -114,6 +137,16 @@ export class Trainer {
     if (this.resumed) this.lastCheckpointStep = step;
     this.isCuda = config.device.startsWith("cuda");
     this.params = model.parameters();
+    this.parallel = opts.parallel;
+    this.isMain = opts.parallel?.isMain ?? true;
+    if (opts.parallel && opts.parallel.worldSize > 1) {
+      const { rank, worldSize } = opts.parallel;
+      if (config.batchSize % worldSize !== 0) {
+        throw new RangeError(`batch-size (${config.batchSize}) must be divisible by the number of processes (${worldSize})`);
+      }
+      const per = config.batchSize / worldSize;
+      this.rows = { start: rank * per, end: (rank + 1) * per };
+    }
     this.schedule = warmupCosine({ lr: config.lr, minLr: config.minLr, warmupSteps: config.warmup, decaySteps: config.steps });
   }
 
@@ -131,7 +164,13 @@ export class Trainer {
     const model = createModel(config, data.modelVocabSize);
     const optimizer = makeOptimizer(model, config);
     const sampler = data.trainSampler(config.seed);
-    return new Trainer(opts, config, model, data, optimizer, sampler, 0);
+    return new Trainer(opts, config, model, data, optimizer, sampler, 0).syncParameters();
+  }
+
+  /** Every rank starts from rank 0's weights. */
+  private syncParameters(): this {
+    if (this.parallel && this.parallel.worldSize > 1) this.parallel.broadcastParameters(this.params);
+    return this;
   }
 
   private static async resume(opts: TrainerOptions): Promise<Trainer> {
@@ -158,7 +197,7 @@ export class Trainer {
     const sampler = data.trainSampler(config.seed);
     sampler.setState(saved.state.sampler);
     saved.restoreRng(config.device);
-    return new Trainer(opts, config, model, data, optimizer, sampler, saved.state.step);
+    return new Trainer(opts, config, model, data, optimizer, sampler, saved.state.step).syncParameters();
   }
 
   addPlugin(plugin: TrainerPlugin): this {
@@ -186,8 +225,9 @@ export class Trainer {
   /** Trains until `config.steps` (or a stop request), writing metrics and checkpoints. */
   async run(): Promise<TrainResult> {
     const c = this.config;
-    const metrics = new MetricsWriter(this.runDir, this.resumed ? { keepUpToStep: this.step } : {});
-    const progress = new Progress({ totalSteps: c.steps, startStep: this.step, ...this.opts.progress });
+    const main = this.isMain;
+    const metrics = main ? new MetricsWriter(this.runDir, this.resumed ? { keepUpToStep: this.step } : {}) : null;
+    const progress = new Progress({ totalSteps: c.steps, startStep: this.step, ...this.opts.progress, ...(main ? {} : { quiet: true }) });
     const tokensPerStep = c.batchSize * c.gradAccum * c.seqLen;
     const losses: number[] = [];
     let lastValLoss: number | undefined;
@@ -199,28 +239,30 @@ export class Trainer {
     try {
       // A new run gets its first checkpoint before any step, so that the directory is a valid
       // (untrained) model from the start and a failure at step 1 still leaves one behind.
-      if (!this.resumed && this.step === 0) this.checkpoint();
+      if (main && !this.resumed && this.step === 0) this.checkpoint();
       while (this.step < c.steps) {
+        // Ranks agree on stopping (a signal may reach them between different steps).
+        if (this.parallel && this.parallel.worldSize > 1) this.stopRequested = this.parallel.meanOf(this.stopRequested ? 1 : 0) > 0;
         if (this.stopRequested) {
           reason = "interrupted";
           break;
         }
         const row = this.trainStep(tokensPerStep);
         losses.push(row.loss);
-        metrics.write(row);
+        metrics?.write(row);
         progress.update(row);
         const stepCtx: StepContext = { ...base, ...row };
         for (const p of this.plugins) await p.afterStep?.(stepCtx);
         const last = this.step === c.steps;
-        if (c.evalEvery > 0 && (this.step % c.evalEvery === 0 || last)) {
+        if (main && c.evalEvery > 0 && (this.step % c.evalEvery === 0 || last)) {
           lastValLoss = this.evaluate();
-          metrics.write({ step: this.step, valLoss: lastValLoss });
+          metrics?.write({ step: this.step, valLoss: lastValLoss });
           progress.eval(this.step, lastValLoss);
           for (const p of this.plugins) await p.afterEval?.({ ...base, step: this.step, valLoss: lastValLoss });
         }
         if (this.opts.stopAtStep !== undefined && this.step >= this.opts.stopAtStep) this.stopRequested = true;
         const periodic = c.checkpointEvery > 0 && this.step % c.checkpointEvery === 0;
-        if (periodic || last || this.stopRequested) {
+        if (main && (periodic || last || this.stopRequested)) {
           this.checkpoint();
           if (!last && !this.stopRequested) progress.log(`step ${this.step}: checkpoint written`);
           for (const p of this.plugins) await p.onCheckpoint?.(stepCtx);
@@ -230,14 +272,14 @@ export class Trainer {
       }
       if (this.stopRequested && this.step < c.steps) reason = "interrupted";
       // A stop that arrived between steps: the last step is not in a checkpoint yet.
-      if (this.lastCheckpointStep !== this.step) {
+      if (main && this.lastCheckpointStep !== this.step) {
         this.checkpoint();
         for (const p of this.plugins) await p.onCheckpoint?.({ ...base, step: this.step, reason });
       }
       failed = false;
     } finally {
       progress.done();
-      metrics.close();
+      metrics?.close();
       const end: EndContext = { ...base, step: this.step, reason: failed ? "failed" : reason };
       for (const p of this.plugins) {
         try {
@@ -261,7 +303,7 @@ export class Trainer {
     const lossSum = torch.tidy(() => {
       let acc: Tensor | null = null;
       for (let micro = 0; micro < c.gradAccum; micro++) {
-        const { inputs, targets } = this.sampler.next(c.device);
+        const { inputs, targets } = this.sampler.next(c.device, this.rows);
         const loss = this.forwardLoss(inputs, targets);
         (c.gradAccum > 1 ? loss.div(c.gradAccum) : loss).backward();
         const l = loss.detach();
@@ -270,8 +312,13 @@ export class Trainer {
       return acc!;
     });
     // Reading the loss waits for the device: needed every step for metrics.jsonl and the NaN check.
-    const loss = (lossSum.item() as number) / c.gradAccum;
+    let loss = (lossSum.item() as number) / c.gradAccum;
     lossSum.dispose();
+    if (this.parallel && this.parallel.worldSize > 1) {
+      // Equal shares of the global batch: the mean of the ranks' means is the global mean.
+      this.parallel.averageGradients(this.params);
+      loss = this.parallel.meanOf(loss);
+    }
     const stepNo = this.step + 1;
     if (!Number.isFinite(loss)) {
       this.zeroGrad();
