@@ -53,6 +53,12 @@ for (const name of methodNames) {
   };
 }
 
+/**
+ * The torch namespace, as in PyTorch: factories, free-function forms of the tensor ops, autograd,
+ * memory scopes, CUDA, random state and version. (`@namespace` makes the API reference list each
+ * member on its own page.)
+ * @namespace
+ */
 export const torch = {
   ...(methodFns as unknown as MethodFns),
   ...factories,

@@ -3,7 +3,8 @@
 // built against.
 import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, join, resolve } from "node:path";
+import { constants } from "node:os";
+import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { OutOfMemoryError, TorchError } from "./errors.js";
 
@@ -17,6 +18,8 @@ interface BuildRecord {
   cuda: string | null;
   libDir: string;
   source: string;
+  /** Set when the addon is a prebuild (its path in the package), chosen at install for this libtorch. */
+  prebuild?: string;
 }
 
 function readBuildRecord(): BuildRecord | null {
@@ -28,20 +31,98 @@ function readBuildRecord(): BuildRecord | null {
   }
 }
 
+/** glibc's RTLD_NODELETE; os.constants.dlopen does not export it. */
+const RTLD_NODELETE = 0x1000;
+/** libtorch's libraries in dependency order; the CUDA ones exist only in CUDA builds. */
+const TORCH_LIBS = ["libc10.so", "libtorch_cpu.so", "libc10_cuda.so", "libtorch_cuda.so", "libtorch.so"];
+
+/**
+ * A prebuild's rpath names the libtorch folder of the machine that built it. Loading the libtorch
+ * recorded at install time first, by full path, makes the dynamic linker reuse those libraries (it
+ * matches the addon's needs by soname) wherever libtorch lives on this machine. process.dlopen loads
+ * them and then reports that they are not addons; RTLD_NODELETE keeps them loaded.
+ */
+function preloadLibtorch(record: BuildRecord): void {
+  if (process.platform !== "linux") return;
+  if (!existsSync(record.libDir)) {
+    throw new Error(
+      `innerloop: the prebuilt addon was installed for libtorch ${record.version} in ${record.libDir}, which no longer exists. ` +
+        "Run `npm rebuild innerloop` so that it finds the libtorch on this machine.",
+    );
+  }
+  for (const lib of TORCH_LIBS) {
+    const path = join(record.libDir, lib);
+    if (!existsSync(path)) continue;
+    try {
+      process.dlopen({ exports: {} } as NodeJS.Module, path, constants.dlopen.RTLD_NOW | RTLD_NODELETE);
+    } catch (err) {
+      if (!String((err as Error).message).includes("did not self-register")) {
+        throw new Error(`innerloop: cannot load ${path} (${(err as Error).message.split("\n")[0]}); see README.md, Troubleshooting.`);
+      }
+    }
+  }
+}
+
+/** The libtorch version a libtorch folder holds now (Python torch's version.py or libtorch's build-version). */
+function installedTorchVersion(libDir: string): string | null {
+  for (const [file, re] of [
+    ["../version.py", /__version__\s*=\s*'([^'+]+)/],
+    ["../build-version", /^([0-9][^+\s]*)/],
+  ] as const) {
+    try {
+      const m = re.exec(readFileSync(join(libDir, file), "utf8"));
+      if (m) return m[1]!;
+    } catch {
+      // not this kind of folder
+    }
+  }
+  return null;
+}
+
 function loadAddon(): any {
   const record = readBuildRecord();
-  let addon: any;
-  try {
-    const nodeGypBuild = require("node-gyp-build") as (dir: string) => any;
-    addon = nodeGypBuild(packageRoot);
-  } catch (err) {
+  const cannotLoad = (err: unknown): Error => {
     const reason = err instanceof Error ? err.message.split("\n")[0] : String(err);
     const built = record ? `It was built against libtorch ${record.version} in ${record.libDir}. ` : "";
-    throw new Error(
+    return new Error(
       `innerloop: cannot load the native addon (${reason}). ${built}` +
         "Rebuild it for the libtorch on this machine with `npm rebuild innerloop` (or `npm run build:native` in the repository); " +
         "see README.md, Troubleshooting.",
     );
+  };
+  const nodeGypBuild = require("node-gyp-build") as { resolve(dir: string): string };
+  let file: string;
+  try {
+    file = nodeGypBuild.resolve(packageRoot);
+  } catch (err) {
+    throw cannotLoad(err);
+  }
+  // node-gyp-build falls back to prebuilds/ when build/Release is empty, choosing by platform and
+  // Node-API only: it cannot tell prebuilds for different libtorch versions apart. The install step
+  // copies the prebuild that matches this machine's libtorch to build/Release, so a file picked
+  // from prebuilds/ here was never matched: refuse it.
+  if (relative(packageRoot, file).startsWith(`prebuilds${sep}`)) {
+    throw new Error(
+      "innerloop: no addon was installed for this machine: build/Release/innerloop.node is missing (install scripts did not run, " +
+        "or the install failed). Run `npm rebuild innerloop`: it uses the prebuilt addon for the libtorch here if there is one, " +
+        "otherwise builds from source; see README.md, Troubleshooting.",
+    );
+  }
+  if (record?.prebuild) {
+    preloadLibtorch(record);
+    const now = installedTorchVersion(record.libDir);
+    if (now && now !== record.version) {
+      throw new Error(
+        `innerloop: the prebuilt addon was installed for libtorch ${record.version}, but ${record.libDir} now holds libtorch ${now}. ` +
+          "Run `npm rebuild innerloop` to install the addon for it.",
+      );
+    }
+  }
+  let addon: any;
+  try {
+    addon = require(file);
+  } catch (err) {
+    throw cannotLoad(err);
   }
   const info = addon.buildInfo();
   if (record && info.loadedLibrary && existsSync(record.libDir)) {
