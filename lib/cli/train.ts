@@ -165,6 +165,8 @@ registerCommand({
       .join(", ")}.`,
     "Writes DIR/config.json + DIR/model.safetensors (loadable with transformers), the optimizer and trainer state",
     "(for an exact --resume) and DIR/metrics.jsonl. Ctrl-C finishes the step, checkpoints and exits 0; twice exits at once.",
+    "--nproc N trains data-parallel (Gloo on CPU, NCCL on CUDA): each process takes batch-size / N rows of every batch;",
+    "workers started by torchrun or Slurm (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT set) join the same way.",
   ].join("\n"),
   flags: [...TRAIN_CONFIG_FLAGS, ...OTHER_FLAGS, ...LAUNCH_FLAGS],
   async run(args, ctx) {

@@ -50,7 +50,9 @@ export class NonFiniteLossError extends Error {
  * What the trainer needs from data-parallel training (lib/train/ddp.ts `DataParallel` provides
  * it). Every rank runs the same loop: the same global batch is drawn on every rank and each takes
  * its own rows of it, gradients and the loss are averaged over ranks, and rank 0 alone writes
- * metrics and checkpoints and runs evaluations.
+ * metrics and checkpoints and runs evaluations. Ranks agree before every step on whether to stop,
+ * so a signal that reaches them at different moments stops them all after the same step. Plugins
+ * run on every rank that has them; `runTraining` adds them on rank 0 only.
  */
 export interface ParallelContext {
   readonly rank: number;
