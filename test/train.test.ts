@@ -13,6 +13,8 @@ import { commitCheckpoint, hasCheckpoint, recoverRunDir } from "../lib/train/che
 import { readTrainerState } from "../lib/train/state.js";
 import { loadGPT2 } from "../lib/models/index.js";
 import type { TrainerPlugin } from "../lib/train/plugins.js";
+import { Progress } from "../lib/train/progress.js";
+import { Writable } from "node:stream";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 let tmp: string;
@@ -278,4 +280,42 @@ describe("devices", () => {
       });
     }
   }
+});
+
+describe("progress display", () => {
+  const sink = () => {
+    let text = "";
+    const stream = new Writable({
+      write(chunk, _e, cb) {
+        text += String(chunk);
+        cb();
+      },
+    });
+    return { stream, text: () => text };
+  };
+  const row = (step: number) => ({ step, loss: 2.5, lr: 1e-3, gradNorm: 0.5, stepMs: 10, tokensPerSec: 12345 });
+
+  it("draws a bar with step, loss, tokens/s and ETA on a terminal, redrawn in place", () => {
+    const out = sink();
+    const p = new Progress({ totalSteps: 4, startStep: 0, stream: out.stream, tty: true });
+    p.update(row(1));
+    p.eval(1, 2.25);
+    p.update(row(4));
+    p.done();
+    const text = out.text();
+    expect(text).toMatch(/\r█{6}░{18} 1\/4 loss 2\.5000 12\.3k tok\/s ETA \S+\x1b\[K/);
+    expect(text).toContain("step 1: val loss 2.2500\n");
+    expect(text).toMatch(/\r█{24} 4\/4 loss 2\.5000 val 2\.2500 12\.3k tok\/s ETA 0s\x1b\[K\n$/);
+  });
+
+  it("prints about 20 plain lines per run otherwise", () => {
+    const out = sink();
+    const p = new Progress({ totalSteps: 100, startStep: 0, stream: out.stream, tty: false });
+    for (let s = 1; s <= 100; s++) p.update(row(s));
+    const lines = out.text().trim().split("\n");
+    expect(lines).toHaveLength(21); // step 1, then every 5th
+    expect(lines[0]).toMatch(/^step 1\/100 loss 2\.5000 lr 1\.00e-3 grad-norm 0\.500 10\.0 ms\/step 12\.3k tok\/s ETA \S+$/);
+    expect(lines.at(-1)).toMatch(/^step 100\/100 /);
+    expect(out.text()).not.toContain("\r");
+  });
 });

@@ -50,6 +50,7 @@ export class Progress {
   private lastVal: number | undefined;
   private barShown = false;
   private lastLine = "";
+  private lastUpdate: ProgressUpdate | undefined;
 
   constructor(opts: ProgressOptions) {
     this.stream = opts.stream ?? process.stderr;
@@ -72,17 +73,12 @@ export class Progress {
     if (this.quiet) return;
     const now = Date.now();
     if (this.tty) {
+      this.lastUpdate = u;
       if (now - this.lastPrint < 100 && u.step !== this.total) return; // redraw at most 10x per second
       this.lastPrint = now;
-      const width = 24;
-      const frac = Math.min(1, u.step / this.total);
-      const filled = Math.round(frac * width);
-      const bar = "█".repeat(filled) + "░".repeat(width - filled);
-      const val = this.lastVal !== undefined ? ` val ${this.lastVal.toFixed(4)}` : "";
-      const line = `${bar} ${u.step}/${this.total} loss ${u.loss.toFixed(4)}${val} ${formatRate(u.tokensPerSec)} tok/s ETA ${this.eta(u.step)}`;
-      this.stream.write(`\r${line}\x1b[K`);
+      this.lastLine = this.barLine(u);
+      this.stream.write(`\r${this.lastLine}\x1b[K`);
       this.barShown = true;
-      this.lastLine = line;
       return;
     }
     const due = u.step === this.start + 1 || u.step === this.total || u.step % this.interval === 0 || now - this.lastPrint >= 30_000;
@@ -92,6 +88,15 @@ export class Progress {
       `step ${u.step}/${this.total} loss ${u.loss.toFixed(4)} lr ${u.lr.toExponential(2)} grad-norm ${u.gradNorm.toFixed(3)} ` +
         `${u.stepMs.toFixed(1)} ms/step ${formatRate(u.tokensPerSec)} tok/s ETA ${this.eta(u.step)}\n`,
     );
+  }
+
+  private barLine(u: ProgressUpdate): string {
+    const width = 24;
+    const frac = Math.min(1, u.step / this.total);
+    const filled = Math.round(frac * width);
+    const bar = "█".repeat(filled) + "░".repeat(width - filled);
+    const val = this.lastVal !== undefined ? ` val ${this.lastVal.toFixed(4)}` : "";
+    return `${bar} ${u.step}/${this.total} loss ${u.loss.toFixed(4)}${val} ${formatRate(u.tokensPerSec)} tok/s ETA ${this.eta(u.step)}`;
   }
 
   /** A message on its own line (evals, checkpoints), keeping the bar below it. */
@@ -106,6 +111,7 @@ export class Progress {
 
   eval(step: number, valLoss: number): void {
     this.lastVal = valLoss;
+    if (this.lastUpdate) this.lastLine = this.barLine(this.lastUpdate);
     this.log(`step ${step}: val loss ${valLoss.toFixed(4)}`);
   }
 
