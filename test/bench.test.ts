@@ -105,6 +105,7 @@ describe("innerloop bench", () => {
     // Memory over the extra steps: the live-tensor count is flat.
     expect(report.memory!.innerloop!.steps).toBe(30);
     expect(report.memory!.innerloop!.liveTensorsEnd).toBe(report.memory!.innerloop!.liveTensorsStart);
+    expect(report.memory!.innerloop!.syncLoop!.liveTensorsEnd).toBe(report.memory!.innerloop!.liveTensorsStart);
     expect(report.memory!.pytorch!.rssEndKB).toBeGreaterThan(0);
 
     // The analysis plugin ran after every step.

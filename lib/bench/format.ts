@@ -128,7 +128,21 @@ export function formatReport(r: BenchReport): string {
       live ? `${s?.liveTensorsStart} -> ${s?.liveTensorsEnd}` : "-",
       s ? `${s.seconds.toFixed(1)} s` : "-",
     ];
-    out.push(table(["side", "RSS start", "RSS end", "growth", "live tensors", "time"], [row("innerloop", m.innerloop, true), row("PyTorch", m.pytorch, false)]));
+    const rows = [row("innerloop", m.innerloop, true), row("PyTorch", m.pytorch, false)];
+    const sl = m.innerloop?.syncLoop;
+    if (sl && m.innerloop?.rssStartKB) {
+      const start = m.innerloop.rssStartKB;
+      rows.push([
+        `innerloop, then ${m.innerloop.steps} more without yielding`,
+        mb(start),
+        mb(sl.rssEndKB),
+        sl.rssEndKB ? `${((100 * (sl.rssEndKB - start)) / start).toFixed(1)}%` : "-",
+        `${m.innerloop.liveTensorsStart} -> ${sl.liveTensorsEnd}`,
+        "-",
+      ]);
+    }
+    out.push(table(["side", "RSS start", "RSS end", "growth", "live tensors", "time"], rows));
+    out.push("(innerloop yields to the event loop after each step, as the trainer does; PyTorch runs one loop)");
   }
   return out.join("\n");
 }

@@ -100,6 +100,15 @@ export interface SideResult {
   maxRssKB: number;
   cudaMaxAllocated?: number;
   profile?: PhaseProfile;
-  soak?: { steps: number; rssStartKB: number | null; rssEndKB: number | null; liveTensorsStart?: number; liveTensorsEnd?: number; seconds: number };
+  soak?: {
+    steps: number;
+    rssStartKB: number | null;
+    rssEndKB: number | null;
+    liveTensorsStart?: number;
+    liveTensorsEnd?: number;
+    seconds: number;
+    /** innerloop: after `steps` more in one synchronous loop (no turn of the event loop between steps). */
+    syncLoop?: { rssEndKB: number | null; liveTensorsEnd: number };
+  };
   analysis?: { available: boolean; reason?: string; windows?: number; medianStepMs?: number; medianWithAnalysisMs?: number; medianAnalysisMs?: number; overhead?: number };
 }

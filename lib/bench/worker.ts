@@ -91,7 +91,7 @@ function teardown(s: Partial<Setup>): void {
   }
 }
 
-export function main(spec: SideSpec): SideResult {
+export async function main(spec: SideSpec): Promise<SideResult> {
   const cuda = spec.device.startsWith("cuda");
   torch.setNumThreads(spec.threads);
   if (spec.tf32) torch.setFloat32MatmulPrecision("high");
@@ -192,7 +192,7 @@ export function main(spec: SideSpec): SideResult {
   if (cuda) result.cudaMaxAllocated = torch.cuda.maxMemoryAllocated();
 
   if (spec.profile) result.profile = profile(spec, s, forwardLoss, step, sync);
-  if (spec.soakSteps) result.soak = soak(spec.soakSteps, s, step, sync);
+  if (spec.soakSteps) result.soak = await soak(spec.soakSteps, s, step, sync);
   teardown(s);
   return result;
 }
@@ -242,8 +242,13 @@ function gc(): void {
   }
 }
 
-/** Many more steps: resident memory and live tensors at the start and the end. */
-function soak(steps: number, s: Setup, step: (x: Tensor, y: Tensor) => Tensor, sync: () => void): NonNullable<SideResult["soak"]> {
+/**
+ * Many more steps: resident memory and live tensors at the start and the end. First with a turn of
+ * the event loop after every step, as the trainer does (Node-API runs the finalizers of collected
+ * tensor wrappers from the event loop), then the same number in one synchronous loop, as a script
+ * that never yields would run them.
+ */
+async function soak(steps: number, s: Setup, step: (x: Tensor, y: Tensor) => Tensor, sync: () => void): Promise<NonNullable<SideResult["soak"]>> {
   gc();
   const rssStart = rssKB();
   const liveStart = torch.memory().liveTensors;
@@ -251,11 +256,29 @@ function soak(steps: number, s: Setup, step: (x: Tensor, y: Tensor) => Tensor, s
   for (let i = 0; i < steps; i++) {
     const [x, y] = s.batches[i % s.batches.length]!;
     step(x, y).dispose();
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
   sync();
   const seconds = msBetween(t0, process.hrtime.bigint()) / 1000;
   gc();
-  return { steps, rssStartKB: rssStart, rssEndKB: rssKB(), liveTensorsStart: liveStart, liveTensorsEnd: torch.memory().liveTensors, seconds };
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  const rssEnd = rssKB();
+  const liveEnd = torch.memory().liveTensors;
+  for (let i = 0; i < steps; i++) {
+    const [x, y] = s.batches[i % s.batches.length]!;
+    step(x, y).dispose();
+  }
+  sync();
+  gc();
+  return {
+    steps,
+    rssStartKB: rssStart,
+    rssEndKB: rssEnd,
+    liveTensorsStart: liveStart,
+    liveTensorsEnd: liveEnd,
+    seconds,
+    syncLoop: { rssEndKB: rssKB(), liveTensorsEnd: torch.memory().liveTensors },
+  };
 }
 
 // Run as a script: `node worker.js SPEC.json` prints the result as one JSON line.
@@ -263,7 +286,7 @@ export async function runFromArgv(argv: string[]): Promise<void> {
   const file = argv[0];
   if (!file) throw new Error("usage: worker SPEC.json");
   const spec = JSON.parse(readFileSync(file, "utf8")) as SideSpec;
-  const result = main(spec);
+  const result = await main(spec);
   if (spec.analysis) result.analysis = await analysisOverhead(spec);
   process.stdout.write(JSON.stringify(result) + "\n");
 }

@@ -99,10 +99,13 @@ node --input-type=module -e '
 ' 2>&1 | tee "$OUT/libtorch.json.log" || true
 step version 60 node bin/innerloop.js --version
 
-# --- 4. CUDA tests: the test files with CUDA cases (each runs its cases on cpu and cuda).
-mapfile -t TESTS < <(grep -l -i "cuda" test/*.test.ts | grep -v -e bench.test.ts)
+# --- 4. CUDA tests: the test files with device loops (each runs its cases on cpu and on cuda), eight
+# files at a time (VITEST_MAX_FORKS overrides the config's two).
+mapfile -t TESTS < <(grep -l -e "helpers/devices" -e "cuda.isAvailable" test/*.test.ts)
 echo "test files: ${TESTS[*]}"
-step tests 150 node node_modules/vitest/vitest.mjs run --reporter=default --reporter=json --outputFile="$OUT/vitest.json" "${TESTS[@]}"
+export VITEST_MAX_FORKS=${VITEST_MAX_FORKS:-8}
+step tests 150 node node_modules/vitest/vitest.mjs run \
+  --reporter=default --reporter=json --outputFile="$OUT/vitest.json" "${TESTS[@]}"
 
 # --- 5. The CUDA benchmark: GPT-2 124M first (the number that matters), then the small configs with
 # the memory run and the analysis overhead.
