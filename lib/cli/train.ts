@@ -64,7 +64,6 @@ const LAUNCH_FLAGS: readonly FlagSpec[] = [
   { name: "master-addr", type: "string", valueName: "HOST", help: "address of node 0 (rendezvous)", defaultText: "127.0.0.1" },
   { name: "master-port", type: "int", min: 1, max: 65535, valueName: "PORT", help: "port of the rendezvous on node 0", defaultText: "29500" },
 ];
-const LAUNCH_NAMES = new Set(LAUNCH_FLAGS.map((f) => f.name));
 
 /** Flags that may accompany --resume: they do not change the computation of the steps. */
 const RESUME_FLAGS = new Set(["resume", "steps", "device", "checkpoint-every", "eval-every", ...LAUNCH_FLAGS.map((f) => f.name)]);
@@ -126,7 +125,6 @@ export function trainConfigFromArgs(args: ParsedArgs): { config: TrainConfig; ou
   const fromFile = flagString(args, "config") !== undefined ? readConfigFile(flagString(args, "config")!) : { config: {} };
   const fromFlags: Record<string, unknown> = {};
   for (const spec of TRAIN_CONFIG_FLAGS) {
-    if (LAUNCH_NAMES.has(spec.name)) continue;
     const v = args.values[spec.name];
     if (v !== undefined) fromFlags[camel(spec.name)] = v;
   }
@@ -177,11 +175,13 @@ registerCommand({
     if (nproc * nnodes > 1 && process.env.WORLD_SIZE === undefined) {
       // The launcher: validate here (one clear error instead of one per worker), then start the
       // workers, each running this same command line as one rank.
-      if (flagString(args, "resume") === undefined) {
-        const { config } = trainConfigFromArgs(args);
-        if (config.batchSize % (nproc * nnodes) !== 0) {
-          throw new UsageError(`--batch-size (${config.batchSize}) must be divisible by the number of processes (${nproc * nnodes})`);
-        }
+      const resumeFrom = flagString(args, "resume");
+      const batchSize =
+        resumeFrom === undefined
+          ? trainConfigFromArgs(args).config.batchSize
+          : (await import("../train/state.js")).readTrainerState(resumeFrom).config.batchSize;
+      if (batchSize % (nproc * nnodes) !== 0) {
+        throw new UsageError(`--batch-size (${batchSize}) must be divisible by the number of processes (${nproc * nnodes})`);
       }
       const { launchWorkers } = await import("../train/ddp.js");
       return launchWorkers({
