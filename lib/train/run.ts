@@ -2,7 +2,7 @@
  * A training run as the CLI starts it: the trainer, plugins asked for by the
  * configuration, SIGINT/SIGTERM handling and the closing summary.
  */
-import type { Device } from "../torch/index.js";
+import { OutOfMemoryError, type Device } from "../torch/index.js";
 import type { TrainConfig } from "./config.js";
 import { getTrainerPluginFactory } from "./plugins.js";
 import { StopRequest } from "./signals.js";
@@ -81,7 +81,15 @@ async function train(o: RunOptions, parallel: DataParallel | undefined, stdout: 
     if (main) stderr.write(`\n${sig}: finishing the current step and writing a checkpoint (${sig} again exits at once)\n`);
   }).install();
   try {
-    const result = await trainer.run();
+    let result;
+    try {
+      result = await trainer.run();
+    } catch (e) {
+      if (e instanceof OutOfMemoryError) {
+        throw new OutOfMemoryError(`${e.message.split("\n")[0]} (lower --batch-size and raise --grad-accum to keep the same effective batch)`);
+      }
+      throw e;
+    }
     if (!main) return { exitCode: 0, trainer };
     const last = result.lastLoss !== undefined ? `, loss ${result.lastLoss.toFixed(4)}` : "";
     const val = result.lastValLoss !== undefined ? `, val loss ${result.lastValLoss.toFixed(4)}` : "";
