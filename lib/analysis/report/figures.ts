@@ -345,7 +345,9 @@ export function analysisFigures(r: AnalysisResult): Figure[] {
   const fb: Array<Record<string, number | string>> = [];
   r.freqBuckets.hiddenNormMean.forEach((row, l) =>
     row.forEach((v, k) => {
-      if (v !== null) fb.push({ layer: l, bucket: `${k}: ${k === 0 ? "most frequent" : k === r.freqBuckets.buckets - 1 ? "rarest" : "…"} (${r.freqBuckets.types[k]} types)`, value: v });
+      const kind = k === 0 ? "most frequent, " : k === r.freqBuckets.buckets - 1 ? "rarest, " : "";
+      const n = r.freqBuckets.types[k];
+      if (v !== null) fb.push({ layer: l, bucket: `${k} (${kind}${n} type${n === 1 ? "" : "s"})`, value: v });
     }),
   );
   figs.push({
@@ -361,7 +363,7 @@ export function analysisFigures(r: AnalysisResult): Figure[] {
       encoding: {
         x: { field: "layer", type: "ordinal", title: "layer l", axis: { labelAngle: 0 } },
         y: { field: "value", type: "quantitative", title: "mean ‖h‖", scale: { zero: false } },
-        color: { field: "bucket", type: "ordinal", title: "frequency bucket", scale: { scheme: "plasma" } },
+        color: { field: "bucket", type: "ordinal", title: "frequency bucket", scale: { scheme: "plasma" }, legend: { labelLimit: 320 } },
       },
     },
   });
