@@ -194,7 +194,7 @@ export function analysisFigures(r: AnalysisResult): Figure[] {
   figs.push({
     name: "grad_vs_position",
     title: "Gradient norm against position (log-log)",
-    caption: "Mean ‖∂ℓ/∂h^l_t‖ per layer against position; the inner-optimization view reads these as the step sizes an ideal update of h^l_t would need.",
+    caption: "Mean ‖∂ℓ/∂h^l_t‖ per layer against position: how strongly the summed loss of the window responds to a change of the representation h^l_t, i.e. the size of the inner problem's gradient at each layer and position.",
     spec: { title: "Gradient norm ‖∂ℓ/∂h^l_t‖ against position, log-log", ...curvesLogLog(r.gradNorm.mean, "mean ‖∂ℓ/∂h^l_t‖ (log scale)") },
   });
 
