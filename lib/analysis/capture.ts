@@ -96,44 +96,54 @@ export function runWithCache(model: HookedModel, ids: Tensor, opts: RunWithCache
     });
     hooked.push(hp);
   }
-  const run = (): ActivationCache => {
-    let logits: Tensor;
-    try {
-      logits = logitsOf(model.forward(ids));
-    } finally {
-      for (const hp of hooked) hp.setHook(null);
-    }
-    let loss: Tensor | null = null;
-    if (opts.targets) {
-      const v = logits.shape[logits.shape.length - 1]!;
-      loss = F.crossEntropy(logits.reshape([-1, v]), opts.targets.reshape([-1]), { reduction: opts.reduction ?? "sum" });
-    }
-    const grads = new Map<string, Tensor>();
-    let paramGrads: Tensor[] = [];
-    if (withGrads && loss) {
-      const names = [...acts.keys()].filter((n) => matchNames(opts.gradNamesFilter, n));
-      const params = opts.params ?? [];
-      const inputs = [...names.map((n) => acts.get(n)!), ...params];
-      if (inputs.length > 0) {
-        // An input the loss does not depend on (e.g. a hook after the last use) gets zeros.
-        const g = torch.autograd
-          .grad([loss], inputs, { retainGraph: false, allowUnused: true })
-          .map((t, i) => t ?? torch.zerosLike(inputs[i]!));
-        names.forEach((n, i) => grads.set(n, g[i]!));
-        paramGrads = g.slice(names.length);
+  // Everything the forward and backward passes create is freed here except what the cache holds,
+  // so that `cache.dispose()` alone leaves nothing behind (also outside a `torch.tidy`).
+  const run = () =>
+    torch.tidy(() => {
+      let logits: Tensor;
+      try {
+        logits = logitsOf(model.forward(ids));
+      } finally {
+        for (const hp of hooked) hp.setHook(null);
       }
-    }
-    const all = (): Tensor[] => [...acts.values(), ...grads.values(), ...paramGrads, logits, ...(loss ? [loss] : [])];
-    return {
-      acts,
-      grads,
-      paramGrads,
-      logits,
-      loss,
-      dispose() {
-        for (const t of new Set(all())) t.dispose();
-      },
-    };
+      let loss: Tensor | null = null;
+      if (opts.targets) {
+        const v = logits.shape[logits.shape.length - 1]!;
+        loss = F.crossEntropy(logits.reshape([-1, v]), opts.targets.reshape([-1]), { reduction: opts.reduction ?? "sum" });
+      }
+      const names = [...acts.keys()];
+      let gradNames: string[] = [];
+      let grads: Tensor[] = [];
+      let paramGrads: Tensor[] = [];
+      if (withGrads && loss) {
+        gradNames = names.filter((n) => matchNames(opts.gradNamesFilter, n));
+        const params = opts.params ?? [];
+        const inputs = [...gradNames.map((n) => acts.get(n)!), ...params];
+        if (inputs.length > 0) {
+          // An input the loss does not depend on (e.g. a hook after the last use) gets zeros.
+          const g = torch.autograd
+            .grad([loss], inputs, { retainGraph: false, allowUnused: true })
+            .map((t, i) => t ?? torch.zerosLike(inputs[i]!));
+          grads = g.slice(0, gradNames.length);
+          paramGrads = g.slice(gradNames.length);
+        }
+      }
+      return { names, actList: names.map((n) => acts.get(n)!), gradNames, grads, paramGrads, logits, loss: loss ? [loss] : [] };
+    });
+  const r = withGrads ? torch.enableGrad(run) : torch.noGrad(run);
+  const actMap = new Map<string, Tensor>();
+  r.names.forEach((n, i) => actMap.set(n, r.actList[i]!));
+  const gradMap = new Map<string, Tensor>();
+  r.gradNames.forEach((n, i) => gradMap.set(n, r.grads[i]!));
+  const loss = r.loss[0] ?? null;
+  return {
+    acts: actMap,
+    grads: gradMap,
+    paramGrads: r.paramGrads,
+    logits: r.logits,
+    loss,
+    dispose() {
+      for (const t of new Set([...actMap.values(), ...gradMap.values(), ...r.paramGrads, r.logits, ...(loss ? [loss] : [])])) t.dispose();
+    },
   };
-  return withGrads ? torch.enableGrad(run) : torch.noGrad(run);
 }
