@@ -232,13 +232,27 @@ export class GPT2 extends Module {
     const targets = opts.targets;
     if (targets !== undefined) checkTargets(ids, targets);
     let h = this.embed(ids);
-    for (const block of this.transformer.h) h = block.forward(h);
+    if (HookPoint.activeHooks === 0) {
+      // No hook can hold an activation: release each block's intermediates when the block is done
+      // (autograd keeps what backward needs), as reference counting does in PyTorch. This keeps the
+      // peak memory of a training step at PyTorch's instead of holding every temporary to the end.
+      for (const block of this.transformer.h) {
+        const next = torch.tidy(() => block.forward(h));
+        h.dispose();
+        h = next;
+      }
+    } else {
+      for (const block of this.transformer.h) h = block.forward(h);
+    }
     const logits = this.head(h);
     if (targets === undefined) return { logits };
-    // A 16-bit model's loss is computed in float32 (as autocast would do).
+    // A 16-bit model's loss is computed in float32 (as autocast would do); that copy is not needed
+    // by backward, so it is released right away.
     const flat = logits.flatten(0, 1);
     const dt = flat.dtype;
-    const loss = F.crossEntropy(dt === "bfloat16" || dt === "float16" ? flat.float() : flat, targets.flatten(), this.lossOpts);
+    const wide = dt === "bfloat16" || dt === "float16" ? flat.float() : flat;
+    const loss = F.crossEntropy(wide, targets.flatten(), this.lossOpts);
+    if (wide !== flat) wide.dispose();
     return { logits, loss };
   }
 

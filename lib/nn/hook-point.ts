@@ -10,6 +10,11 @@ import { Module } from "./module.js";
 export type HookFn = (x: Tensor, name: string) => Tensor;
 
 export class HookPoint extends Module {
+  /**
+   * Hooks set right now, over all hook points. While it is 0 no hook can hold on to an activation,
+   * so models may release each block's intermediate tensors as soon as the block is done.
+   */
+  static activeHooks = 0;
   /** Marks hook points for `Module.hookPoints()` without an import cycle. */
   readonly isHookPoint = true;
   /** The hook name (e.g. "blocks.0.hook_resid_pre"); null means "use the module path". */
@@ -24,6 +29,7 @@ export class HookPoint extends Module {
   /** Sets (or with null, clears) the hook function. */
   setHook(fn: HookFn | null): void {
     if (fn !== null && typeof fn !== "function") throw new TypeError("setHook: fn must be a function or null");
+    HookPoint.activeHooks += (fn !== null ? 1 : 0) - (this.hook !== null ? 1 : 0);
     this.hook = fn;
   }
 
