@@ -188,6 +188,23 @@ describe("innerloop analyze (command line)", () => {
   });
 });
 
+describe("logit lens in chunks", () => {
+  it("gives the same losses when the decode is split into small chunks", async () => {
+    const { loadGPT2 } = await import("../lib/models/index.js");
+    const { analyzeModel } = await import("../lib/analysis/analyze.js");
+    const { binTokenStream } = await import("../lib/analysis/windows.js");
+    const model = loadGPT2(path.join(FIXTURE, "model"));
+    const stream = binTokenStream(path.join(FIXTURE, "tokens.bin"));
+    const opts = { seqLen: S.seqLen, batchSize: S.batchSize, maxWindows: S.maxWindows };
+    const whole = analyzeModel(model as never, stream, opts);
+    const chunked = analyzeModel(model as never, stream, { ...opts, lensChunkLogits: 97 * 5 });
+    stream.close();
+    model.dispose();
+    chunked.logitLens.loss.forEach((v, l) => expect(v).toBeCloseTo(whole.logitLens.loss[l]!, 5));
+    close(chunked.logitLens.loss, expected.logitLens.loss, "chunked logitLens.loss", 0);
+  });
+});
+
 describe("analyze in bfloat16", () => {
   it("runs a bf16 model and stays close to the float64 reference", () => {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), "innerloop-analysis-bf16-"));

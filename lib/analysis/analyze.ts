@@ -17,6 +17,8 @@ export interface AnalyzeOptions {
   topK?: number;
   /** Number of token-frequency buckets (default 4). */
   freqBuckets?: number;
+  /** Most logits the logit lens decodes at once (default 2^24). */
+  lensChunkLogits?: number;
   /** Called after every batch with windows done and windows in all. */
   onProgress?(done: number, total: number): void;
 }
@@ -61,6 +63,7 @@ export function analyzeModel(model: AnalysisModel, stream: TokenStream, opts: An
     topK: opts.topK,
     freqBuckets: K,
     bucketOf: frequencyBuckets(counts, K),
+    lensChunkLogits: opts.lensChunkLogits,
   });
   try {
     for (const [w0, w1] of plan.batches) {

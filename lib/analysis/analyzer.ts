@@ -19,6 +19,8 @@ export interface AnalyzerOptions {
   freqBuckets: number;
   /** Bucket of every token id (frequencyBuckets()); −1 for ids that never occur. */
   bucketOf: Int32Array;
+  /** Most logits the logit lens decodes at once (default 2^24). */
+  lensChunkLogits?: number;
 }
 
 // Rows of the per-(row, position) moment accumulator, in this order.
@@ -143,8 +145,22 @@ export class Analyzer {
           const v = cache.logits.shape[2]!;
           const flatTgt = tgt.reshape([-1]);
           const ce = (logits: Tensor): Tensor => F.crossEntropy(logits.reshape([-1, v]).float(), flatTgt, { reduction: "sum" });
+          // Decoded in chunks of at most 2^24 logits, so that a large vocabulary (GPT-2's 50257) does
+          // not need L more copies of the full [B, T, V] logits at once.
+          const rowsAll = b * T;
+          const chunk = Math.max(1, Math.floor((this.opts.lensChunkLogits ?? 2 ** 24) / v));
+          const lens = (h: Tensor): Tensor => {
+            const flat = h.detach().reshape([rowsAll, h.shape[2]!]);
+            if (rowsAll <= chunk) return ce(this.adapter.decode(flat));
+            const parts: Tensor[] = [];
+            for (let s = 0; s < rowsAll; s += chunk) {
+              const n = Math.min(chunk, rowsAll - s);
+              parts.push(torch.tidy(() => F.crossEntropy(this.adapter.decode(flat.narrow(0, s, n)).float(), flatTgt.narrow(0, s, n), { reduction: "sum" })));
+            }
+            return torch.stack(parts).sum();
+          };
           const losses: Tensor[] = [];
-          for (let l = 0; l < L; l++) losses.push(ce(this.adapter.decode(Hraw[l]!.detach())));
+          for (let l = 0; l < L; l++) losses.push(lens(Hraw[l]!));
           losses.push(ce(cache.logits.detach()));
           this.lensSum.add(torch.stack(losses));
 
