@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU run, in one script: builds the addon against the machine's PyTorch (CUDA), runs the CUDA
-# tests and the CUDA benchmark (gpt2-124m, then tiny and mid), and, if time is left, the CPU
+# benchmark (gpt2-124m), the CUDA tests, the small CUDA configurations and, if time is left, the CPU
 # benchmark on that (quiet) machine. Everything it prints and writes goes to $OUT.
 #
 # Needs: the working tree plus .device/ made by scripts/bench/prepare-device.sh (node, Node-API
@@ -99,7 +99,11 @@ node --input-type=module -e '
 ' 2>&1 | tee "$OUT/libtorch.json.log" || true
 step version 60 node bin/innerloop.js --version
 
-# --- 4. CUDA tests: the test files with device loops (each runs its cases on cpu and on cuda), eight
+# --- 4. The CUDA benchmark, GPT-2 124M first: the number that matters most.
+step bench-gpt2 130 node bin/innerloop.js bench --device cuda --config gpt2-124m --reps 20 --warmup 5 \
+  --steps 0 --analyze-every 0 --profile --json "$OUT/bench-gpt2.json"
+
+# --- 5. CUDA tests: the test files with device loops (each runs its cases on cpu and on cuda), eight
 # files at a time (VITEST_MAX_FORKS overrides the config's two).
 mapfile -t TESTS < <(grep -l -e "helpers/devices" -e "cuda.isAvailable" test/*.test.ts)
 echo "test files: ${TESTS[*]}"
@@ -107,14 +111,11 @@ export VITEST_MAX_FORKS=${VITEST_MAX_FORKS:-8}
 step tests 150 node node_modules/vitest/vitest.mjs run \
   --reporter=default --reporter=json --outputFile="$OUT/vitest.json" "${TESTS[@]}"
 
-# --- 5. The CUDA benchmark: GPT-2 124M first (the number that matters), then the small configs with
-# the memory run and the analysis overhead.
-step bench-gpt2 150 node bin/innerloop.js bench --device cuda --config gpt2-124m --reps 20 --warmup 5 \
-  --steps 0 --analyze-every 0 --profile --json "$OUT/bench-gpt2.json"
-step bench-cuda-small 110 node bin/innerloop.js bench --device cuda --config tiny,mid --reps 30 --warmup 5 \
-  --steps 2000 --analyze-every 1 --profile --json "$OUT/bench-cuda-small.json"
+# --- 6. The small configurations on CUDA, with the memory run and the analysis overhead.
+step bench-cuda-small 110 node bin/innerloop.js bench --device cuda --config tiny,mid --reps 20 --warmup 5 \
+  --steps 1000 --analyze-every 1 --profile --json "$OUT/bench-cuda-small.json"
 
-# --- 6. If time is left: the CPU configurations on this quiet machine, one thread per side.
+# --- 7. If time is left: the CPU configurations on this quiet machine, one thread per side.
 step bench-cpu 90 node bin/innerloop.js bench --device cpu --config micro,tiny,mid --reps 30 --warmup 5 --rounds 2 \
   --steps 0 --analyze-every 0 --profile --json "$OUT/bench-cpu.json"
 

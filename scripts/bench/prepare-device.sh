@@ -39,7 +39,6 @@ DEPS=$(node scripts/bench/runtime-deps.mjs "${RUNTIME_PKGS[@]}")
 LIST=$(mktemp)
 {
   echo dist
-
   echo "$DEPS"
 } > "$LIST"
 # Source maps, type declarations and docs are not needed to run.
