@@ -68,7 +68,7 @@ describe("innerloop bench", () => {
   it("runs both sides on the same configuration with finite losses and writes the report", async () => {
     const json = path.join(tmp, "bench.json");
     const r = await run([
-      "bench", "--config", "micro", "--reps", "3", "--warmup", "1", "--steps", "30",
+      "bench", "--config", "micro", "--reps", "3", "--warmup", "1", "--rounds", "1", "--steps", "30",
       "--analyze-windows", "2", "--profile", "--json", json,
     ]);
     expect(r.stderr).not.toMatch(/error/i);
