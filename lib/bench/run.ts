@@ -107,7 +107,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
   const device = o.device ?? "cpu";
   const configs = resolveConfigs(o.configs, device);
   const reps = o.reps ?? 20;
-  const warmup = o.warmup ?? 5;
+  const warmup = o.warmup ?? 10;
   // Several alternating rounds on the CPU, where other work on the machine moves single runs by 10-20%.
   const rounds = o.rounds ?? (device === "cpu" ? 3 : 1);
   // One thread by default on the CPU: on a machine shared with other work, an OpenMP team of two

@@ -135,6 +135,9 @@ export async function main(spec: SideSpec): Promise<SideResult> {
       const total = spec.warmup + spec.reps;
       for (let i = 0; i < total; i++) {
         const [x, y] = s.batches[i % s.batches.length]!;
+        // A turn of the event loop between steps (outside the clock), as the trainer takes: Node-API
+        // runs the finalizers of collected tensor wrappers from there (see BENCHMARKS.md, memory).
+        await turn();
         sync();
         const c0 = process.cpuUsage();
         const t0 = process.hrtime.bigint();
@@ -191,18 +194,19 @@ export async function main(spec: SideSpec): Promise<SideResult> {
   };
   if (cuda) result.cudaMaxAllocated = torch.cuda.maxMemoryAllocated();
 
-  if (spec.profile) result.profile = profile(spec, s, forwardLoss, step, sync);
+  if (spec.profile) result.profile = await profile(spec, s, forwardLoss, step, sync);
   if (spec.soakSteps) result.soak = await soak(spec.soakSteps, s, step, sync);
   teardown(s);
   return result;
 }
 
 /** Each phase of the step timed on its own (device synchronised between phases), and call counts. */
-function profile(spec: SideSpec, s: Setup, forwardLoss: (x: Tensor, y: Tensor) => Tensor, step: (x: Tensor, y: Tensor) => Tensor, sync: () => void): PhaseProfile {
+async function profile(spec: SideSpec, s: Setup, forwardLoss: (x: Tensor, y: Tensor) => Tensor, step: (x: Tensor, y: Tensor) => Tensor, sync: () => void): Promise<PhaseProfile> {
   const names = ["forwardMs", "backwardMs", "clipMs", "optimMs", "zeroGradMs"] as const;
   const acc: Record<(typeof names)[number], number[]> = { forwardMs: [], backwardMs: [], clipMs: [], optimMs: [], zeroGradMs: [] };
   for (let i = 0; i < spec.reps; i++) {
     const [x, y] = s.batches[i % s.batches.length]!;
+    await turn();
     const marks: bigint[] = [];
     torch.tidy(() => {
       sync(); marks.push(process.hrtime.bigint());
@@ -234,6 +238,11 @@ function profile(spec: SideSpec, s: Setup, forwardLoss: (x: Tensor, y: Tensor) =
   };
 }
 
+/** One turn of the event loop. */
+function turn(): Promise<void> {
+  return new Promise<void>((resolve) => setImmediate(resolve));
+}
+
 function gc(): void {
   const g = (globalThis as { gc?: () => void }).gc;
   if (g) {
@@ -256,12 +265,12 @@ async function soak(steps: number, s: Setup, step: (x: Tensor, y: Tensor) => Ten
   for (let i = 0; i < steps; i++) {
     const [x, y] = s.batches[i % s.batches.length]!;
     step(x, y).dispose();
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await turn();
   }
   sync();
   const seconds = msBetween(t0, process.hrtime.bigint()) / 1000;
   gc();
-  await new Promise<void>((resolve) => setImmediate(resolve));
+  await turn();
   const rssEnd = rssKB();
   const liveEnd = torch.memory().liveTensors;
   for (let i = 0; i < steps; i++) {
@@ -334,6 +343,7 @@ async function analysisOverhead(spec: SideSpec): Promise<NonNullable<SideResult[
     // Alternate the two kinds of step so that both see the same machine load.
     for (let i = 0; i < warm + steps; i++) {
       const [x, y] = s.batches[i % s.batches.length]!;
+      await turn();
       sync();
       const t0 = process.hrtime.bigint();
       step(x, y);

@@ -24,7 +24,7 @@ registerCommand({
     },
     { name: "device", type: "enum", choices: ["cpu", "cuda"], help: "where both sides run", defaultText: "cpu" },
     { name: "reps", type: "int", min: 1, max: 100000, valueName: "N", help: "timed steps per side and round", defaultText: "20" },
-    { name: "warmup", type: "int", min: 0, max: 10000, valueName: "N", help: "untimed steps before them", defaultText: "5" },
+    { name: "warmup", type: "int", min: 0, max: 10000, valueName: "N", help: "untimed steps before them", defaultText: "10" },
     { name: "rounds", type: "int", min: 1, max: 100, valueName: "N", help: "alternating runs of each side, step times pooled", defaultText: "3 on cpu, 1 on cuda" },
     { name: "threads", type: "int", min: 1, max: 1024, valueName: "N", help: "intra-op threads on both sides", defaultText: "1 on cpu, the cores on cuda" },
     { name: "steps", type: "int", min: 0, max: 1000000, valueName: "N", help: "steps of the memory run (tiny config; 0 = skip)", defaultText: "2000" },
