@@ -17,13 +17,14 @@ export interface Figure {
 const W = 560;
 const H = 300;
 
-/** Axis tick values: about `n` evenly spaced positions (1-based) including the first and last. */
+/** Axis tick values for positions 1..T: 1 and round multiples (1-2-5 steps), at most about `n`. */
 function ticks(T: number, n = 12): number[] {
   if (T <= n) return Array.from({ length: T }, (_, i) => i + 1);
-  const step = Math.ceil(T / n);
+  let step = 1;
+  for (let e = 0; step * n < T; e++) step = [1, 2, 5][e % 3]! * 10 ** Math.floor(e / 3);
   const out: number[] = [1];
-  for (let p = step; p < T; p += step) out.push(p);
-  if (out[out.length - 1] !== T) out.push(T);
+  for (let p = step; p <= T; p += step) out.push(p);
+  if (T - out[out.length - 1]! >= step / 2) out.push(T);
   return out;
 }
 
@@ -67,11 +68,13 @@ const layerColor = (L1: number, title = "layer l") => ({
 function heatmap(name: string, title: string, caption: string, m: number[][], valueTitle: string, rowTitle: string, firstRow = 0): Figure {
   const rows = m.length;
   const T = m[0]?.length ?? 0;
+  // Each cell overlaps its right neighbour slightly so that anti-aliasing leaves no seams.
+  const overlap = T > 40 ? 0.3 : 0;
   const values: Array<Record<string, number>> = [];
   for (let l = 0; l < rows; l++) {
     for (let t = 0; t < T; t++) {
       const v = m[l]![t]!;
-      if (v > 0 && Number.isFinite(v)) values.push({ layer: l + firstRow, position: t + 1, value: v });
+      if (v > 0 && Number.isFinite(v)) values.push({ layer: l + firstRow, position: t + 1, x0: t + 0.5, x1: t + 1.5 + overlap, value: v });
     }
   }
   const cellH = Math.max(14, Math.min(36, 300 / Math.max(rows, 1)));
@@ -90,11 +93,13 @@ function heatmap(name: string, title: string, caption: string, m: number[][], va
       width: W,
       height: cellH * rows,
       data: { values },
-      mark: { type: "rect" },
+      // Cells span [t − ½, t + ½] on a continuous axis.
+      mark: { type: "rect", strokeWidth: 0, clip: true },
       encoding: {
-        x: { field: "position", type: "ordinal", title: "position t (1-based)", axis: { values: ticks(T), labelAngle: 0 } },
-        y: { field: "layer", type: "ordinal", title: rowTitle, sort: "descending" },
-        color: { field: "value", type: "quantitative", title: valueTitle, scale: { type: "log", scheme: "viridis" }, legend: { gradientLength: Math.max(120, cellH * rows - 20), values: logTicks(lo, hi) } },
+        x: { field: "x0", type: "quantitative", title: "position t (1-based)", scale: { domain: [0.5, T + 0.5], nice: false, zero: false }, axis: { values: ticks(T), labelAngle: 0, grid: false } },
+        x2: { field: "x1" },
+        y: { field: "layer", type: "ordinal", title: rowTitle, sort: "descending", scale: { paddingInner: 0, paddingOuter: 0 } },
+        color: { field: "value", type: "quantitative", title: valueTitle, scale: { type: "log", scheme: "viridis" }, legend: { gradientLength: Math.max(120, cellH * rows - 20), values: logTicks(lo, hi), titleLimit: 300 } },
         tooltip: [{ field: "layer" }, { field: "position" }, { field: "value", format: ".4g" }],
       },
     },
