@@ -98,6 +98,20 @@ describe("innerloop report", () => {
     expect(res.figures.find((f) => f.name === "norm_heatmap")!.caption).toContain(`${Number(fr.toPrecision(3))}×`);
   });
 
+  it("finds an analyze output in a sub-folder (analyze --out RUN/final), or takes --analysis FILE", async () => {
+    const run = fs.mkdtempSync(path.join(os.tmpdir(), "innerloop-report-"));
+    fs.mkdirSync(path.join(run, "analysis"));
+    fs.writeFileSync(path.join(run, "analysis", "timeline.json"), JSON.stringify({ snapshots: [{ step: 5, ...synthetic() }] }));
+    fs.mkdirSync(path.join(run, "final"));
+    fs.writeFileSync(path.join(run, "final", "analysis.json"), JSON.stringify({ ...synthetic(), windows: 9 }));
+    await writeReport(run);
+    expect(fs.readFileSync(path.join(run, "report.html"), "utf8")).toContain("<code>final/analysis.json</code>. 9 windows");
+    const other = path.join(run, "other.json");
+    fs.writeFileSync(other, JSON.stringify({ ...synthetic(), windows: 11 }));
+    expect(await main(["report", "--run", run, "--analysis", other], { stdout: { write: () => true } as unknown as NodeJS.WritableStream })).toBe(0);
+    expect(fs.readFileSync(path.join(run, "report.html"), "utf8")).toContain("11 windows");
+  });
+
   it("refuses a folder without analysis with one clear error", async () => {
     const empty = fs.mkdtempSync(path.join(os.tmpdir(), "innerloop-report-"));
     const err: string[] = [];

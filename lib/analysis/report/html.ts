@@ -13,11 +13,27 @@ import { renderSvg } from "./render.js";
 const esc = (s: string): string => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 const num = (v: number | null | undefined, d = 4): string => (v === null || v === undefined || !Number.isFinite(v) ? "n/a" : Number(v.toPrecision(d)).toString());
 
-/** Where the final analysis of DIR is: DIR/analysis.json, DIR/analysis/analysis.json, else the last snapshot. */
-export function findAnalysis(dir: string, timeline: readonly Snapshot[]): { result: AnalysisResult; source: string } | null {
-  for (const p of [path.join(dir, "analysis.json"), path.join(dir, "analysis", "analysis.json")]) {
-    if (fs.existsSync(p)) return { result: JSON.parse(fs.readFileSync(p, "utf8")) as AnalysisResult, source: path.relative(dir, p) };
+/**
+ * Where the final analysis of DIR is: the file given, else DIR/analysis.json, DIR/analysis/analysis.json,
+ * the newest DIR/<folder>/analysis.json (an `analyze --out DIR/<folder>`), and last the timeline's
+ * last snapshot.
+ */
+export function findAnalysis(dir: string, timeline: readonly Snapshot[], file?: string): { result: AnalysisResult; source: string } | null {
+  const read = (p: string) => ({ result: JSON.parse(fs.readFileSync(p, "utf8")) as AnalysisResult, source: path.relative(dir, p) || p });
+  if (file !== undefined) {
+    if (!fs.existsSync(file)) throw new Error(`--analysis ${file}: no such file`);
+    return read(file);
   }
+  for (const p of [path.join(dir, "analysis.json"), path.join(dir, "analysis", "analysis.json")]) {
+    if (fs.existsSync(p)) return read(p);
+  }
+  const nested = fs
+    .readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => path.join(dir, e.name, "analysis.json"))
+    .filter((p) => fs.existsSync(p))
+    .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs);
+  if (nested[0]) return read(nested[0]);
   const last = timeline[timeline.length - 1];
   return last ? { result: last, source: `analysis/timeline.json (step ${last.step})` } : null;
 }
@@ -46,10 +62,10 @@ function summaryTable(r: AnalysisResult, source: string): string {
 }
 
 /** Renders every figure for DIR and writes DIR/report.html; returns what it wrote. */
-export async function writeReport(dir: string, opts: { log?: (msg: string) => void } = {}): Promise<ReportResult> {
+export async function writeReport(dir: string, opts: { log?: (msg: string) => void; analysis?: string } = {}): Promise<ReportResult> {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`--run ${dir}: not a directory`);
   const timeline = readTimeline(dir)?.snapshots ?? [];
-  const found = findAnalysis(dir, timeline);
+  const found = findAnalysis(dir, timeline, opts.analysis);
   if (!found && timeline.length === 0) {
     throw new Error(`--run ${dir}: found neither analysis.json, analysis/analysis.json nor analysis/timeline.json (run innerloop analyze or train with --analyze-every)`);
   }
