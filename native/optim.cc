@@ -108,6 +108,20 @@ Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
   });
 }
 
+// hasGrads(params) -> boolean[]: which parameters have a gradient, without
+// making a JS wrapper for each gradient.
+Napi::Value HasGrads(const Napi::CallbackInfo& info) {
+  return Guarded(info, "hasGrads", [&]() -> Napi::Value {
+    Args a(info, "hasGrads");
+    std::vector<at::Tensor> params = a.TL(0);
+    Napi::Array out = Napi::Array::New(info.Env(), params.size());
+    for (size_t k = 0; k < params.size(); ++k) {
+      out.Set(static_cast<uint32_t>(k), Napi::Boolean::New(info.Env(), params[k].grad().defined()));
+    }
+    return out;
+  });
+}
+
 }  // namespace
 
 void RegisterOptim(Napi::Env env, Napi::Object exports) {
@@ -115,6 +129,7 @@ void RegisterOptim(Napi::Env env, Napi::Object exports) {
   exports.Set("sgd", Napi::Function::New(env, Sgd, "sgd"));
   exports.Set("clipGradNorm", Napi::Function::New(env, ClipGradNorm, "clipGradNorm"));
   exports.Set("zeroGrad", Napi::Function::New(env, ZeroGrad, "zeroGrad"));
+  exports.Set("hasGrads", Napi::Function::New(env, HasGrads, "hasGrads"));
 }
 
 }  // namespace innerloop

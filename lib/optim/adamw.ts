@@ -72,13 +72,15 @@ export class AdamW extends Optimizer<AdamWHyper> {
     const expAvgs: Tensor[] = [];
     const expAvgSqs: Tensor[] = [];
     const counts: number[] = [];
-    for (const p of group.params) {
-      const g = p.grad;
-      if (g === null) continue;
+    // The fused kernel reads the gradients itself: ask which exist instead of wrapping each one.
+    const present = torch.hasGrads(group.params);
+    for (let i = 0; i < group.params.length; i++) {
+      if (!present[i]) continue;
+      const p = group.params[i]!;
       const s = this.state.get(p) ?? this.newState(p, ["exp_avg", "exp_avg_sq"]);
       s.step += 1;
       params.push(p);
-      grads.push(g);
+      if (this.fused === null) grads.push(p.grad!);
       expAvgs.push(s.tensors.exp_avg!);
       expAvgSqs.push(s.tensors.exp_avg_sq!);
       counts.push(s.step);

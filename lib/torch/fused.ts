@@ -24,3 +24,6 @@ export function clipGradNorm(params: Tensor[], maxNorm: number, normType = 2): T
 
 /** Sets every parameter's gradient to null. */
 export function zeroGrad(params: Tensor[]): void { native.zeroGrad(params); }
+
+/** Which parameters have a gradient (without wrapping each gradient). */
+export function hasGrads(params: Tensor[]): boolean[] { return native.hasGrads(params); }

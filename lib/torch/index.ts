@@ -94,6 +94,7 @@ export const torch = {
   sgdStep: fused.sgdStep,
   clipGradNorm: fused.clipGradNorm,
   zeroGrad: fused.zeroGrad,
+  hasGrads: fused.hasGrads,
   /** Old names kept for callers written against the first contract. */
   _fusedAdamW: fused.fusedAdamW,
   _clipGradNorm: fused.clipGradNorm,
