@@ -34,9 +34,9 @@ export function reproduceConfig(quick: boolean, device: Device): TrainConfig {
   if (quick) {
     // Sized to finish within 3 minutes on 2 CPU cores, analysis and report included.
     return resolveConfig({
-      ...common, nLayer: 4, nHead: 4, nEmbd: 64, seqLen: 64, batchSize: 16, steps: 400,
-      lr: 3e-3, minLr: 3e-4, warmup: 40, evalEvery: 100, evalBatches: 4, checkpointEvery: 0,
-      analyzeEvery: 25, analyzeWindows: 8,
+      ...common, nLayer: 4, nHead: 4, nEmbd: 64, seqLen: 64, batchSize: 16, steps: 1000,
+      lr: 3e-3, minLr: 3e-4, warmup: 50, evalEvery: 250, evalBatches: 4, checkpointEvery: 0,
+      analyzeEvery: 40, analyzeWindows: 8,
     });
   }
   return resolveConfig({
