@@ -223,3 +223,25 @@ describe("analyze in bfloat16", () => {
     r.paramGradNorm.forEach((v, l) => expect(Math.abs(v - expected.paramGradNorm[l]!) / expected.paramGradNorm[l]!).toBeLessThan(0.1));
   });
 });
+
+describe("short windows", () => {
+  it("handles T = 1 and T = 2 (measures that need more positions are null)", () => {
+    for (const T of [1, 2]) {
+      const out = fs.mkdtempSync(path.join(os.tmpdir(), "innerloop-analysis-short-"));
+      const r = analyzeDir({ modelDir: path.join(FIXTURE, "model"), data: path.join(FIXTURE, "tokens.bin"), seqLen: T, batchSize: 7, maxWindows: 20, outDir: out });
+      expect(r.windows).toBe(20);
+      expect(r.hiddenNorm.mean[0]).toHaveLength(T);
+      expect(r.normFit.every((f) => f === null)).toBe(true);
+      if (T === 1) {
+        expect(r.attnFirstToken).toBeNull();
+        expect(r.firstTokenRatio.every((x) => x === null)).toBe(true);
+        expect(r.freqBuckets.hiddenNormMean.flat().every((x) => x === null)).toBe(true);
+      } else {
+        // With two positions the second query splits its attention between the two keys.
+        for (const row of r.attnFirstToken!.mean) for (const m of row) expect(m).toBeGreaterThan(0), expect(m).toBeLessThan(1);
+        expect(r.firstTokenRatio.every((x) => typeof x === "number")).toBe(true);
+      }
+      expect(Number.isFinite(r.loss)).toBe(true);
+    }
+  });
+});
