@@ -1,8 +1,11 @@
 // Renders Vega-Lite specifications to standalone SVG in Node (no browser, no canvas): Vega's
-// scenegraph is laid out headless and serialised by its SVG string renderer.
+// scenegraph is laid out headless and serialised by its SVG string renderer. Vega is loaded on
+// first use, so that importing innerloop does not load the plotting libraries.
 
-import * as vega from "vega";
-import * as vl from "vega-lite";
+type Vega = typeof import("vega");
+type VegaLite = typeof import("vega-lite");
+let libs: Promise<[Vega, VegaLite]> | null = null;
+const load = (): Promise<[Vega, VegaLite]> => (libs ??= Promise.all([import("vega"), import("vega-lite")]));
 
 // Shared look: readable fonts and sizes, light grid, titles left-aligned.
 const CONFIG = {
@@ -19,8 +22,9 @@ export type VLSpec = Record<string, unknown>;
 
 /** Compiles a Vega-Lite spec (with the shared config merged in) and returns its SVG text. */
 export async function renderSvg(spec: VLSpec): Promise<string> {
-  const full = { $schema: "https://vega.github.io/schema/vega-lite/v6.json", ...spec, config: { ...CONFIG, ...((spec.config as object) ?? {}) } };
-  const compiled = vl.compile(full as unknown as vl.TopLevelSpec).spec;
+  const [vega, vl] = await load();
+  const full = { ...spec, config: { ...CONFIG, ...((spec.config as object) ?? {}) } };
+  const compiled = vl.compile(full as unknown as Parameters<VegaLite["compile"]>[0]).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: "none" });
   try {
     return await view.toSVG();
