@@ -77,6 +77,11 @@ export function readTimeline(runDir: string): Timeline | null {
 }
 
 export function writeTimeline(runDir: string, t: Timeline): void {
+  writeTimelineText(runDir, JSON.stringify(t) + "\n");
+}
+
+/** Writes timeline.json from its text (atomically). */
+export function writeTimelineText(runDir: string, text: string): void {
   fs.mkdirSync(path.dirname(timelinePath(runDir)), { recursive: true });
-  writeFileAtomic(timelinePath(runDir), JSON.stringify(t) + "\n");
+  writeFileAtomic(timelinePath(runDir), text);
 }

@@ -14,7 +14,7 @@ import { registerTrainerPlugin, type TrainerPlugin, type TrainerPluginOptions, t
 import { analyzeModel } from "./analyze.js";
 import type { AnalysisModel } from "./adapter.js";
 import { arrayTokenStream, toTokenStream, type TokenStream } from "./windows.js";
-import { readTimeline, writeTimeline, type Snapshot } from "./files.js";
+import { readTimeline, writeTimelineText, type Snapshot } from "./files.js";
 
 export interface AnalysisPluginOptions {
   runDir: string;
@@ -29,7 +29,8 @@ export interface AnalysisPluginOptions {
 
 export class AnalysisPlugin implements TrainerPlugin {
   readonly name = "analysis";
-  private snapshots: Snapshot[] = [];
+  /** Snapshots as JSON text: a long timeline costs its text once, not a tree of JS objects. */
+  private snapshots: string[] = [];
   private heldOut: TokenStream | null = null;
   private lastFlush = 0;
   private lastFlushMs = 0;
@@ -52,7 +53,7 @@ export class AnalysisPlugin implements TrainerPlugin {
     this.heldOut = arrayTokenStream(src.read(0, Math.min(this.opts.windows, Math.floor(src.length / T1)) * T1));
     // A resumed run keeps the snapshots up to the step it resumed from.
     const prior = ctx.resumed || this.opts.resumed ? readTimeline(this.opts.runDir) : null;
-    this.snapshots = prior ? prior.snapshots.filter((s) => s.step <= ctx.startStep) : [];
+    this.snapshots = prior ? prior.snapshots.filter((s) => s.step <= ctx.startStep).map((s) => JSON.stringify(s)) : [];
     this.lastFlush = Date.now();
   }
 
@@ -68,7 +69,7 @@ export class AnalysisPlugin implements TrainerPlugin {
     const ms = performance.now() - t0;
     this.timesMs.push(ms);
     const snap: Snapshot = { step, ...res, meta: { analysisMs: ms } };
-    this.snapshots.push(snap);
+    this.snapshots.push(JSON.stringify(snap));
     this.dirty = true;
     return snap;
   }
@@ -93,14 +94,15 @@ export class AnalysisPlugin implements TrainerPlugin {
   flush(): void {
     if (!this.dirty) return;
     const t0 = Date.now();
-    writeTimeline(this.opts.runDir, { snapshots: this.snapshots });
+    writeTimelineText(this.opts.runDir, `{"snapshots":[${this.snapshots.join(",\n")}]}\n`);
     this.lastFlushMs = Date.now() - t0;
     this.lastFlush = Date.now();
     this.dirty = false;
   }
 
-  get recorded(): readonly Snapshot[] {
-    return this.snapshots;
+  /** Number of snapshots in the timeline (including those kept from before a resume). */
+  get count(): number {
+    return this.snapshots.length;
   }
 }
 
