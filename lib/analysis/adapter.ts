@@ -91,11 +91,16 @@ export function adaptModel(model: AnalysisModel): ModelAdapter {
   if (!md && !lnF) throw new TypeError("analysis: the model has no final norm module 'transformer.ln_f'");
   if (!md && !head && !wte) throw new TypeError("analysis: the model has neither 'lm_head' nor 'transformer.wte.weight' for the unembedding");
 
+  // Block l's parameters: the model's own list where it has one (LLaMA, GPT-NeoX), else by
+  // the Hugging Face name prefix of the architecture's blocks.
+  const own = (model as unknown as { blockParameters?: (l: number) => Tensor[] }).blockParameters;
+  const prefixes = ["transformer.h", "model.layers", "gpt_neox.layers"];
   const blockParams: Tensor[][] = [];
   for (let l = 0; l < nLayer; l++) {
-    const prefix = `transformer.h.${l}.`;
-    const ps = params.filter(([n]) => n.startsWith(prefix)).map(([, p]) => p);
-    if (ps.length === 0) throw new TypeError(`analysis: no parameters named '${prefix}*' for block ${l}`);
+    const ps = typeof own === "function"
+      ? own.call(model, l)
+      : params.filter(([n]) => prefixes.some((p) => n.startsWith(`${p}.${l}.`))).map(([, p]) => p);
+    if (ps.length === 0) throw new TypeError(`analysis: no parameters found for block ${l} (expected names like 'transformer.h.${l}.*')`);
     blockParams.push(ps);
   }
   // GPT-2's attention scale: 1/sqrt(head dim) when scale_attn_weights (the default), further

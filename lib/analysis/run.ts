@@ -5,7 +5,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { torch } from "../torch/index.js";
 import type { Device, DType } from "../torch/index.js";
-import { loadGPT2, readHFConfig } from "../models/index.js";
+import { readHFConfig } from "../models/index.js";
+import { loadPretrained } from "../models/hf.js";
 import { readMobyDick, readTextCorpus, DEFAULT_CORPUS } from "../data/index.js";
 import { runTokenizer } from "../train/sample.js";
 import { recoverRunDir } from "../train/checkpoint.js";
@@ -50,11 +51,12 @@ export function checkDevice(device: Device | undefined): Device {
 }
 
 export function analyzeDir(o: AnalyzeDirOptions): AnalysisResult {
-  if (!fs.existsSync(path.join(o.modelDir, "config.json"))) throw new Error(`--model ${o.modelDir}: no config.json (expected an innerloop run directory or a Hugging Face GPT-2 folder)`);
+  if (!fs.existsSync(path.join(o.modelDir, "config.json"))) throw new Error(`--model ${o.modelDir}: no config.json (expected an innerloop run directory or a Hugging Face model folder: gpt2, gpt_neox, llama, mistral, qwen2)`);
   const device = checkDevice(o.device);
   recoverRunDir(o.modelDir);
   const hf = readHFConfig(o.modelDir);
-  const model = loadGPT2(o.modelDir, { device, dtype: o.dtype });
+  // float32 unless asked: the analysis measures small differences (half-precision checkpoints are cast).
+  const model = loadPretrained(o.modelDir, { device, dtype: o.dtype ?? "float32" });
   const src = openTokens(o.data, o.modelDir);
   try {
     const seqLen = o.seqLen ?? Math.min(model.config.nPositions, 1024);
