@@ -5,13 +5,13 @@
 // Half-precision checkpoints are loaded as float32 (an exact cast), as the reference upcasts them.
 
 import { describe, it, expect, beforeAll } from "vitest";
+import * as os from "node:os";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { torch } from "../lib/torch/index.js";
-import type { Tensor } from "../lib/torch/index.js";
 import { loadPretrained } from "../lib/models/hf.js";
-import type { PretrainedModel } from "../lib/models/hf.js";
 import { analyzeModel } from "../lib/analysis/analyze.js";
+import { analyzeDir } from "../lib/analysis/run.js";
 import type { AnalysisModel } from "../lib/analysis/adapter.js";
 import type { AnalysisResult } from "../lib/analysis/result.js";
 import { binTokenStream } from "../lib/analysis/windows.js";
@@ -45,24 +45,6 @@ function scale(x: unknown): number {
   return typeof x === "number" ? Math.abs(x) : 0;
 }
 
-/**
- * The analysis adapter (lib/analysis/adapter.ts) finds block l's parameters under GPT-2's
- * `transformer.h.{l}.` prefix. Until it also reads other architectures' blocks, present the
- * parameters of LLaMA (`model.layers.{l}.`) and GPT-NeoX (`gpt_neox.layers.{l}.`) models under that
- * prefix; every other member is the model's own.
- */
-function analysable(model: PretrainedModel): AnalysisModel {
-  const renamed = (): Array<[string, Tensor]> =>
-    model.namedParameters().map(([n, p]) => [n.replace(/^(model|gpt_neox)\.layers\.(\d+)\./, "transformer.h.$2."), p]);
-  return new Proxy(model, {
-    get(target, prop) {
-      if (prop === "namedParameters") return renamed;
-      const v = Reflect.get(target, prop, target) as unknown;
-      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  }) as unknown as AnalysisModel;
-}
-
 const devices = ["cpu", ...(torch.cuda.isAvailable() ? ["cuda"] : [])] as const;
 
 describe.each(devices)("analysis of pretrained checkpoints agrees with transformers + autograd (%s)", (device) => {
@@ -75,7 +57,7 @@ describe.each(devices)("analysis of pretrained checkpoints agrees with transform
         const model = loadPretrained(path.join(FIX, name, "model"), { device: device as "cpu", dtype: "float32" });
         const stream = binTokenStream(path.join(FIX, "tokens.bin"));
         try {
-          got = analyzeModel(analysable(model), stream, {
+          got = analyzeModel(model as unknown as AnalysisModel, stream, {
             seqLen: S.seqLen,
             batchSize: S.batchSize,
             maxWindows: S.maxWindows,
@@ -138,6 +120,38 @@ describe.each(devices)("analysis of pretrained checkpoints agrees with transform
         expect(got.freqBuckets.occurrences).toEqual(expected.freqBuckets.occurrences);
         close(got.freqBuckets.hiddenNormMean, expected.freqBuckets.hiddenNormMean, "freqBuckets.hiddenNormMean", 0);
       });
+    });
+  }
+});
+
+// The same checkpoints through `innerloop analyze`'s entry point: the model folder is loaded by
+// architecture (loadPretrained) and analysis.json is written.
+describe("innerloop analyze on pretrained checkpoints", () => {
+  for (const name of MODELS) {
+    it(`${name}: analysis.json agrees with transformers + autograd`, () => {
+      const expected = (JSON.parse(fs.readFileSync(path.join(FIX, name, "expected.json"), "utf8")) as { analysis: Expected }).analysis;
+      const S = expected.settings;
+      const out = fs.mkdtempSync(path.join(os.tmpdir(), `il-analyze-${name}-`));
+      try {
+        analyzeDir({
+          modelDir: path.join(FIX, name, "model"),
+          data: path.join(FIX, "tokens.bin"),
+          seqLen: S.seqLen,
+          batchSize: S.batchSize,
+          maxWindows: S.maxWindows,
+          topK: S.topK,
+          freqBuckets: S.freqBuckets,
+          outDir: out,
+        });
+        const got = JSON.parse(fs.readFileSync(path.join(out, "analysis.json"), "utf8")) as AnalysisResult;
+        expect(got.windows).toBe(expected.windows);
+        close(got.loss, expected.loss, "loss", 0);
+        close(got.hiddenNorm.mean, expected.hiddenNorm.mean, "hiddenNorm.mean", 0);
+        close(got.gradNorm.mean, expected.gradNorm.mean, "gradNorm.mean", 0);
+        close(got.paramGradNorm, expected.paramGradNorm, "paramGradNorm", 0);
+      } finally {
+        fs.rmSync(out, { recursive: true, force: true });
+      }
     });
   }
 });
