@@ -114,6 +114,26 @@ export function fromHFConfig(json: Record<string, unknown>): GPT2Config {
   }
   if (get("scale_attn_weights") === false) throw new RangeError("config.json: scale_attn_weights=false is not supported");
   if (get("tie_word_embeddings") === false) throw new RangeError("config.json: tie_word_embeddings=false is not supported for GPT-2");
+  // Checked here under their config.json names, so that an error names the field of the file.
+  const sizes: Array<[string, unknown]> = [
+    ["vocab_size", get("vocab_size")],
+    [get("n_positions") === undefined && get("n_ctx") !== undefined ? "n_ctx" : "n_positions", get("n_positions") ?? get("n_ctx")],
+    ["n_embd", nEmbd],
+    ["n_layer", get("n_layer")],
+    ["n_head", get("n_head")],
+  ];
+  for (const [k, v] of sizes) {
+    if (v === undefined) throw new RangeError(`config.json: ${k} is missing (a positive integer)`);
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 1) throw new RangeError(`config.json: ${k} must be a positive integer, got ${JSON.stringify(v)}`);
+  }
+  for (const k of ["resid_pdrop", "embd_pdrop", "attn_pdrop"]) {
+    const v = get(k);
+    if (v !== undefined && v !== null && (typeof v !== "number" || !(v >= 0 && v < 1))) throw new RangeError(`config.json: ${k} must be a number in [0, 1), got ${JSON.stringify(v)}`);
+  }
+  const eps = get("layer_norm_epsilon");
+  if (eps !== undefined && (typeof eps !== "number" || !(eps > 0))) throw new RangeError(`config.json: layer_norm_epsilon must be a positive number, got ${JSON.stringify(eps)}`);
+  if (get("bias") !== undefined && typeof get("bias") !== "boolean") throw new RangeError(`config.json: bias must be true or false, got ${JSON.stringify(get("bias"))}`);
+  if ((nEmbd as number) % (get("n_head") as number) !== 0) throw new RangeError(`config.json: n_embd (${String(nEmbd)}) must be divisible by n_head (${String(get("n_head"))})`);
   const pdrop = get("resid_pdrop") ?? get("embd_pdrop") ?? get("attn_pdrop") ?? 0;
   return gpt2Config({
     vocabSize: get("vocab_size") as number,
