@@ -3,9 +3,11 @@
 // garbage collection). Memory that grows with the number of steps (a leaked tensor, a wrapper whose
 // native memory is never freed, a cache that keeps every batch) shows up here and nowhere else.
 
-import { mkdtempSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { torch } from "../torch/index.js";
@@ -222,4 +224,44 @@ export function formatSoak(r: SoakResult): string {
     `  live tensors ${r.liveTensorsStart} -> ${r.liveTensorsEnd} (min ${r.liveTensorsMin}, max ${r.liveTensorsMax} between steps)`,
     `  loss ${r.lossStart.toFixed(4)} -> ${r.lossEnd.toFixed(4)}`,
   ].join("\n");
+}
+
+/**
+ * V8 flags of the soak's process. The young generation is fixed at its largest size from the start:
+ * left to itself, V8 doubles it at moments of its choosing (seen once after ~3,000 steps), which
+ * adds 16-32 MB of committed heap in one step and reads as growth although nothing is retained.
+ */
+export const SOAK_NODE_FLAGS = ["--expose-gc", "--min-semi-space-size=16", "--max-semi-space-size=16"];
+
+/**
+ * Runs the soak in a fresh Node process with SOAK_NODE_FLAGS (compiled JS next to this file, or
+ * the TypeScript source through tsx) and returns its result; the child's stderr (samples) goes to
+ * `echo` if given.
+ */
+export function runSoakProcess(o: Omit<SoakOptions, "onSample"> & { threads?: number }, echo?: NodeJS.WritableStream): Promise<SoakResult> {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const js = join(here, "soak-main.js");
+  const entry = existsSync(js) ? [js] : ["--import", "tsx", join(here, "soak-main.ts")];
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [...SOAK_NODE_FLAGS, ...entry, JSON.stringify(o)], {
+      cwd: resolve(here, "..", ".."),
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, OMP_NUM_THREADS: String(o.threads ?? 1) },
+    });
+    let out = "";
+    let err = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      err += d;
+      echo?.write(d);
+    });
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      const last = out.trim().split("\n").at(-1) ?? "";
+      if (code !== 0 || !last.startsWith("{")) {
+        return reject(new Error(`soak process exited with ${signal ?? code}: ${err.trim().split("\n").slice(-5).join(" | ")}`));
+      }
+      resolvePromise(JSON.parse(last) as SoakResult);
+    });
+  });
 }

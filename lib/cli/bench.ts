@@ -10,12 +10,14 @@ const CONFIG_NAMES = ["micro", "tiny", "mid", "gpt2-124m"];
 registerCommand({
   name: "bench",
   summary: "time the GPT-2 training step against PyTorch eager on this machine",
-  usage: "innerloop bench [--config micro,tiny,mid] [--device cpu|cuda] [--reps N] [--steps N] [--json OUT]",
+  usage: "innerloop bench [--config micro,tiny,mid] [--device cpu|cuda] [--reps N] [--steps N] [--json OUT]\n       innerloop bench --soak N [--soak-analyze-every K] [--analyze-windows K] [--json OUT]",
   details:
     "Configurations: micro (2 layers x 64, T 8, batch 1), tiny (2 x 64, T 64, batch 8), mid (4 x 128, T 128, batch 16),\n" +
     "gpt2-124m (CUDA only: 12 x 768, T 1024, bf16 autocast, batch 16 or 8). Both sides run the same step (forward, loss,\n" +
     "backward, clipping to 1.0, fused AdamW, zero-grad) on the same batches and initial weights, in separate processes,\n" +
-    "with the same thread count. Needs python3 with torch for the reference. Timing is never part of the tests.",
+    "with the same thread count. Needs python3 with torch for the reference. Timing is never part of the tests.\n" +
+    "--soak N runs only the soak: N steps of the tiny preset through the trainer with the analysis plugin on,\n" +
+    "reporting resident memory and live tensors after a warm-up and at the end (the issue's goal: < 5% growth, flat tensors).",
   flags: [
     {
       name: "config", type: "string", valueName: "LIST", help: "comma-separated configurations",
@@ -31,9 +33,14 @@ registerCommand({
     { name: "analyze-every", type: "int", min: 0, max: 1, valueName: "1|0", help: "measure the analysis overhead with analysis after every step (0 = skip)", defaultText: "1" },
     { name: "analyze-windows", type: "int", min: 1, max: 4096, valueName: "K", help: "windows each analysis covers", defaultText: "16 (the trainer's default)" },
     { name: "profile", type: "boolean", help: "also time forward/backward/clip/AdamW/zero-grad apart and count native calls" },
+    { name: "soak", type: "int", min: 1, max: 10000000, valueName: "N", help: "run only the soak: N training steps with analysis on, memory at start and end" },
+    { name: "soak-analyze-every", type: "int", min: 1, max: 1000000, valueName: "K", help: "analysis snapshot every K steps during the soak", defaultText: "10" },
+    { name: "soak-warmup", type: "int", min: 1, max: 1000000, valueName: "N", help: "steps before the soak's first measurement", defaultText: "N/10, at most 500" },
     { name: "json", type: "string", valueName: "OUT", help: "also write the full results (every step time) as JSON" },
   ],
   async run(args, ctx) {
+    const soakSteps = flagNumber(args, "soak");
+    if (soakSteps !== undefined) return runSoakCommand(args, soakSteps, ctx);
     const device = (flagString(args, "device") ?? "cpu") as "cpu" | "cuda";
     const configs = flagString(args, "config")?.split(",").map((s) => s.trim()).filter(Boolean);
     const { runBench, formatReport, resolveConfigs } = await import("../bench/index.js");
@@ -70,3 +77,29 @@ registerCommand({
     return 0;
   },
 });
+
+async function runSoakCommand(args: Parameters<typeof flagNumber>[0], steps: number, ctx: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream }): Promise<number> {
+  if ((flagString(args, "device") ?? "cpu") !== "cpu") throw new UsageError("--soak runs on the CPU only (--device cpu)");
+  const { runSoakProcess, formatSoak } = await import("../bench/soak.js");
+  const analyzeEvery = flagNumber(args, "soak-analyze-every") ?? 10;
+  ctx.stderr.write(`soak: ${steps} steps of the tiny preset, analysis every ${analyzeEvery} steps, in its own process\n`);
+  const result = await runSoakProcess(
+    {
+      steps,
+      warmupSteps: flagNumber(args, "soak-warmup") ?? Math.min(500, Math.max(20, Math.round(steps / 10))),
+      analyzeEvery,
+      analyzeWindows: flagNumber(args, "analyze-windows") ?? 16,
+      sampleEvery: Math.max(10, Math.round(steps / 10)),
+      threads: flagNumber(args, "threads") ?? 1,
+    },
+    ctx.stderr,
+  );
+  ctx.stdout.write(formatSoak(result) + "\n");
+  const out = flagString(args, "json");
+  if (out !== undefined) {
+    const { writeFileAtomic } = await import("../util/atomic.js");
+    writeFileAtomic(out, JSON.stringify({ date: new Date().toISOString(), soak: result }, null, 2) + "\n");
+    ctx.stderr.write(`wrote ${out}\n`);
+  }
+  return 0;
+}
