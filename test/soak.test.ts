@@ -6,6 +6,11 @@
 // (SOAK_NODE_FLAGS): otherwise V8 may double it at any moment, adding 16-32 MB of committed heap
 // that reads as growth although nothing is retained.
 import { describe, expect, it } from "vitest";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { Writable } from "node:stream";
+import { main } from "../lib/cli/main.js";
 import { runSoak, runSoakProcess, SOAK_NODE_FLAGS } from "../lib/bench/soak.js";
 
 describe("soak (short)", () => {
@@ -38,6 +43,28 @@ describe("soak (short)", () => {
     // (300 more snapshots of ~6 KB of JSON text, ~2 MB, under 1%); measured -0.1% to 1.9%. A native
     // leak of 40 KB per step (a few activations of this model) would add 12 MB, about 4.5%.
     expect(r.rssGrowth).toBeLessThan(0.04);
+  }, 90_000);
+
+  it("innerloop bench --soak N prints RSS and live tensors at start and end, and writes them as JSON", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "innerloop-soak-cli-"));
+    try {
+      const json = path.join(dir, "soak.json");
+      const chunks: string[] = [];
+      const sink = () => new Writable({ write: (c, _e, cb) => (chunks.push(String(c)), cb()) });
+      const stdout = sink();
+      const code = await main(["bench", "--soak", "40", "--soak-warmup", "20", "--soak-analyze-every", "10", "--analyze-windows", "2", "--json", json], { stdout, stderr: sink() });
+      expect(code).toBe(0);
+      const text = chunks.join("");
+      expect(text).toMatch(/soak: 40 steps after 20 warm-up \(2 layers x 64, T 64, batch 16, cpu\), analysis of 2 windows every 10 steps \(6 snapshots\)/);
+      expect(text).toMatch(/RSS after warm-up [\d.]+ MB, at the end [\d.]+ MB: growth -?[\d.]+%/);
+      expect(text).toMatch(/live tensors (\d+) -> \1 /);
+      const saved = JSON.parse(fs.readFileSync(json, "utf8")) as { soak: { steps: number; rssStartKB: number; rssEndKB: number; liveTensorsStart: number; liveTensorsEnd: number } };
+      expect(saved.soak.steps).toBe(40);
+      expect(saved.soak.rssStartKB).toBeGreaterThan(10_000);
+      expect(saved.soak.liveTensorsEnd).toBe(saved.soak.liveTensorsStart);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   }, 90_000);
 
   it("refuses a step count that is not a positive integer", async () => {
