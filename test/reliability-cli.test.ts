@@ -147,4 +147,28 @@ describe("a model directory's config.json is validated field by field", () => {
     const v = await run(["sample", "--model", dir, "--prompt", "x", "--verbose"]);
     expect(v.stderr).toMatch(STACK);
   });
+
+  // The LLaMA and GPT-NeoX readers, on the transformers-written fixtures.
+  const FIX = path.resolve(import.meta.dirname, "fixtures", "pretrained");
+  const hfCases: Array<[string, string, (c: Record<string, unknown>) => void, RegExp]> = [
+    ["llama", "hidden_size of the wrong type", (c) => (c.hidden_size = "big"), /config\.json: hidden_size must be a positive integer, got "big"/],
+    ["llama", "a missing num_hidden_layers", (c) => delete c.num_hidden_layers, /config\.json: num_hidden_layers must be a positive integer, got undefined/],
+    ["llama", "an unsupported rope_scaling type", (c) => (c.rope_scaling = { rope_type: "yarn", factor: 2 }), /config\.json: rope_scaling\.rope_type = "yarn" is not supported \(supported: default, linear, llama3\)/],
+    ["neox-seq", "heads that do not divide the width", (c) => (c.num_attention_heads = 5), /config\.json: hidden_size \(48\) must be divisible by num_attention_heads \(5\)/],
+  ];
+  for (const [arch, what, edit, re] of hfCases) {
+    it(`${arch}: ${what} is one line naming the file and the field`, async () => {
+      const dir = path.join(tmp, `hf-${k++}`);
+      fs.cpSync(path.join(FIX, arch, "model"), dir, { recursive: true });
+      const c = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8")) as Record<string, unknown>;
+      edit(c);
+      fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(c));
+      const r = await run(["analyze", "--model", dir, "--data", path.join(FIX, "tokens.bin"), "--seq-len", "8", "--max-windows", "2", "--out", path.join(tmp, "never")]);
+      expect(r.code, r.stderr).toBe(1);
+      expect(lines(r.stderr)).toHaveLength(1);
+      expect(r.stderr).toContain(path.join(dir, "config.json"));
+      expect(r.stderr).toMatch(re);
+      expect(r.stderr).not.toMatch(STACK);
+    });
+  }
 });
