@@ -14,9 +14,9 @@ import { main } from "../lib/cli/main.js";
 import { runSoak, runSoakProcess, SOAK_NODE_FLAGS } from "../lib/bench/soak.js";
 
 describe("soak (short)", () => {
-  it("300 steps (after 600) with analysis every 3 steps: RSS grows < 4%, live tensors flat", async () => {
+  it("600 steps (after 600) with analysis every 3 steps: RSS grows < 5%, live tensors flat", async () => {
     const r = await runSoakProcess({
-      steps: 300,
+      steps: 600,
       // RSS reaches its plateau only after a few hundred analyses (allocator pools, autograd
       // buffers); measured from before that, the ramp-up would read as growth.
       warmupSteps: 600,
@@ -40,9 +40,9 @@ describe("soak (short)", () => {
     expect(r.liveTensorsMin).toBe(r.liveTensorsStart);
     expect(r.liveTensorsMax).toBe(r.liveTensorsStart);
     // Resident memory: what may grow is the snapshot history the plugin keeps for timeline.json
-    // (300 more snapshots of ~6 KB of JSON text, ~2 MB, under 1%); measured -0.1% to 1.9%. A native
-    // leak of 40 KB per step (a few activations of this model) would add 12 MB, about 4.5%.
-    expect(r.rssGrowth).toBeLessThan(0.04);
+    // (200 more snapshots of JSON text, a few MB). Measured 1.6% to 3.1% clean; with 40 KB of
+    // memory leaked per step (a Buffer kept after every step, as a diagnostic) it measured 14%.
+    expect(r.rssGrowth).toBeLessThan(0.05);
   }, 90_000);
 
   it("innerloop bench --soak N prints RSS and live tensors at start and end, and writes them as JSON", async () => {
