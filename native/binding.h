@@ -136,7 +136,9 @@ Napi::Value Guarded(const Napi::CallbackInfo& info, const char* fn, F&& body) {
   } catch (const c10::OutOfMemoryError& e) {
     ThrowTorchError(env, fn, e.what_without_backtrace(), true);
   } catch (const c10::Error& e) {
-    ThrowTorchError(env, fn, e.what_without_backtrace(), false);
+    // Host allocation failures come as plain c10::Error from the CPU allocator.
+    std::string msg = e.what_without_backtrace();
+    ThrowTorchError(env, fn, msg, msg.find("can't allocate memory") != std::string::npos);
   } catch (const std::bad_alloc&) {
     ThrowTorchError(env, fn, "out of host memory", true);
   } catch (const std::exception& e) {

@@ -76,6 +76,7 @@ describe("host allocations beyond the address space", () => {
     for (const o of res.out) {
       expect(o.thrown, o.name).toBe(true);
       expect(o.isError && o.isTorchError, o.name).toBe(true);
+      expect(o.isOom, `${o.name}: a failed host allocation is an OutOfMemoryError`).toBe(true);
       // libtorch's CPU allocator reports the request in bytes: 2^50 floats (2^30 x 2^20 for the expand) x 4.
       expect(o.message, o.name).toContain(`${2 ** 52}`);
       expect(o.message, o.name).toMatch(/allocate/i);
