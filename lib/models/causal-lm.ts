@@ -8,8 +8,9 @@ import { torch, F } from "../torch/index.js";
 import type { Device, Tensor } from "../torch/index.js";
 import { Module } from "../nn/index.js";
 import { KVCache } from "./kv-cache.js";
-import { sampleNext, checkSampleOptions } from "./sampling.js";
-import type { ForwardOptions, ForwardResult, GenerateOptions } from "./gpt2.js";
+import { generateTokens } from "./generate.js";
+import type { ForwardOptions, ForwardResult } from "./gpt2.js";
+import type { GenerateOptions } from "./generate.js";
 import { RotaryTables } from "./rope.js";
 import type { RopeTables } from "./rope.js";
 
@@ -95,74 +96,13 @@ export abstract class RotaryCausalLM extends Module {
     return { logits, loss };
   }
 
-  /**
-   * Extends ids [B, T] by `maxNewTokens` tokens, as GPT2.generate does (greedy at temperature 0,
-   * top-k (a k past the vocabulary keeps every token), seed, KV cache). Beyond nPositions the context is cropped to the last nPositions.
-   */
+  /** Extends ids [B, T] by `maxNewTokens` tokens, as GPT2.generate does; see generateTokens. */
   generate(ids: Tensor, opts: GenerateOptions): Tensor {
-    const { maxNewTokens } = opts;
-    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) {
-      throw new RangeError(`generate: maxNewTokens must be an integer >= 0, got ${maxNewTokens}`);
-    }
-    checkSampleOptions(opts);
-    const V = this.config.vocabSize;
-    const vocabLimit = opts.vocabLimit;
-    if (vocabLimit !== undefined && !(Number.isInteger(vocabLimit) && vocabLimit > 0 && vocabLimit <= V)) {
-      throw new RangeError(`generate: vocabLimit must be an integer in [1, ${V}], got ${vocabLimit}`);
-    }
-    if (ids.ndim !== 2 || ids.shape[1] === 0) throw new RangeError(`generate: ids must have shape [B, T] with T >= 1, got [${ids.shape}]`);
-    if (ids.dtype !== "int64") throw new TypeError(`generate: ids must be int64, got ${ids.dtype}`);
-    const device = ids.device as Device;
-    const savedCpu = opts.seed === undefined ? null : torch.keep(torch.getRngState());
-    const savedDev = opts.seed === undefined || device === "cpu" ? null : torch.keep(torch.getRngState(device));
-    if (opts.seed !== undefined) torch.manualSeed(opts.seed);
-    const wasTraining = this.training;
-    this.eval();
-    const cache = opts.useCache === false ? null : new KVCache(this.config.nLayer);
-    let out = ids.clone();
-    try {
-      torch.noGrad(() => {
-        for (let i = 0; i < maxNewTokens; i++) {
-          const next = torch.tidy(() => {
-            let logits = this.nextTokenLogits(out, cache);
-            if (vocabLimit !== undefined && vocabLimit < V) logits = logits.narrow(1, 0, vocabLimit);
-            return torch.cat([out, sampleNext(logits, opts)], 1);
-          });
-          out.dispose();
-          out = next;
-        }
-      });
-      return out;
-    } catch (e) {
-      out.dispose();
-      throw e;
-    } finally {
-      cache?.dispose();
-      this.train(wasTraining);
-      if (savedCpu !== null) {
-        torch.setRngState(savedCpu);
-        savedCpu.dispose();
-      }
-      if (savedDev !== null) {
-        torch.setRngState(savedDev, device);
-        savedDev.dispose();
-      }
-    }
+    return generateTokens(this, ids, opts);
   }
 
-  private nextTokenLogits(ids: Tensor, cache: KVCache | null): Tensor {
-    const L = ids.shape[1]!;
-    const nPos = this.config.nPositions;
-    let input: Tensor;
-    let past = 0;
-    if (cache !== null && L <= nPos) {
-      past = cache.length;
-      input = past === 0 ? ids : ids.narrow(1, past, L - past);
-    } else {
-      cache?.clear();
-      cache = null;
-      input = L > nPos ? ids.narrow(1, L - nPos, nPos) : ids;
-    }
+  /** Logits [B, V] after the last token of `input` (first token at position `past`); for generateTokens. */
+  stepLogits(input: Tensor, past: number, cache: KVCache | null): Tensor {
     let h = this.embed(input);
     h = this.blocksForward(h, this.context(h, past, cache));
     const T = h.shape[1]!;

@@ -11,8 +11,7 @@ import type { Device, DType, Tensor } from "../torch/index.js";
 import { Module, ModuleList, Embedding, LayerNorm, Dropout, HookPoint, init } from "../nn/index.js";
 import { Conv1D } from "./conv1d.js";
 import { KVCache } from "./kv-cache.js";
-import { sampleNext, checkSampleOptions } from "./sampling.js";
-import type { SampleOptions } from "./sampling.js";
+import { generateTokens, type GenerateOptions } from "./generate.js";
 import { gpt2Config, toHFConfig } from "./gpt2-config.js";
 import type { GPT2Config } from "./gpt2-config.js";
 
@@ -35,15 +34,7 @@ export interface ForwardResult {
   loss?: Tensor;
 }
 
-export interface GenerateOptions extends SampleOptions {
-  maxNewTokens: number;
-  /** Seed for sampling; the global generator's state is restored afterwards. */
-  seed?: number;
-  /** Only the first `vocabLimit` ids can be produced (for a vocabulary padded past the tokenizer's). */
-  vocabLimit?: number;
-  /** Reuse keys and values of earlier positions (default true). */
-  useCache?: boolean;
-}
+export type { GenerateOptions } from "./generate.js";
 
 // [B, T, 3, H, D] -> [3, B, H, T, D]
 const QKV_PERM = [2, 0, 3, 1, 4];
@@ -258,67 +249,14 @@ export class GPT2 extends Module {
 
   /**
    * Extends ids [B, T] by `maxNewTokens` tokens, each chosen from the model's next-token
-   * distribution (greedy when temperature is 0). Runs without gradients in eval mode (the mode is
-   * restored). Beyond nPositions the context is cropped to the last nPositions tokens.
+   * distribution (greedy when temperature is 0), with a KV cache; see generateTokens.
    */
   generate(ids: Tensor, opts: GenerateOptions): Tensor {
-    const { maxNewTokens } = opts;
-    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) {
-      throw new RangeError(`generate: maxNewTokens must be an integer >= 0, got ${maxNewTokens}`);
-    }
-    checkSampleOptions(opts);
-    const vocabLimit = opts.vocabLimit;
-    if (vocabLimit !== undefined && !(Number.isInteger(vocabLimit) && vocabLimit > 0 && vocabLimit <= this.config.vocabSize)) {
-      throw new RangeError(`generate: vocabLimit must be an integer in [1, ${this.config.vocabSize}], got ${vocabLimit}`);
-    }
-    if (ids.ndim !== 2 || ids.shape[1] === 0) throw new RangeError(`generate: ids must have shape [B, T] with T >= 1, got [${ids.shape}]`);
-    if (ids.dtype !== "int64") throw new TypeError(`generate: ids must be int64, got ${ids.dtype}`);
-
-    const device = ids.device as Device;
-    const saved = opts.seed === undefined ? null : saveRng(device);
-    if (opts.seed !== undefined) torch.manualSeed(opts.seed);
-    const wasTraining = this.training;
-    this.eval();
-    const cache = opts.useCache === false ? null : new KVCache(this.config.nLayer);
-    let out = ids.clone();
-    try {
-      torch.noGrad(() => {
-        for (let i = 0; i < maxNewTokens; i++) {
-          const next = torch.tidy(() => {
-            let logits = this.nextTokenLogits(out, cache);
-            if (vocabLimit !== undefined && vocabLimit < this.config.vocabSize) logits = logits.narrow(1, 0, vocabLimit);
-            return torch.cat([out, sampleNext(logits, opts)], 1);
-          });
-          out.dispose();
-          out = next;
-        }
-      });
-      return out;
-    } catch (e) {
-      out.dispose();
-      throw e;
-    } finally {
-      cache?.dispose();
-      this.train(wasTraining);
-      if (saved !== null) restoreRng(saved, device);
-    }
+    return generateTokens(this, ids, opts);
   }
 
-  /** Logits [B, V] for the position after the last of `ids`, reusing and extending the cache. */
-  private nextTokenLogits(ids: Tensor, cache: KVCache | null): Tensor {
-    const L = ids.shape[1]!;
-    const nPos = this.config.nPositions;
-    let input: Tensor;
-    let past = 0;
-    if (cache !== null && L <= nPos) {
-      past = cache.length;
-      input = past === 0 ? ids : ids.narrow(1, past, L - past);
-    } else {
-      // No cache, or the context slid past nPositions (positions shift, so cached keys are stale).
-      cache?.clear();
-      cache = null;
-      input = L > nPos ? ids.narrow(1, L - nPos, nPos) : ids;
-    }
+  /** Logits [B, V] after the last token of `input` (first token at position `past`); for generateTokens. */
+  stepLogits(input: Tensor, past: number, cache: KVCache | null): Tensor {
     let h = this.embed(input, past);
     for (const block of this.transformer.h) h = block.forward(h, cache, past);
     const T = h.shape[1]!;
@@ -339,20 +277,3 @@ function checkTargets(ids: Tensor, targets: Tensor): void {
   }
 }
 
-interface SavedRng {
-  cpu: Tensor;
-  device: Tensor | null;
-}
-
-function saveRng(device: Device): SavedRng {
-  const cpu = torch.keep(torch.getRngState());
-  const dev = device === "cpu" ? null : torch.keep(torch.getRngState(device));
-  return { cpu, device: dev };
-}
-
-function restoreRng(s: SavedRng, device: Device): void {
-  torch.setRngState(s.cpu);
-  if (s.device !== null) torch.setRngState(s.device, device);
-  s.cpu.dispose();
-  s.device?.dispose();
-}
