@@ -257,7 +257,10 @@ at::Tensor Args::TS(size_t i) {
       s.unsafeGetTensorImpl()->set_wrapped_number(true);
       return s;
     }
-    if (TensorWrap::Unwrap(v) != nullptr) return T(i);
+    if (TensorWrap* w = TensorWrap::Unwrap(v)) {
+      if (!w->disposed()) return w->tensor();
+      return T(i);  // the disposed-tensor message
+    }
   }
   Fail(i, "a Tensor or a number");
 }
