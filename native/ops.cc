@@ -24,12 +24,9 @@ at::Tensor Slice(Args& a) {
 std::vector<at::Tensor> Split(Args& a) {
   at::Tensor& t = a.T(0);
   int64_t dim = a.I(2, 0);
-  if (a.size() > 1 && a.Has(1) && !a.Has(3)) {
-    // A number splits into equal pieces, an array into pieces of those sizes.
-    std::vector<int64_t> sizes = a.IL(1);
-    return sizes.size() == 1 ? t.split(sizes[0], dim) : t.split_with_sizes(sizes, dim);
-  }
-  return t.split(a.I(1), dim);
+  // A number splits into equal pieces, an array into pieces of those sizes.
+  std::vector<int64_t> sizes = a.IL(1);
+  return sizes.size() == 1 ? t.split(sizes[0], dim) : t.split_with_sizes(sizes, dim);
 }
 
 at::Tensor Sum(Args& a) {
