@@ -3,7 +3,7 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { writeFileAtomic } from "../util/atomic.js";
+import { fsyncDir, writeFileAtomic } from "../util/atomic.js";
 import type { AnalysisResult } from "./result.js";
 
 const fmt = (v: number | null | undefined): string => (v === null || v === undefined || !Number.isFinite(v) ? "" : String(v));
@@ -78,6 +78,46 @@ export function readTimeline(runDir: string): Timeline | null {
 
 export function writeTimeline(runDir: string, t: Timeline): void {
   writeTimelineText(runDir, JSON.stringify(t) + "\n");
+}
+
+const TIMELINE_END = "]}\n";
+
+/**
+ * Adds snapshots (their JSON texts) to the end of timeline.json without reading it into memory:
+ * the file is copied, its closing `]}` cut off, the snapshots appended, and the copy renamed
+ * over the original (atomically, as every write). A long timeline then costs disk, not memory.
+ */
+export function appendTimelineSnapshots(runDir: string, texts: string[]): void {
+  if (texts.length === 0) return;
+  const p = timelinePath(runDir);
+  if (!fs.existsSync(p)) {
+    writeTimelineText(runDir, `{"snapshots":[${texts.join(",\n")}${TIMELINE_END}`);
+    return;
+  }
+  const tmp = `${p}.tmp-${process.pid}`;
+  try {
+    fs.copyFileSync(p, tmp);
+    const size = fs.statSync(tmp).size;
+    const fd = fs.openSync(tmp, "r+");
+    try {
+      const end = Buffer.alloc(TIMELINE_END.length + 1);
+      if (size < end.length) throw new Error(`${p}: too short to be a timeline`);
+      fs.readSync(fd, end, 0, end.length, size - end.length);
+      if (end.subarray(1).toString() !== TIMELINE_END) throw new Error(`${p}: does not end in "]}" (not written by innerloop?)`);
+      const empty = end[0] === "[".charCodeAt(0);
+      const at = size - TIMELINE_END.length;
+      fs.ftruncateSync(fd, at);
+      fs.writeSync(fd, `${empty ? "" : ",\n"}${texts.join(",\n")}${TIMELINE_END}`, at);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, p);
+    fsyncDir(path.dirname(p));
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
 }
 
 /** Writes timeline.json from its text (atomically). */

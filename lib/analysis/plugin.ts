@@ -6,15 +6,16 @@
 // .grad alone, draws no random numbers (eval mode, no dropout) and does not touch the sampler:
 // resumed runs stay exact.
 //
-// timeline.json is rewritten atomically, but not after every snapshot when snapshots are frequent:
-// at most about every 5 seconds (and never taking more than a tenth of the time between writes),
-// and always at checkpoints and at the end, so that the file costs O(n) and not O(n²) to keep.
+// Snapshots are appended to timeline.json atomically, but not after every snapshot when snapshots
+// are frequent: at most about every 5 seconds (and never taking more than a tenth of the time
+// between writes), and always at checkpoints and at the end. Only snapshots not yet written are
+// held in memory, so a long run's memory stays flat however many snapshots it takes.
 
 import { registerTrainerPlugin, type TrainerPlugin, type TrainerPluginOptions, type StepContext, type EndContext, type TrainerContext } from "../train/plugins.js";
 import { analyzeModel } from "./analyze.js";
 import type { AnalysisModel } from "./adapter.js";
 import { arrayTokenStream, toTokenStream, type TokenStream } from "./windows.js";
-import { readTimeline, writeTimelineText, type Snapshot } from "./files.js";
+import { appendTimelineSnapshots, readTimeline, writeTimeline, type Snapshot } from "./files.js";
 
 export interface AnalysisPluginOptions {
   runDir: string;
@@ -29,12 +30,13 @@ export interface AnalysisPluginOptions {
 
 export class AnalysisPlugin implements TrainerPlugin {
   readonly name = "analysis";
-  /** Snapshots as JSON text: a long timeline costs its text once, not a tree of JS objects. */
-  private snapshots: string[] = [];
+  /** Snapshots (as JSON text) not yet written to timeline.json. */
+  private pending: string[] = [];
+  /** Snapshots already in timeline.json. */
+  private written = 0;
   private heldOut: TokenStream | null = null;
   private lastFlush = 0;
   private lastFlushMs = 0;
-  private dirty = false;
   /** Milliseconds spent in each snapshot (for overhead measurements). */
   readonly timesMs: number[] = [];
 
@@ -53,7 +55,11 @@ export class AnalysisPlugin implements TrainerPlugin {
     this.heldOut = arrayTokenStream(src.read(0, Math.min(this.opts.windows, Math.floor(src.length / T1)) * T1));
     // A resumed run keeps the snapshots up to the step it resumed from.
     const prior = ctx.resumed || this.opts.resumed ? readTimeline(this.opts.runDir) : null;
-    this.snapshots = prior ? prior.snapshots.filter((s) => s.step <= ctx.startStep).map((s) => JSON.stringify(s)) : [];
+    if (prior) {
+      const kept = prior.snapshots.filter((s) => s.step <= ctx.startStep);
+      if (kept.length !== prior.snapshots.length) writeTimeline(this.opts.runDir, { snapshots: kept });
+      this.written = kept.length;
+    }
     this.lastFlush = Date.now();
   }
 
@@ -69,8 +75,7 @@ export class AnalysisPlugin implements TrainerPlugin {
     const ms = performance.now() - t0;
     this.timesMs.push(ms);
     const snap: Snapshot = { step, ...res, meta: { analysisMs: ms } };
-    this.snapshots.push(JSON.stringify(snap));
-    this.dirty = true;
+    this.pending.push(JSON.stringify(snap));
     return snap;
   }
 
@@ -90,19 +95,20 @@ export class AnalysisPlugin implements TrainerPlugin {
     this.flush();
   }
 
-  /** Rewrites timeline.json (atomically) if there is anything new. */
+  /** Appends the snapshots not yet written to timeline.json (atomically). */
   flush(): void {
-    if (!this.dirty) return;
+    if (this.pending.length === 0) return;
     const t0 = Date.now();
-    writeTimelineText(this.opts.runDir, `{"snapshots":[${this.snapshots.join(",\n")}]}\n`);
+    appendTimelineSnapshots(this.opts.runDir, this.pending);
+    this.written += this.pending.length;
+    this.pending = [];
     this.lastFlushMs = Date.now() - t0;
     this.lastFlush = Date.now();
-    this.dirty = false;
   }
 
   /** Number of snapshots in the timeline (including those kept from before a resume). */
   get count(): number {
-    return this.snapshots.length;
+    return this.written + this.pending.length;
   }
 }
 
