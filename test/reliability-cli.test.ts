@@ -1,14 +1,18 @@
 // Every command of the CLI validates what it is given: unknown flags are refused and bad values
 // named (one line, exit 2) by every command, not only `train`; a model directory's config.json is
-// checked field by field, with an error that names the field (one line, no stack trace unless
-// --verbose). Runs main() in this process with captured output; nothing here trains.
+// checked field by field, with an error that names the file and the field (one line, exit 2 as for
+// a bad flag, no stack trace unless --verbose). Runs main() in this process with captured output;
+// the only training is one step of a tiny model, to have a run directory to resume.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Writable } from "node:stream";
 import { main } from "../lib/cli/main.js";
-import { GPT2, saveGPT2, gpt2Config } from "../lib/models/index.js";
+import { listCommands } from "../lib/cli/commands.js";
+import { GPT2, saveGPT2, gpt2Config, loadGPT2 } from "../lib/models/index.js";
+import { loadPretrained } from "../lib/models/hf.js";
+import { ConfigError } from "../lib/index.js";
 
 interface Out {
   code: number;
@@ -42,6 +46,7 @@ let tmp: string;
 let modelDir: string;
 let baseConfig: Record<string, unknown>;
 let textFile: string;
+let runDir: string;
 
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "innerloop-relcli-"));
@@ -56,10 +61,20 @@ beforeAll(() => {
   fs.writeFileSync(textFile, "ABCDEFGHIJ0123456789".repeat(10));
   baseConfig = JSON.parse(fs.readFileSync(path.join(modelDir, "config.json"), "utf8"));
 });
+beforeAll(async () => {
+  // A finished run to resume: one step of a tiny model.
+  runDir = path.join(tmp, "run");
+  const r = await run(["train", "--data", textFile, "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--seq-len", "8", "--batch-size", "2", "--steps", "1", "--eval-every", "0", "--warmup", "0", "--out", runDir]);
+  expect(r.code, r.stderr).toBe(0);
+}, 60_000);
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 describe("every command refuses unknown flags and bad values", () => {
-  const commands = ["train", "sample", "analyze", "report", "reproduce", "bench"];
+  // Every registered command, so that a new one is covered without editing this list.
+  const commands = listCommands().map((c) => c.name);
+  it("the registry holds the commands this file knows about", () => {
+    expect(commands).toEqual(expect.arrayContaining(["train", "sample", "analyze", "report", "reproduce", "bench"]));
+  });
   for (const cmd of commands) {
     it(`${cmd}: an unknown flag exits 2 with one line naming it, no stack`, async () => {
       const r = await run([cmd, "--no-such-flag", "1"]);
@@ -67,7 +82,30 @@ describe("every command refuses unknown flags and bad values", () => {
       expect(lines(r.stderr)).toEqual([`innerloop ${cmd}: unknown flag --no-such-flag (see innerloop ${cmd} --help)`]);
       expect(r.stdout).toBe("");
     });
+    it(`${cmd}: an unknown flag given as --flag=value, after valid flags, is refused too`, async () => {
+      const r = await run([cmd, "--verbose=false", "--no-such-flag=1"]);
+      expect(r.code).toBe(2);
+      expect(lines(r.stderr)).toEqual([`innerloop ${cmd}: unknown flag --no-such-flag (see innerloop ${cmd} --help)`]);
+    });
+    it(`${cmd}: an unknown single-dash flag is refused`, async () => {
+      const r = await run([cmd, "-x"]);
+      expect(r.code).toBe(2);
+      expect(lines(r.stderr)).toEqual([`innerloop ${cmd}: unknown flag -x (see innerloop ${cmd} --help)`]);
+    });
   }
+
+  it("a flag of another command is refused, not ignored", async () => {
+    const r = await run(["sample", "--model", modelDir, "--prompt", "AB", "--n-layer", "2"]);
+    expect(r.code).toBe(2);
+    expect(lines(r.stderr)).toEqual(["innerloop sample: unknown flag --n-layer (see innerloop sample --help)"]);
+    expect(r.stdout).toBe("");
+  });
+
+  it("an unknown flag before the command is refused", async () => {
+    const r = await run(["--no-such-flag", "sample"]);
+    expect(r.code).toBe(2);
+    expect(lines(r.stderr)).toEqual(["innerloop: unknown flag --no-such-flag (see innerloop --help)"]);
+  });
 
   const badValues: Array<[string, string[], RegExp]> = [
     ["sample", ["--model", "m", "--prompt", "x", "--temperature", "hot"], /--temperature must be a number >= 0 \(got "hot"\)/],
@@ -114,7 +152,7 @@ describe("a model directory's config.json is validated field by field", () => {
   ];
   let k = 0;
   for (const [what, edit, re] of cases) {
-    it(`${what}: one line naming the field, exit 1, for sample and analyze`, async () => {
+    it(`${what}: one line naming the field, exit 2, for sample and analyze`, async () => {
       const dir = path.join(tmp, `bad-${k++}`);
       fs.cpSync(modelDir, dir, { recursive: true });
       const c = structuredClone(baseConfig);
@@ -125,8 +163,9 @@ describe("a model directory's config.json is validated field by field", () => {
         ["analyze", "--model", dir, "--data", textFile, "--seq-len", "4", "--out", path.join(tmp, "never")],
       ]) {
         const r = await run(args);
-        expect(r.code, r.stderr).toBe(1);
+        expect(r.code, r.stderr).toBe(2);
         expect(lines(r.stderr), r.stderr).toHaveLength(1);
+        expect(r.stderr).toContain(`${path.join(dir, "config.json")}: `);
         expect(r.stderr).toMatch(re);
         // One line of reasonable length (not a dump of every missing weight).
         expect(r.stderr.length).toBeLessThan(300);
@@ -141,10 +180,12 @@ describe("a model directory's config.json is validated field by field", () => {
     fs.cpSync(modelDir, dir, { recursive: true });
     fs.writeFileSync(path.join(dir, "config.json"), "{ nope");
     const r = await run(["sample", "--model", dir, "--prompt", "x"]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(lines(r.stderr)).toHaveLength(1);
     expect(r.stderr).toContain(`${path.join(dir, "config.json")}: invalid JSON`);
+    expect(r.stderr).not.toMatch(STACK);
     const v = await run(["sample", "--model", dir, "--prompt", "x", "--verbose"]);
+    expect(v.code).toBe(2);
     expect(v.stderr).toMatch(STACK);
   });
 
@@ -152,7 +193,9 @@ describe("a model directory's config.json is validated field by field", () => {
   const FIX = path.resolve(import.meta.dirname, "fixtures", "pretrained");
   const hfCases: Array<[string, string, (c: Record<string, unknown>) => void, RegExp]> = [
     ["llama", "hidden_size of the wrong type", (c) => (c.hidden_size = "big"), /config\.json: hidden_size must be a positive integer, got "big"/],
-    ["llama", "a missing num_hidden_layers", (c) => delete c.num_hidden_layers, /config\.json: num_hidden_layers must be a positive integer, got undefined/],
+    ["llama", "a missing num_hidden_layers", (c) => delete c.num_hidden_layers, /config\.json: num_hidden_layers is missing \(a positive integer\)/],
+    ["llama", "a negative intermediate_size", (c) => (c.intermediate_size = -1), /config\.json: intermediate_size must be a positive integer, got -1/],
+    ["neox-seq", "use_parallel_residual as a number", (c) => (c.use_parallel_residual = 1), /config\.json: use_parallel_residual must be true or false, got 1/],
     ["llama", "an unsupported rope_scaling type", (c) => (c.rope_scaling = { rope_type: "yarn", factor: 2 }), /config\.json: rope_scaling\.rope_type = "yarn" is not supported \(supported: default, linear, llama3\)/],
     ["neox-seq", "heads that do not divide the width", (c) => (c.num_attention_heads = 5), /config\.json: hidden_size \(48\) must be divisible by num_attention_heads \(5\)/],
   ];
@@ -164,11 +207,147 @@ describe("a model directory's config.json is validated field by field", () => {
       edit(c);
       fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(c));
       const r = await run(["analyze", "--model", dir, "--data", path.join(FIX, "tokens.bin"), "--seq-len", "8", "--max-windows", "2", "--out", path.join(tmp, "never")]);
-      expect(r.code, r.stderr).toBe(1);
+      expect(r.code, r.stderr).toBe(2);
       expect(lines(r.stderr)).toHaveLength(1);
       expect(r.stderr).toContain(path.join(dir, "config.json"));
       expect(r.stderr).toMatch(re);
       expect(r.stderr).not.toMatch(STACK);
     });
   }
+});
+
+describe("every command that reads a model's config.json refuses a corrupt one with exit 2", () => {
+  // [what, how the file is spoiled, what the one line must say after "<file>: "]
+  const corrupt: Array<[string, (file: string) => void, RegExp]> = [
+    ["not JSON", (f) => fs.writeFileSync(f, '{ "n_layer": 2,\n  oops }'), /^invalid JSON \(/],
+    ["not an object", (f) => fs.writeFileSync(f, "[1, 2]"), /^must hold a JSON object, got \[1,2\]/],
+    ["n_layer of the wrong type", (f) => edit(f, (c) => (c.n_layer = [2])), /^n_layer must be a positive integer, got \[2\]/],
+    ["a negative n_layer", (f) => edit(f, (c) => (c.n_layer = -2)), /^n_layer must be a positive integer, got -2/],
+    // (A run directory is GPT-2's: its loader names only gpt2 as supported.)
+    ["an unknown model_type", (f) => edit(f, (c) => (c.model_type = "bert")), /^model_type "bert" is not supported (here )?\(supported: gpt2(, gpt_neox, llama, mistral, qwen2)?\)/],
+    ["a missing model_type", (f) => edit(f, (c) => delete c.model_type), /^model_type is missing \(one of gpt2, gpt_neox, llama, mistral, qwen2\)/],
+    ["a saved tokenizer that is not one", (f) => edit(f, (c) => (c.innerloop = { tokenizer: { kind: "char", vocab: [] } })), /^innerloop\.tokenizer is not a usable tokenizer: expected \{ kind: "char"/],
+  ];
+  function edit(file: string, change: (c: Record<string, unknown>) => void): void {
+    const c = JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>;
+    change(c);
+    fs.writeFileSync(file, JSON.stringify(c));
+  }
+  const commands: Array<[string, string, (dir: string) => string[]]> = [
+    ["sample", "model", (dir) => ["sample", "--model", dir, "--prompt", "AB", "--max-new-tokens", "1"]],
+    ["analyze", "model", (dir) => ["analyze", "--model", dir, "--data", textFile, "--seq-len", "4", "--out", path.join(dir, "analysis-out")]],
+    // The resumed run loads its model from the run directory's config.json.
+    ["train --resume", "run", (dir) => ["train", "--resume", dir, "--steps", "2"]],
+  ];
+  let k = 0;
+  for (const [cmd, source, argv] of commands) {
+    for (const [what, spoil, re] of corrupt) {
+      // A run resumes with the tokenizer of trainer_state.json, not the one in config.json, and
+      // its GPT-2 loader accepts a config without model_type (older transformers wrote none).
+      if (cmd === "train --resume" && (what.includes("tokenizer") || what.includes("missing model_type"))) continue;
+      it(`${cmd}: a config.json ${what} is one line naming the file and the field, exit 2`, async () => {
+        const dir = path.join(tmp, `corrupt-${k++}`);
+        fs.cpSync(source === "run" ? runDir : modelDir, dir, { recursive: true });
+        const file = path.join(dir, "config.json");
+        spoil(file);
+        const before = fs.readdirSync(dir).sort();
+        const r = await run(argv(dir));
+        expect(r.code, r.stderr).toBe(2);
+        const name = cmd.split(" ")[0];
+        expect(lines(r.stderr), r.stderr).toHaveLength(1);
+        expect(r.stderr.startsWith(`innerloop ${name}: ${file}: `), r.stderr).toBe(true);
+        expect(r.stderr.slice(`innerloop ${name}: ${file}: `.length)).toMatch(re);
+        expect(r.stderr).not.toMatch(STACK);
+        expect(r.stdout).toBe("");
+        // Refused before anything was written.
+        expect(fs.readdirSync(dir).sort()).toEqual(before);
+      });
+    }
+  }
+
+  it("train --resume: a bad setting in trainer_state.json is one line naming the file and the field, exit 2", async () => {
+    const dir = path.join(tmp, `corrupt-${k++}`);
+    fs.cpSync(runDir, dir, { recursive: true });
+    const file = path.join(dir, "trainer_state.json");
+    const state = JSON.parse(fs.readFileSync(file, "utf8")) as { config: Record<string, unknown> };
+    state.config.nHead = "two";
+    fs.writeFileSync(file, JSON.stringify(state));
+    const r = await run(["train", "--resume", dir]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(lines(r.stderr)).toHaveLength(1);
+    expect(r.stderr).toMatch(/trainer_state\.json: config\.nHead must be an integer >= 1 \(got "two"\)/);
+    expect(r.stderr).not.toMatch(STACK);
+  });
+
+  it("sample: a bad field is reported before a missing tokenizer is looked for", async () => {
+    const dir = path.join(tmp, `corrupt-${k++}`);
+    fs.cpSync(modelDir, dir, { recursive: true });
+    // A Hugging Face folder without a tokenizer (none saved in config.json, no tokenizer.json).
+    edit(path.join(dir, "config.json"), (c) => {
+      delete c.innerloop;
+      c.n_head = 0;
+    });
+    const r = await run(["sample", "--model", dir, "--prompt", "AB"]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(lines(r.stderr)).toEqual([`innerloop sample: ${path.join(dir, "config.json")}: n_head must be a positive integer, got 0`]);
+  });
+
+  it("--verbose adds the stack to a config error", async () => {
+    const dir = path.join(tmp, `corrupt-${k++}`);
+    fs.cpSync(modelDir, dir, { recursive: true });
+    edit(path.join(dir, "config.json"), (c) => (c.n_layer = -2));
+    const r = await run(["sample", "--model", dir, "--prompt", "AB", "--verbose"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/n_layer must be a positive integer, got -2/);
+    expect(r.stderr).toMatch(STACK);
+  });
+
+  it("a weights file that does not match a valid config.json is a failure (exit 1), not a usage error", async () => {
+    const dir = path.join(tmp, `corrupt-${k++}`);
+    fs.cpSync(modelDir, dir, { recursive: true });
+    edit(path.join(dir, "config.json"), (c) => (c.n_layer = 3));
+    const r = await run(["sample", "--model", dir, "--prompt", "AB", "--max-new-tokens", "1"]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/^innerloop sample: error: /);
+    expect(r.stderr).not.toMatch(STACK);
+  });
+});
+
+describe("library callers get the same error as an Error subclass", () => {
+  it("ConfigError, exported from the package, carries the file and the field", () => {
+    const dir = path.join(tmp, "lib-bad");
+    fs.cpSync(modelDir, dir, { recursive: true });
+    const file = path.join(dir, "config.json");
+    fs.writeFileSync(file, JSON.stringify({ ...baseConfig, n_head: "4" }));
+    for (const load of [() => loadPretrained(dir), () => loadGPT2(dir)]) {
+      let err: unknown;
+      try {
+        load();
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ConfigError);
+      expect(err).toBeInstanceOf(Error);
+      const ce = err as ConfigError;
+      expect(ce.name).toBe("ConfigError");
+      expect(ce.file).toBe(file);
+      expect(ce.field).toBe("n_head");
+      expect(ce.message).toBe(`${file}: n_head must be a positive integer, got "4"`);
+    }
+  });
+
+  it("a huge bad value is shortened, so the message stays one short line", () => {
+    const dir = path.join(tmp, "lib-huge");
+    fs.cpSync(modelDir, dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...baseConfig, n_embd: "x\n".repeat(10_000) }));
+    let message = "";
+    try {
+      loadPretrained(dir);
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/n_embd must be a positive integer, got "x\\nx\\n.*\.\.\.$/);
+    expect(message).not.toContain("\n");
+    expect(message.length).toBeLessThan(200 + dir.length);
+  });
 });

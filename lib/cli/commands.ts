@@ -44,8 +44,9 @@ export interface CommandDef {
   maxPositionals?: number;
   /**
    * Runs the command after its flags parsed and validated. Throw a
-   * `UsageError` for bad combinations of flags (exit 2) and any other Error
-   * for failures (exit 1); return the exit status otherwise.
+   * `UsageError` for bad combinations of flags (exit 2); the model layer's
+   * `ConfigError` for an unusable config.json also exits 2; any other Error
+   * is a failure (exit 1). Return the exit status otherwise.
    */
   run(args: ParsedArgs, ctx: CommandContext): Promise<number | void>;
 }

@@ -1,11 +1,13 @@
 /**
  * Entry point of the `innerloop` command: global flags, dispatch to the
- * registered commands, and the error policy (usage errors: one line, exit 2;
- * failures: one line, exit 1; stack traces only with --verbose).
+ * registered commands, and the error policy (usage errors and unusable
+ * configuration files: one line, exit 2; failures: one line, exit 1; stack
+ * traces only with --verbose).
  */
 import { getCommand, listCommands, type CommandContext, type CommandDef } from "./commands.js";
 import { EXIT_FAILURE, EXIT_USAGE, UsageError } from "./errors.js";
 import { formatFlagHelp, parseFlags } from "./flags.js";
+import { ConfigError } from "../models/errors.js";
 import { packageVersion, versionText } from "./version.js";
 
 // Commands: one import line each; every file registers itself.
@@ -99,6 +101,12 @@ export async function main(argv: readonly string[], io: MainIO = {}): Promise<nu
   } catch (e) {
     if (e instanceof UsageError) {
       stderr.write(`${prefix}: ${e.message} (see ${prefix} --help)\n`);
+      if (verbose && e.stack) stderr.write(e.stack + "\n");
+      return EXIT_USAGE;
+    }
+    if (e instanceof ConfigError) {
+      // A bad model or run configuration is bad input, like a bad flag: the user fixes the file.
+      stderr.write(`${prefix}: ${oneLine(e)}\n`);
       if (verbose && e.stack) stderr.write(e.stack + "\n");
       return EXIT_USAGE;
     }

@@ -1,6 +1,8 @@
 // GPT-2 configuration: our camelCase fields, their defaults, validation, and the mapping to and from
 // a Hugging Face transformers GPT-2 config.json.
 
+import { ConfigError, showValue } from "./errors.js";
+
 export interface GPT2Config {
   /** Rows of the token embedding (may exceed the tokenizer's vocabulary, e.g. padded to 64). */
   vocabSize: number;
@@ -93,54 +95,56 @@ export function toHFConfig(c: GPT2Config): Record<string, unknown> {
 // GELU variants that are the tanh approximation (transformers' names).
 const TANH_GELU = new Set(["gelu_new", "gelu_pytorch_tanh", "gelu_fast"]);
 
-/** Reads a transformers GPT-2 config.json object; fields we cannot honour are errors. */
-export function fromHFConfig(json: Record<string, unknown>): GPT2Config {
-  if (json === null || typeof json !== "object" || Array.isArray(json)) throw new TypeError("GPT-2 config.json must be a JSON object");
+/**
+ * Reads a transformers GPT-2 config.json object; fields we cannot honour are errors. Every error is
+ * a ConfigError naming `where` (the file) and the field under its config.json name.
+ */
+export function fromHFConfig(json: Record<string, unknown>, where = "config.json"): GPT2Config {
+  const fail = (field: string | undefined, problem: string): never => {
+    throw new ConfigError(where, field, problem);
+  };
+  if (json === null || typeof json !== "object" || Array.isArray(json)) fail(undefined, `must hold a JSON object, got ${showValue(json)}`);
   const get = (k: string) => json[k];
-  if (get("model_type") !== undefined && get("model_type") !== "gpt2") {
-    throw new RangeError(`config.json: model_type must be 'gpt2', got ${JSON.stringify(get("model_type"))}`);
-  }
-  const act = get("activation_function") ?? "gelu_new";
-  if (typeof act !== "string" || !TANH_GELU.has(act)) {
-    throw new RangeError(`config.json: activation_function ${JSON.stringify(act)} is not supported (supported: ${[...TANH_GELU].join(", ")})`);
-  }
-  const nEmbd = get("n_embd");
-  const inner = get("n_inner");
-  if (inner !== undefined && inner !== null && inner !== 4 * (nEmbd as number)) {
-    throw new RangeError(`config.json: n_inner must be null or 4 * n_embd (${4 * (nEmbd as number)}), got ${JSON.stringify(inner)}`);
-  }
-  for (const flag of ["scale_attn_by_inverse_layer_idx", "add_cross_attention"]) {
-    if (get(flag) === true) throw new RangeError(`config.json: ${flag}=true is not supported`);
-  }
-  if (get("scale_attn_weights") === false) throw new RangeError("config.json: scale_attn_weights=false is not supported");
-  if (get("tie_word_embeddings") === false) throw new RangeError("config.json: tie_word_embeddings=false is not supported for GPT-2");
-  // Checked here under their config.json names, so that an error names the field of the file.
+  // Absent is accepted: GPT-2 configs written before transformers had model_type lack it.
+  if (get("model_type") !== undefined && get("model_type") !== "gpt2") fail("model_type", `${showValue(get("model_type"))} is not supported here (supported: gpt2)`);
+  // Sizes first: the checks below compute with them.
   const sizes: Array<[string, unknown]> = [
     ["vocab_size", get("vocab_size")],
     [get("n_positions") === undefined && get("n_ctx") !== undefined ? "n_ctx" : "n_positions", get("n_positions") ?? get("n_ctx")],
-    ["n_embd", nEmbd],
+    ["n_embd", get("n_embd")],
     ["n_layer", get("n_layer")],
     ["n_head", get("n_head")],
   ];
   for (const [k, v] of sizes) {
-    if (v === undefined) throw new RangeError(`config.json: ${k} is missing (a positive integer)`);
-    if (typeof v !== "number" || !Number.isInteger(v) || v < 1) throw new RangeError(`config.json: ${k} must be a positive integer, got ${JSON.stringify(v)}`);
+    if (v === undefined) fail(k, "is missing (a positive integer)");
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 1) fail(k, `must be a positive integer, got ${showValue(v)}`);
   }
+  const nEmbd = get("n_embd") as number;
+  const nHead = get("n_head") as number;
+  if (nEmbd % nHead !== 0) fail("n_embd", `(${nEmbd}) must be divisible by n_head (${nHead})`);
+  const act = get("activation_function") ?? "gelu_new";
+  if (typeof act !== "string" || !TANH_GELU.has(act)) fail("activation_function", `${showValue(act)} is not supported (supported: ${[...TANH_GELU].join(", ")})`);
+  const inner = get("n_inner");
+  if (inner !== undefined && inner !== null && inner !== 4 * nEmbd) fail("n_inner", `must be null or 4 * n_embd (${4 * nEmbd}), got ${showValue(inner)}`);
+  for (const flag of ["scale_attn_by_inverse_layer_idx", "add_cross_attention"]) {
+    if (get(flag) === true) fail(flag, "= true is not supported (only false)");
+  }
+  if (get("scale_attn_weights") === false) fail("scale_attn_weights", "= false is not supported (only true)");
+  if (get("tie_word_embeddings") === false) fail("tie_word_embeddings", "= false is not supported for GPT-2 (only true)");
   for (const k of ["resid_pdrop", "embd_pdrop", "attn_pdrop"]) {
     const v = get(k);
-    if (v !== undefined && v !== null && (typeof v !== "number" || !(v >= 0 && v < 1))) throw new RangeError(`config.json: ${k} must be a number in [0, 1), got ${JSON.stringify(v)}`);
+    if (v !== undefined && v !== null && (typeof v !== "number" || !(v >= 0 && v < 1))) fail(k, `must be a number in [0, 1), got ${showValue(v)}`);
   }
   const eps = get("layer_norm_epsilon");
-  if (eps !== undefined && (typeof eps !== "number" || !(eps > 0))) throw new RangeError(`config.json: layer_norm_epsilon must be a positive number, got ${JSON.stringify(eps)}`);
-  if (get("bias") !== undefined && typeof get("bias") !== "boolean") throw new RangeError(`config.json: bias must be true or false, got ${JSON.stringify(get("bias"))}`);
-  if ((nEmbd as number) % (get("n_head") as number) !== 0) throw new RangeError(`config.json: n_embd (${String(nEmbd)}) must be divisible by n_head (${String(get("n_head"))})`);
+  if (eps !== undefined && (typeof eps !== "number" || !(eps > 0) || !Number.isFinite(eps))) fail("layer_norm_epsilon", `must be a positive number, got ${showValue(eps)}`);
+  if (get("bias") !== undefined && typeof get("bias") !== "boolean") fail("bias", `must be true or false, got ${showValue(get("bias"))}`);
   const pdrop = get("resid_pdrop") ?? get("embd_pdrop") ?? get("attn_pdrop") ?? 0;
   return gpt2Config({
     vocabSize: get("vocab_size") as number,
     nPositions: (get("n_positions") ?? get("n_ctx")) as number,
-    nEmbd: nEmbd as number,
+    nEmbd,
     nLayer: get("n_layer") as number,
-    nHead: get("n_head") as number,
+    nHead,
     dropout: pdrop as number,
     bias: (get("bias") ?? true) as boolean,
     layerNormEpsilon: (get("layer_norm_epsilon") ?? 1e-5) as number,

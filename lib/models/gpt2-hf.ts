@@ -11,6 +11,7 @@ import { init } from "../nn/index.js";
 import { GPT2 } from "./gpt2.js";
 import { fromHFConfig, toHFConfig } from "./gpt2-config.js";
 import type { GPT2Config } from "./gpt2-config.js";
+import { ConfigError, showValue } from "./errors.js";
 
 export const CONFIG_FILE = "config.json";
 
@@ -71,7 +72,7 @@ export function saveGPT2(dir: string, model: GPT2, extraConfig: Record<string, u
   writeFileAtomic(path.join(dir, CONFIG_FILE), JSON.stringify({ ...base, dtype, ...extraConfig }, null, 2) + "\n");
 }
 
-/** Reads `dir/config.json` as plain JSON (our extra fields included). */
+/** Reads `dir/config.json` as plain JSON (our extra fields included); a file that is not a JSON object is a ConfigError. */
 export function readHFConfig(dir: string): Record<string, unknown> {
   const file = path.join(dir, CONFIG_FILE);
   let text: string;
@@ -80,13 +81,14 @@ export function readHFConfig(dir: string): Record<string, unknown> {
   } catch (e) {
     throw new Error(`cannot read ${file}: ${(e as Error).message}`);
   }
+  let json: unknown;
   try {
-    const json = JSON.parse(text) as unknown;
-    if (json === null || typeof json !== "object" || Array.isArray(json)) throw new Error("not a JSON object");
-    return json as Record<string, unknown>;
+    json = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${file}: invalid JSON (${(e as Error).message})`);
+    throw new ConfigError(file, undefined, `invalid JSON (${(e as Error).message})`);
   }
+  if (json === null || typeof json !== "object" || Array.isArray(json)) throw new ConfigError(file, undefined, `must hold a JSON object, got ${showValue(json)}`);
+  return json as Record<string, unknown>;
 }
 
 /**
@@ -118,7 +120,7 @@ export interface LoadGPT2Options {
 
 /** Loads a Hugging Face GPT-2 folder (config.json + model.safetensors or shards). */
 export function loadGPT2(dir: string, opts: LoadGPT2Options = {}): GPT2 {
-  const config = fromHFConfig(readHFConfig(dir));
+  const config = fromHFConfig(readHFConfig(dir), path.join(dir, CONFIG_FILE));
   // Every weight is overwritten below (the load is strict): skip drawing them.
   const model = init.skipInit(() => new GPT2(config));
   const { tensors } = loadSafetensorsDir(dir);

@@ -3,10 +3,11 @@
 // rotary_emb_base, partial_rotary_factor) and 5.x names (rope_parameters), and activations.
 
 import type { RopeConfig } from "./rope.js";
+import { ConfigError, showValue } from "./errors.js";
 
 export type Json = Record<string, unknown>;
 
-/** Typed access to one config.json; every error says `config.json: <field> ...`. */
+/** Typed access to one config.json; every error is a ConfigError that says `<where>: <field> ...`. */
 export class ConfigReader {
   constructor(readonly json: Json, readonly where = "config.json") {}
 
@@ -15,12 +16,13 @@ export class ConfigReader {
   }
 
   fail(field: string, msg: string): never {
-    throw new RangeError(`${this.where}: ${field} ${msg}`);
+    throw new ConfigError(this.where, field, msg);
   }
 
   posInt(k: string, dflt?: number): number {
     const v = this.json[k] ?? dflt;
-    if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) this.fail(k, `must be a positive integer, got ${JSON.stringify(v)}`);
+    if (v === undefined) this.fail(k, "is missing (a positive integer)");
+    if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) this.fail(k, `must be a positive integer, got ${showValue(v)}`);
     return v;
   }
 
@@ -30,19 +32,19 @@ export class ConfigReader {
 
   posNum(k: string, dflt?: number): number {
     const v = this.json[k] ?? dflt;
-    if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) this.fail(k, `must be a positive number, got ${JSON.stringify(v)}`);
+    if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) this.fail(k, `must be a positive number, got ${showValue(v)}`);
     return v;
   }
 
   bool(k: string, dflt: boolean): boolean {
     const v = this.json[k] ?? dflt;
-    if (typeof v !== "boolean") this.fail(k, `must be true or false, got ${JSON.stringify(v)}`);
+    if (typeof v !== "boolean") this.fail(k, `must be true or false, got ${showValue(v)}`);
     return v;
   }
 
   str(k: string, dflt: string): string {
     const v = this.json[k] ?? dflt;
-    if (typeof v !== "string") this.fail(k, `must be a string, got ${JSON.stringify(v)}`);
+    if (typeof v !== "string") this.fail(k, `must be a string, got ${showValue(v)}`);
     return v;
   }
 
@@ -51,7 +53,7 @@ export class ConfigReader {
     const v = this.json[k];
     if (v === undefined || v === null) return;
     if (!allowed.some((a) => JSON.stringify(a) === JSON.stringify(v))) {
-      this.fail(k, `= ${JSON.stringify(v)} is not supported (supported: ${allowed.map((a) => JSON.stringify(a)).join(", ")})`);
+      this.fail(k, `= ${showValue(v)} is not supported (supported: ${allowed.map((a) => JSON.stringify(a)).join(", ")})`);
     }
   }
 }
@@ -72,7 +74,7 @@ const ACTIVATIONS: Readonly<Record<string, Activation>> = {
 export function readActivation(c: ConfigReader, field: string, dflt: string): Activation {
   const name = c.str(field, dflt);
   const act = ACTIVATIONS[name];
-  if (act === undefined) c.fail(field, `= ${JSON.stringify(name)} is not supported (supported: ${Object.keys(ACTIVATIONS).join(", ")})`);
+  if (act === undefined) c.fail(field, `= ${showValue(name)} is not supported (supported: ${Object.keys(ACTIVATIONS).join(", ")})`);
   return act;
 }
 
@@ -100,14 +102,14 @@ export function readRope(
 ): RopeConfig {
   const scalingField = c.has("rope_scaling") ? "rope_scaling" : "rope_parameters";
   const raw = c.json[scalingField] ?? null;
-  if (raw !== null && !isObject(raw)) c.fail(scalingField, `must be an object or null, got ${JSON.stringify(raw)}`);
+  if (raw !== null && !isObject(raw)) c.fail(scalingField, `must be an object or null, got ${showValue(raw)}`);
   const rp: Json = raw ?? {};
   const layerTyped = Object.values(rp).some(isObject);
   if (layerTyped) c.fail(scalingField, "with RoPE parameters per layer type is not supported");
   const typeValue = rp.rope_type ?? rp.type ?? "default";
   const typeField = `${scalingField}.${rp.rope_type !== undefined ? "rope_type" : "type"}`;
   if (typeof typeValue !== "string" || !ROPE_TYPES.includes(typeValue)) {
-    c.fail(typeField, `= ${JSON.stringify(typeValue)} is not supported (supported: ${ROPE_TYPES.join(", ")})`);
+    c.fail(typeField, `= ${showValue(typeValue)} is not supported (supported: ${ROPE_TYPES.join(", ")})`);
   }
   const type = typeValue as RopeConfig["type"];
   const pick = (names: string[], top: string[], dflt: number): [number, string] => {
@@ -116,7 +118,7 @@ export function readRope(
     return [dflt, names[0]!];
   };
   const num = ([v, field]: [number, string], positive = true): number => {
-    if (typeof v !== "number" || !Number.isFinite(v) || (positive && !(v > 0))) c.fail(field, `must be a positive number, got ${JSON.stringify(v)}`);
+    if (typeof v !== "number" || !Number.isFinite(v) || (positive && !(v > 0))) c.fail(field, `must be a positive number, got ${showValue(v)}`);
     return v;
   };
   const theta = num(pick(["rope_theta"], ["rope_theta", "rotary_emb_base"], o.defaultTheta));

@@ -12,12 +12,14 @@ import { saveSafetensorsDir } from "../torch/safetensors.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { GPT2 } from "./gpt2.js";
 import { loadGPT2, saveGPT2, readHFConfig, CONFIG_FILE } from "./gpt2-hf.js";
+import { fromHFConfig } from "./gpt2-config.js";
 import { Llama, llamaConfigFromHF } from "./llama.js";
 import type { LlamaConfig } from "./llama.js";
 import { GPTNeoX, neoxConfigFromHF } from "./neox.js";
 import type { NeoXConfig } from "./neox.js";
 import { loadWeightsInto, storedDtype } from "./hf-weights.js";
 import type { Json } from "./hf-config.js";
+import { ConfigError, showValue } from "./errors.js";
 
 export type PretrainedModel = GPT2 | Llama | GPTNeoX;
 
@@ -28,11 +30,13 @@ export type ArchitectureConfig =
   | { kind: "llama"; config: LlamaConfig }
   | { kind: "gpt_neox"; config: NeoXConfig };
 
-/** Which architecture a config.json describes, with its parsed config. Unsupported values are errors naming the field. */
+/** Which architecture a config.json describes, with its parsed config. Unsupported values are ConfigErrors naming `where` and the field. */
 export function architectureOf(json: Json, where = CONFIG_FILE): ArchitectureConfig {
   const mt = json.model_type;
   switch (mt) {
     case "gpt2":
+      // Checked here too (loadGPT2 reads it again), so that every architecture is validated up front.
+      fromHFConfig(json, where);
       return { kind: "gpt2" };
     case "gpt_neox":
       return { kind: "gpt_neox", config: neoxConfigFromHF(json, where) };
@@ -41,7 +45,8 @@ export function architectureOf(json: Json, where = CONFIG_FILE): ArchitectureCon
     case "qwen2":
       return { kind: "llama", config: llamaConfigFromHF(json, where) };
     default:
-      throw new RangeError(`${where}: model_type ${JSON.stringify(mt)} is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(", ")})`);
+      if (mt === undefined || mt === null) throw new ConfigError(where, "model_type", `is missing (one of ${SUPPORTED_MODEL_TYPES.join(", ")})`);
+      throw new ConfigError(where, "model_type", `${showValue(mt)} is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(", ")})`);
   }
 }
 

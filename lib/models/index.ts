@@ -8,4 +8,5 @@ export type { LoadGPT2Options } from "./gpt2-hf.js";
 export { Conv1D } from "./conv1d.js";
 export { KVCache } from "./kv-cache.js";
 export { sampleNext } from "./sampling.js";
+export { ConfigError } from "./errors.js";
 export type { SampleOptions } from "./sampling.js";

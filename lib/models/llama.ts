@@ -15,6 +15,7 @@ import type { Device, DType, Tensor } from "../torch/index.js";
 import { Module, ModuleList, Embedding, Linear, HookPoint } from "../nn/index.js";
 import { ConfigReader, readActivation, readRope, ropeToHF, activationName } from "./hf-config.js";
 import type { Activation, Json } from "./hf-config.js";
+import { showValue } from "./errors.js";
 import { RotaryCausalLM, attentionOptions, repeatKV } from "./causal-lm.js";
 import type { CausalLMConfigBase, StepContext } from "./causal-lm.js";
 import { RotaryTables, applyRotary } from "./rope.js";
@@ -59,7 +60,7 @@ export function llamaConfigFromHF(json: Json, where = "config.json"): LlamaConfi
   const c = new ConfigReader(json, where);
   const modelType = c.str("model_type", "llama");
   if (modelType !== "llama" && modelType !== "mistral" && modelType !== "qwen2") {
-    c.fail("model_type", `must be llama, mistral or qwen2 for this loader, got ${JSON.stringify(modelType)}`);
+    c.fail("model_type", `${showValue(modelType)} is not supported here (supported: llama, mistral, qwen2)`);
   }
   const nEmbd = c.posInt("hidden_size");
   const nHead = c.posInt("num_attention_heads");

@@ -7,7 +7,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { torch, type Device } from "../torch/index.js";
 import { readHFConfig } from "../models/index.js";
-import { loadPretrained } from "../models/hf.js";
+import { ConfigError } from "../models/errors.js";
+import { architectureOf, loadPretrained } from "../models/hf.js";
 import { loadHfTokenizer, tokenizerFromJSON, type Tokenizer } from "../data/index.js";
 import { Gpt2Tokenizer } from "../data/gpt2.js";
 import { recoverRunDir } from "./checkpoint.js";
@@ -28,7 +29,15 @@ export interface SampleTextOptions {
  */
 export function runTokenizer(modelDir: string, hfConfig: Record<string, unknown> = readHFConfig(modelDir)): Tokenizer {
   const ours = (hfConfig.innerloop as { tokenizer?: unknown } | undefined)?.tokenizer;
-  if (ours !== undefined) return tokenizerFromJSON(ours);
+  if (ours !== undefined) {
+    try {
+      return tokenizerFromJSON(ours);
+    } catch (e) {
+      // The saved tokenizer is part of config.json: a bad one is that file's fault, not the run's.
+      const problem = (e as Error).message.replace(/^[\w.]+: /, "");
+      throw new ConfigError(path.join(modelDir, "config.json"), "innerloop.tokenizer", `is not a usable tokenizer: ${problem}`);
+    }
+  }
   const hf = loadHfTokenizer(modelDir);
   if (hf !== null) return hf;
   if (hfConfig.model_type === "gpt2" && typeof hfConfig.vocab_size === "number" && hfConfig.vocab_size >= 50257) return new Gpt2Tokenizer();
@@ -41,6 +50,8 @@ export function sampleText(o: SampleTextOptions): string {
   recoverRunDir(o.modelDir);
   if (o.device.startsWith("cuda") && !torch.cuda.isAvailable()) throw new Error(`device ${o.device}: CUDA is not available on this machine`);
   const hf = readHFConfig(o.modelDir);
+  // The model's fields first: a bad config.json is reported as such, before the tokenizer is looked for.
+  architectureOf(hf, path.join(o.modelDir, "config.json"));
   const tokenizer = runTokenizer(o.modelDir, hf);
   const promptIds = tokenizer.encode(o.prompt);
   if (promptIds.length === 0) throw new Error("the prompt encodes to no tokens; give at least one character");

@@ -27,6 +27,7 @@ import { loadRunData, type RunData, type BatchSampler } from "./data.js";
 import { createModel, type TrainModel } from "./model.js";
 import { readCheckpoint, writeRunCheckpoint, type TrainerState } from "./state.js";
 import { hasCheckpoint } from "./checkpoint.js";
+import { ConfigError } from "../models/errors.js";
 
 export class NonFiniteLossError extends Error {
   override name = "NonFiniteLossError";
@@ -181,7 +182,8 @@ export class Trainer {
     const config: TrainConfig = { ...saved.state.config };
     for (const [k, v] of Object.entries(opts.overrides ?? {})) if (v !== undefined) (config as unknown as Record<string, unknown>)[k] = v;
     const problems = configProblems(config);
-    if (problems.length > 0) throw new RangeError(`${opts.runDir}/trainer_state.json: config.${problems[0]}`);
+    // The saved settings are the file's, not the caller's: a bad one is a ConfigError naming the file.
+    if (problems.length > 0) throw new ConfigError(`${opts.runDir}/trainer_state.json`, undefined, `config.${problems[0]}`);
     if (config.steps < saved.state.step) {
       throw new RangeError(`steps (${config.steps}) is below the step the run reached (${saved.state.step})`);
     }
