@@ -67,9 +67,15 @@ void ThrowTorchError(Napi::Env env, const char* fn, const std::string& message, 
 // ---------------------------------------------------------------------------
 // Argument access by position, with messages that name the function and the
 // argument. Missing optional arguments are `undefined` or `null`.
+//
+// `names` lists the parameters by position, comma-separated, as PyTorch names
+// them (camelCase, as in the TypeScript API): "self,other,alpha". It is a
+// string literal that is only read when a message is built, so naming costs
+// nothing on calls that succeed. Without it, messages give positions only.
 class Args {
  public:
-  Args(const Napi::CallbackInfo& info, const char* fn) : info_(info), fn_(fn) {}
+  Args(const Napi::CallbackInfo& info, const char* fn, const char* names = nullptr)
+      : info_(info), fn_(fn), names_(names) {}
   const char* fn() const { return fn_; }
   Napi::Env env() const { return info_.Env(); }
   size_t size() const { return info_.Length(); }
@@ -99,10 +105,13 @@ class Args {
   at::TensorOptions Options(size_t dtypeIdx, size_t deviceIdx, size_t gradIdx);
 
   [[noreturn]] void Fail(size_t i, const char* expected) const;
+  // "argument 1 (other)", or "argument 1" when the parameter has no name.
+  std::string Label(size_t i) const;
 
  private:
   const Napi::CallbackInfo& info_;
   const char* fn_;
+  const char* names_;
 };
 
 // ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ struct Group {
 // on the parameter's device, incremented by the kernel.
 Napi::Value FusedAdamW(const Napi::CallbackInfo& info) {
   return Guarded(info, "adamw", [&]() -> Napi::Value {
-    Args a(info, "adamw");
+    Args a(info, "adamw", "params,expAvgs,expAvgSqs,stateSteps,lr,beta1,beta2,eps,weightDecay");
     std::vector<at::Tensor> params = a.TL(0), expAvgs = a.TL(1), expAvgSqs = a.TL(2), steps = a.TL(3);
     double lr = a.D(4), beta1 = a.D(5), beta2 = a.D(6), eps = a.D(7), wd = a.D(8);
     if (expAvgs.size() != params.size() || expAvgSqs.size() != params.size() || steps.size() != params.size()) {
@@ -46,7 +46,7 @@ Napi::Value FusedAdamW(const Napi::CallbackInfo& info) {
 // sgd(params, momentumBuffers|null, lr, momentum, dampening, weightDecay, nesterov, firstStep)
 Napi::Value Sgd(const Napi::CallbackInfo& info) {
   return Guarded(info, "sgd", [&]() -> Napi::Value {
-    Args a(info, "sgd");
+    Args a(info, "sgd", "params,momentumBuffers,lr,momentum,dampening,weightDecay,nesterov,firstStep");
     std::vector<at::Tensor> params = a.TL(0);
     std::vector<at::Tensor> bufs;
     if (a.Has(1)) bufs = a.TL(1);
@@ -73,7 +73,7 @@ Napi::Value Sgd(const Napi::CallbackInfo& info) {
 // read back, so no host synchronisation is forced).
 Napi::Value ClipGradNorm(const Napi::CallbackInfo& info) {
   return Guarded(info, "clipGradNorm", [&]() -> Napi::Value {
-    Args a(info, "clipGradNorm");
+    Args a(info, "clipGradNorm", "parameters,maxNorm,normType");
     std::vector<at::Tensor> params = a.TL(0);
     double maxNorm = a.D(1);
     double normType = a.D(2, 2.0);
@@ -102,7 +102,7 @@ Napi::Value ClipGradNorm(const Napi::CallbackInfo& info) {
 // zeroGrad(params): drops every gradient (PyTorch's set_to_none=True).
 Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
   return Guarded(info, "zeroGrad", [&]() -> Napi::Value {
-    Args a(info, "zeroGrad");
+    Args a(info, "zeroGrad", "params");
     for (auto& p : a.TL(0)) p.mutable_grad() = at::Tensor();
     return info.Env().Undefined();
   });
@@ -112,7 +112,7 @@ Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
 // making a JS wrapper for each gradient.
 Napi::Value HasGrads(const Napi::CallbackInfo& info) {
   return Guarded(info, "hasGrads", [&]() -> Napi::Value {
-    Args a(info, "hasGrads");
+    Args a(info, "hasGrads", "params");
     std::vector<at::Tensor> params = a.TL(0);
     Napi::Array out = Napi::Array::New(info.Env(), params.size());
     for (size_t k = 0; k < params.size(); ++k) {

@@ -214,21 +214,33 @@ bool Args::Has(size_t i) const {
   return t != napi_undefined && t != napi_null;
 }
 
+std::string Args::Label(size_t i) const {
+  std::string label = "argument " + std::to_string(i);
+  if (names_ == nullptr) return label;
+  // The i-th comma-separated entry of names_.
+  const char* p = names_;
+  for (size_t k = 0; k < i && *p != '\0'; ++p) {
+    if (*p == ',') ++k;
+  }
+  const char* end = p;
+  while (*end != '\0' && *end != ',') ++end;
+  if (end != p) label += " (" + std::string(p, end) + ")";
+  return label;
+}
+
 void Args::Fail(size_t i, const char* expected) const {
   std::string got = i < info_.Length() ? TypeName(info_[i]) : "nothing";
   if (i < info_.Length() && info_[i].IsObject()) {
     if (auto* w = TensorWrap::Unwrap(info_[i]); w && w->disposed()) got = "a disposed tensor";
   }
-  throw ArgError(std::string(fn_) + ": argument " + std::to_string(i) + " must be " + expected +
-                 ", got " + got);
+  throw ArgError(std::string(fn_) + ": " + Label(i) + " must be " + expected + ", got " + got);
 }
 
 at::Tensor& Args::T(size_t i) {
   TensorWrap* w = i < info_.Length() ? TensorWrap::Unwrap(info_[i]) : nullptr;
   if (w == nullptr) Fail(i, "a Tensor");
   if (w->disposed()) {
-    throw ArgError(std::string(fn_) + ": argument " + std::to_string(i) +
-                   " is a tensor that was disposed; it can no longer be used");
+    throw ArgError(std::string(fn_) + ": " + Label(i) + " is a tensor that was disposed; it can no longer be used");
   }
   return w->tensor();
 }
@@ -345,11 +357,15 @@ std::vector<at::Tensor> Args::TL(size_t i) {
   std::vector<at::Tensor> out;
   out.reserve(n);
   for (uint32_t k = 0; k < n; ++k) {
-    TensorWrap* w = TensorWrap::Unwrap(arr.Get(k));
-    if (w == nullptr) Fail(i, "an array of Tensors");
+    Napi::Value e = arr.Get(k);
+    TensorWrap* w = TensorWrap::Unwrap(e);
+    if (w == nullptr) {
+      throw ArgError(std::string(fn_) + ": element " + std::to_string(k) + " of " + Label(i) +
+                     " must be a Tensor, got " + TypeName(e));
+    }
     if (w->disposed()) {
-      throw ArgError(std::string(fn_) + ": element " + std::to_string(k) + " of argument " +
-                     std::to_string(i) + " is a tensor that was disposed");
+      throw ArgError(std::string(fn_) + ": element " + std::to_string(k) + " of " + Label(i) +
+                     " is a tensor that was disposed");
     }
     out.push_back(w->tensor());
   }
@@ -589,20 +605,20 @@ NATIVE(Memory) {
 }
 
 // --- factories
-NATIVE(Zeros) { BODY("zeros") { Args a(info, "zeros"); return ToJS(info.Env(), torch::zeros(a.IL(0), a.Options(1, 2, 3))); }); }
-NATIVE(Ones) { BODY("ones") { Args a(info, "ones"); return ToJS(info.Env(), torch::ones(a.IL(0), a.Options(1, 2, 3))); }); }
-NATIVE(Empty) { BODY("empty") { Args a(info, "empty"); return ToJS(info.Env(), torch::empty(a.IL(0), a.Options(1, 2, 3))); }); }
+NATIVE(Zeros) { BODY("zeros") { Args a(info, "zeros", "size,dtype,device,requiresGrad"); return ToJS(info.Env(), torch::zeros(a.IL(0), a.Options(1, 2, 3))); }); }
+NATIVE(Ones) { BODY("ones") { Args a(info, "ones", "size,dtype,device,requiresGrad"); return ToJS(info.Env(), torch::ones(a.IL(0), a.Options(1, 2, 3))); }); }
+NATIVE(Empty) { BODY("empty") { Args a(info, "empty", "size,dtype,device,requiresGrad"); return ToJS(info.Env(), torch::empty(a.IL(0), a.Options(1, 2, 3))); }); }
 NATIVE(Full) {
   BODY("full") {
-    Args a(info, "full");
+    Args a(info, "full", "size,fillValue,dtype,device,requiresGrad");
     return ToJS(info.Env(), torch::full(a.IL(0), a.Sc(1), a.Options(2, 3, 4)));
   });
 }
-NATIVE(Randn) { BODY("randn") { Args a(info, "randn"); return ToJS(info.Env(), torch::randn(a.IL(0), a.Options(1, 2, 3))); }); }
-NATIVE(Rand) { BODY("rand") { Args a(info, "rand"); return ToJS(info.Env(), torch::rand(a.IL(0), a.Options(1, 2, 3))); }); }
+NATIVE(Randn) { BODY("randn") { Args a(info, "randn", "size,dtype,device,requiresGrad"); return ToJS(info.Env(), torch::randn(a.IL(0), a.Options(1, 2, 3))); }); }
+NATIVE(Rand) { BODY("rand") { Args a(info, "rand", "size,dtype,device,requiresGrad"); return ToJS(info.Env(), torch::rand(a.IL(0), a.Options(1, 2, 3))); }); }
 NATIVE(Randint) {
   BODY("randint") {
-    Args a(info, "randint");
+    Args a(info, "randint", "low,high,size,dtype,device");
     at::TensorOptions o = at::TensorOptions().dtype(a.OptDT(3).value_or(at::kLong));
     if (auto d = a.OptDev(4)) o = o.device(*d);
     return ToJS(info.Env(), torch::randint(a.I(0), a.I(1), a.IL(2), o));
@@ -611,7 +627,7 @@ NATIVE(Randint) {
 // arange(start, end, step, dtype|null, device)
 NATIVE(Arange) {
   BODY("arange") {
-    Args a(info, "arange");
+    Args a(info, "arange", "start,end,step,dtype,device,requiresGrad");
     at::TensorOptions o;
     if (auto dt = a.OptDT(3)) o = o.dtype(*dt);
     if (auto d = a.OptDev(4)) o = o.device(*d);
@@ -621,13 +637,13 @@ NATIVE(Arange) {
 }
 NATIVE(Linspace) {
   BODY("linspace") {
-    Args a(info, "linspace");
+    Args a(info, "linspace", "start,end,steps,dtype,device,requiresGrad");
     return ToJS(info.Env(), torch::linspace(a.Sc(0), a.Sc(1), a.I(2), a.Options(3, 4, 5)));
   });
 }
 NATIVE(Eye) {
   BODY("eye") {
-    Args a(info, "eye");
+    Args a(info, "eye", "n,m,dtype,device,requiresGrad");
     return ToJS(info.Env(), torch::eye(a.I(0), a.I(1), a.Options(2, 3, 4)));
   });
 }
@@ -635,7 +651,7 @@ NATIVE(Eye) {
 template <at::Tensor (*F)(const at::Tensor&, at::TensorOptions, std::optional<at::MemoryFormat>)>
 Napi::Value LikeFactory(const Napi::CallbackInfo& info, const char* fn) {
   BODY(fn) {
-    Args a(info, fn);
+    Args a(info, fn, "input,dtype,device,requiresGrad");
     at::Tensor& t = a.T(0);
     at::TensorOptions o = at::TensorOptions().dtype(a.OptDT(1).value_or(t.scalar_type())).device(a.OptDev(2).value_or(t.device()));
     if (a.B(3, false)) o = o.requires_grad(true);
@@ -665,7 +681,7 @@ at::ScalarType TypedArrayDType(napi_typedarray_type t, const char* fn) {
 // fromTypedArray(typedArray, shape, dtype?, device?, requiresGrad?): copies the elements.
 NATIVE(FromTypedArray) {
   BODY("tensor") {
-    Args a(info, "tensor");
+    Args a(info, "tensor", "data,shape,dtype,device,requiresGrad");
     if (!info[0].IsTypedArray()) a.Fail(0, "a typed array");
     Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
     at::ScalarType src = TypedArrayDType(ta.TypedArrayType(), "tensor");
@@ -695,7 +711,7 @@ NATIVE(FromTypedArray) {
 // fromBuffer(bytes: Uint8Array, dtype, shape, device?): raw little-endian bytes, copied once.
 NATIVE(FromBuffer) {
   BODY("fromBuffer") {
-    Args a(info, "fromBuffer");
+    Args a(info, "fromBuffer", "bytes,dtype,shape,device");
     if (!info[0].IsTypedArray()) a.Fail(0, "a Buffer or Uint8Array");
     Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
     at::ScalarType dt = a.DT(1);
@@ -753,7 +769,7 @@ at::Tensor HostCopy(const at::Tensor& t) {
 
 NATIVE(ToTypedArray) {
   BODY("toTypedArray") {
-    Args a(info, "toTypedArray");
+    Args a(info, "toTypedArray", "self");
     return CopyToTypedArray(info.Env(), HostCopy(a.T(0)));
   });
 }
@@ -796,7 +812,7 @@ class DataWorker : public Napi::AsyncWorker {
 
 NATIVE(Data) {
   BODY("data") {
-    Args a(info, "data");
+    Args a(info, "data", "self");
     auto* w = new DataWorker(info.Env(), a.T(0));
     Napi::Promise p = w->Promise();
     w->Queue();
@@ -808,7 +824,7 @@ NATIVE(Data) {
 // buffer holds a reference to the tensor's storage until it is collected.
 NATIVE(Bytes) {
   BODY("bytes") {
-    Args a(info, "bytes");
+    Args a(info, "bytes", "self");
     at::Tensor& t = a.T(0);
     if (!t.device().is_cpu()) throw ArgError("bytes: the tensor must be on the CPU (use .cpu() first)");
     if (!t.is_contiguous()) throw ArgError("bytes: the tensor must be contiguous (use .contiguous() first)");
@@ -822,7 +838,7 @@ NATIVE(Bytes) {
 
 NATIVE(Item) {
   BODY("item") {
-    Args a(info, "item");
+    Args a(info, "item", "self");
     at::Tensor& t = a.T(0);
     if (t.numel() != 1) {
       throw ArgError("item: the tensor has " + std::to_string(t.numel()) + " elements; item() needs exactly one");
@@ -837,7 +853,7 @@ NATIVE(Item) {
 // --- properties
 NATIVE(Shape) {
   BODY("shape") {
-    Args a(info, "shape");
+    Args a(info, "shape", "self");
     at::Tensor& t = a.T(0);
     auto sizes = t.sizes();
     Napi::Array arr = Napi::Array::New(info.Env(), sizes.size());
@@ -845,23 +861,23 @@ NATIVE(Shape) {
     return arr;
   });
 }
-NATIVE(DTypeOf) { BODY("dtype") { Args a(info, "dtype"); return Napi::String::New(info.Env(), DTypeName(a.T(0).scalar_type())); }); }
-NATIVE(DeviceOf) { BODY("device") { Args a(info, "device"); return Napi::String::New(info.Env(), DeviceName(a.T(0).device())); }); }
-NATIVE(Ndim) { BODY("ndim") { Args a(info, "ndim"); return Napi::Number::New(info.Env(), static_cast<double>(a.T(0).dim())); }); }
-NATIVE(Numel) { BODY("numel") { Args a(info, "numel"); return Napi::Number::New(info.Env(), static_cast<double>(a.T(0).numel())); }); }
-NATIVE(RequiresGrad) { BODY("requiresGrad") { Args a(info, "requiresGrad"); return Napi::Boolean::New(info.Env(), a.T(0).requires_grad()); }); }
+NATIVE(DTypeOf) { BODY("dtype") { Args a(info, "dtype", "self"); return Napi::String::New(info.Env(), DTypeName(a.T(0).scalar_type())); }); }
+NATIVE(DeviceOf) { BODY("device") { Args a(info, "device", "self"); return Napi::String::New(info.Env(), DeviceName(a.T(0).device())); }); }
+NATIVE(Ndim) { BODY("ndim") { Args a(info, "ndim", "self"); return Napi::Number::New(info.Env(), static_cast<double>(a.T(0).dim())); }); }
+NATIVE(Numel) { BODY("numel") { Args a(info, "numel", "self"); return Napi::Number::New(info.Env(), static_cast<double>(a.T(0).numel())); }); }
+NATIVE(RequiresGrad) { BODY("requiresGrad") { Args a(info, "requiresGrad", "self"); return Napi::Boolean::New(info.Env(), a.T(0).requires_grad()); }); }
 NATIVE(SetRequiresGrad) {
   BODY("requiresGrad_") {
-    Args a(info, "requiresGrad_");
+    Args a(info, "requiresGrad_", "self,requiresGrad");
     a.T(0).requires_grad_(a.B(1, true));
     return info[0];
   });
 }
-NATIVE(IsLeaf) { BODY("isLeaf") { Args a(info, "isLeaf"); return Napi::Boolean::New(info.Env(), a.T(0).is_leaf()); }); }
-NATIVE(GradOf) { BODY("grad") { Args a(info, "grad"); return ToJS(info.Env(), a.T(0).grad()); }); }
+NATIVE(IsLeaf) { BODY("isLeaf") { Args a(info, "isLeaf", "self"); return Napi::Boolean::New(info.Env(), a.T(0).is_leaf()); }); }
+NATIVE(GradOf) { BODY("grad") { Args a(info, "grad", "self"); return ToJS(info.Env(), a.T(0).grad()); }); }
 NATIVE(SetGrad) {
   BODY("grad") {
-    Args a(info, "grad");
+    Args a(info, "grad", "self,grad");
     at::Tensor& t = a.T(0);
     if (a.Has(1)) {
       at::Tensor g = a.T(1);
@@ -875,20 +891,20 @@ NATIVE(SetGrad) {
 }
 NATIVE(GradFnName) {
   BODY("gradFn") {
-    Args a(info, "gradFn");
+    Args a(info, "gradFn", "self");
     auto fn = a.T(0).grad_fn();
     if (!fn) return info.Env().Null();
     return Napi::String::New(info.Env(), fn->name());
   });
 }
-NATIVE(RetainGrad) { BODY("retainGrad") { Args a(info, "retainGrad"); a.T(0).retain_grad(); return info[0]; }); }
-NATIVE(IsContiguous) { BODY("isContiguous") { Args a(info, "isContiguous"); return Napi::Boolean::New(info.Env(), a.T(0).is_contiguous()); }); }
+NATIVE(RetainGrad) { BODY("retainGrad") { Args a(info, "retainGrad", "self"); a.T(0).retain_grad(); return info[0]; }); }
+NATIVE(IsContiguous) { BODY("isContiguous") { Args a(info, "isContiguous", "self"); return Napi::Boolean::New(info.Env(), a.T(0).is_contiguous()); }); }
 
 // --- autograd
 // backward(t, gradient?, retainGraph?, createGraph?)
 NATIVE(Backward) {
   BODY("backward") {
-    Args a(info, "backward");
+    Args a(info, "backward", "self,gradient,retainGraph,createGraph");
     at::Tensor& t = a.T(0);
     std::optional<at::Tensor> g = a.OptT(1);
     if (!g && t.numel() != 1) {
@@ -904,7 +920,7 @@ NATIVE(Backward) {
 // grad(outputs, inputs, gradOutputs?, retainGraph?, createGraph?, allowUnused?)
 NATIVE(AutogradGrad) {
   BODY("autograd.grad") {
-    Args a(info, "autograd.grad");
+    Args a(info, "autograd.grad", "outputs,inputs,gradOutputs,retainGraph,createGraph,allowUnused");
     std::vector<at::Tensor> outputs = a.TL(0), inputs = a.TL(1);
     std::vector<at::Tensor> gradOutputs;
     if (a.Has(2)) gradOutputs = a.TL(2);
@@ -935,7 +951,7 @@ at::DeviceType AutocastDevice(Args& a) {
 // autocastEnter(device, dtype) -> [previousEnabled, previousDtype]
 NATIVE(AutocastEnter) {
   BODY("autocast") {
-    Args a(info, "autocast");
+    Args a(info, "autocast", "deviceType,dtype");
     at::DeviceType dt = AutocastDevice(a);
     at::ScalarType want = a.DT(1);
     Napi::Array prev = Napi::Array::New(info.Env(), 2);
@@ -963,10 +979,10 @@ NATIVE(AutocastExit) {
 
 NATIVE(SetFloat32MatmulPrecision) {
   BODY("setFloat32MatmulPrecision") {
-    Args a(info, "setFloat32MatmulPrecision");
+    Args a(info, "setFloat32MatmulPrecision", "precision");
     std::string p = a.S(0);
     if (p != "highest" && p != "high" && p != "medium") {
-      throw ArgError("setFloat32MatmulPrecision: expected 'highest', 'high' or 'medium'");
+      throw ArgError("setFloat32MatmulPrecision: precision must be 'highest', 'high' or 'medium', got '" + p + "'");
     }
     at::globalContext().setFloat32MatmulPrecision(p);
     at::globalContext().setAllowTF32CuDNN(p != "highest");
@@ -977,7 +993,7 @@ NATIVE(SetFloat32MatmulPrecision) {
 // --- RNG
 NATIVE(ManualSeed) {
   BODY("manualSeed") {
-    Args a(info, "manualSeed");
+    Args a(info, "manualSeed", "seed");
     int64_t s = a.I(0);
     if (s < 0) throw ArgError("manualSeed: the seed must be a non-negative integer");
     at::manual_seed(static_cast<uint64_t>(s));
@@ -992,7 +1008,7 @@ at::Generator DefaultGenerator(const std::optional<at::Device>& d) {
 
 NATIVE(GetRngState) {
   BODY("getRngState") {
-    Args a(info, "getRngState");
+    Args a(info, "getRngState", "device");
     at::Generator g = DefaultGenerator(a.OptDev(0));
     std::lock_guard<std::mutex> lock(g.mutex());
     return ToJS(info.Env(), g.get_state());
@@ -1001,7 +1017,7 @@ NATIVE(GetRngState) {
 
 NATIVE(SetRngState) {
   BODY("setRngState") {
-    Args a(info, "setRngState");
+    Args a(info, "setRngState", "newState,device");
     at::Tensor state = a.T(0);
     at::Generator g = DefaultGenerator(a.OptDev(1));
     std::lock_guard<std::mutex> lock(g.mutex());
@@ -1012,9 +1028,9 @@ NATIVE(SetRngState) {
 
 NATIVE(SetNumThreads) {
   BODY("setNumThreads") {
-    Args a(info, "setNumThreads");
+    Args a(info, "setNumThreads", "n");
     int64_t n = a.I(0);
-    if (n < 1) throw ArgError("setNumThreads: expected a positive integer");
+    if (n < 1) throw ArgError("setNumThreads: n must be a positive integer, got " + std::to_string(n));
     at::set_num_threads(static_cast<int>(n));
     return info.Env().Undefined();
   });
@@ -1026,14 +1042,14 @@ NATIVE(CudaIsAvailable) { return Napi::Boolean::New(info.Env(), torch::cuda::is_
 NATIVE(CudaDeviceCount) { return Napi::Number::New(info.Env(), static_cast<double>(torch::cuda::device_count())); }
 NATIVE(CudaSynchronize) {
   BODY("cuda.synchronize") {
-    Args a(info, "cuda.synchronize");
+    Args a(info, "cuda.synchronize", "device");
     if (torch::cuda::is_available()) torch::cuda::synchronize(a.I(0, -1));
     return info.Env().Undefined();
   });
 }
 NATIVE(CudaDeviceName) {
   BODY("cuda.deviceName") {
-    Args a(info, "cuda.deviceName");
+    Args a(info, "cuda.deviceName", "device");
 #ifdef INNERLOOP_WITH_CUDA
     int64_t d = a.I(0, 0);
     if (!torch::cuda::is_available() || d < 0 || d >= static_cast<int64_t>(torch::cuda::device_count())) {
@@ -1065,7 +1081,7 @@ NATIVE(CudaEmptyCache) {
 // cudaMemoryStats(device) -> { allocated, reserved, maxAllocated, maxReserved }
 NATIVE(CudaMemoryStats) {
   BODY("cuda.memoryStats") {
-    Args a(info, "cuda.memoryStats");
+    Args a(info, "cuda.memoryStats", "device");
     Napi::Object o = Napi::Object::New(info.Env());
     double allocated = 0, reserved = 0, maxAllocated = 0, maxReserved = 0;
 #ifdef INNERLOOP_WITH_CUDA
@@ -1088,7 +1104,7 @@ NATIVE(CudaMemoryStats) {
 }
 NATIVE(CudaResetPeakMemoryStats) {
   BODY("cuda.resetPeakMemoryStats") {
-    Args a(info, "cuda.resetPeakMemoryStats");
+    Args a(info, "cuda.resetPeakMemoryStats", "device");
 #ifdef INNERLOOP_WITH_CUDA
     if (torch::cuda::is_available()) {
       try {

@@ -1,7 +1,7 @@
 // Tensor factories. Shapes are number[] (a single number is accepted for 1-D);
 // options are { dtype, device, requiresGrad }.
 import { native, ops } from "./native.js";
-import type { Tensor } from "./tensor.js";
+import { valueKind, type Tensor } from "./tensor.js";
 import { type DType, type RawDType, type TensorOptions, type TypedArray } from "./types.js";
 
 type Nested = number | boolean | Nested[];
@@ -42,7 +42,7 @@ export function tensor(data: Nested | TypedArray, opts: TensorOptions = {}): Ten
     const arr = new Float64Array([Number(data)]);
     return native.fromTypedArray(arr, [], opts.dtype ?? (isBool ? "bool" : "float32"), opts.device, opts.requiresGrad);
   }
-  if (!Array.isArray(data)) throw new TypeError("tensor: expected a number, a boolean, nested arrays or a typed array");
+  if (!Array.isArray(data)) throw new TypeError(`tensor: data must be a number, a boolean, nested arrays or a typed array, got ${valueKind(data)}`);
   const shape = inferShape(data, "tensor");
   const numel = shape.reduce((a, b) => a * b, 1);
   const flat = new Float64Array(numel);
@@ -52,11 +52,11 @@ export function tensor(data: Nested | TypedArray, opts: TensorOptions = {}): Ten
     if (d === shape.length) {
       if (typeof v === "number") { flat[i++] = v; allBool = false; }
       else if (typeof v === "boolean") flat[i++] = v ? 1 : 0;
-      else throw new TypeError(`tensor: expected numbers at depth ${d}, got ${Array.isArray(v) ? "an array" : typeof v}`);
+      else throw new TypeError(`tensor: data must hold numbers or booleans at depth ${d}, got ${Array.isArray(v) ? "an array" : valueKind(v)}`);
       return;
     }
     if (!Array.isArray(v) || v.length !== shape[d]) {
-      throw new RangeError(`tensor: ragged nested arrays (expected length ${shape[d]} at depth ${d})`);
+      throw new RangeError(`tensor: data must not be ragged (expected length ${shape[d]} at depth ${d})`);
     }
     for (const e of v) walk(e, d + 1);
   };

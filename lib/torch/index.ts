@@ -11,7 +11,7 @@ import * as fused from "./fused.js";
 import { native, packageRoot } from "./native.js";
 import * as random from "./random.js";
 import * as scope from "./scope.js";
-import { Tensor } from "./tensor.js";
+import { Tensor, valueKind } from "./tensor.js";
 
 export { Tensor } from "./tensor.js";
 export type { KeepDim, ValuesIndices } from "./tensor.js";
@@ -48,7 +48,7 @@ type MethodFns = { [K in MethodName]: Method<K> };
 const methodFns = {} as Record<string, (t: Tensor, ...args: unknown[]) => unknown>;
 for (const name of methodNames) {
   methodFns[name] = (t: Tensor, ...args: unknown[]) => {
-    if (!(t instanceof Tensor)) throw new TypeError(`torch.${name}: argument 0 must be a Tensor`);
+    if (!(t instanceof Tensor)) throw new TypeError(`torch.${name}: argument 0 (input) must be a Tensor, got ${valueKind(t)}`);
     return (t as any)[name](...args);
   };
 }

@@ -4,7 +4,7 @@ import type { Tensor } from "./tensor.js";
 
 /** Seeds the default generators of the CPU and every CUDA device. */
 export function manualSeed(seed: number): void {
-  if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`manualSeed: expected a non-negative integer, got ${seed}`);
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`manualSeed: seed must be a non-negative integer, got ${seed}`);
   native.manualSeed(seed);
 }
 /** The default generator's state for a device (a uint8 tensor). */

@@ -48,7 +48,7 @@ function adoptIntoEnclosingAsyncScope(tensors: Tensor[]): void {
  * Returned tensors move to the enclosing scope.
  */
 export function tidy<T>(fn: () => T): T {
-  if (typeof fn !== "function") throw new TypeError("tidy: expected a function");
+  if (typeof fn !== "function") throw new TypeError(`tidy: fn must be a function, got ${typeof fn}`);
   const id = native.scopeBegin();
   let result: T;
   try {
@@ -69,7 +69,7 @@ export function tidy<T>(fn: () => T): T {
 
 /** The async variant of tidy: the scope follows fn across awaits. */
 export async function tidyAsync<T>(fn: () => Promise<T>): Promise<T> {
-  if (typeof fn !== "function") throw new TypeError("tidyAsync: expected a function");
+  if (typeof fn !== "function") throw new TypeError(`tidyAsync: fn must be a function, got ${typeof fn}`);
   const scope: AsyncScope = { tensors: [], parent: asyncStorage.getStore() };
   if (openAsyncScopes++ === 0) native.setCreateHook(onCreateInAsyncScope);
   let returned: Tensor[] = [];

@@ -9,12 +9,21 @@ type Other = Tensor | number | boolean;
 type Dims = number | number[];
 type ShapeArgs = (number | number[])[];
 
-function shapeFrom(args: ShapeArgs, fn: string): number[] {
+/** `param` names the argument in errors, as PyTorch names it (view's `shape`, permute's `dims`). */
+function shapeFrom(args: ShapeArgs, fn: string, param: string): number[] {
   if (args.length === 1 && Array.isArray(args[0])) return args[0];
   for (const a of args) {
-    if (typeof a !== "number") throw new TypeError(`${fn}: expected a shape as numbers or one array of numbers`);
+    if (typeof a !== "number") throw new TypeError(`${fn}: ${param} must be numbers or one array of numbers, got ${valueKind(a)}`);
   }
   return args as number[];
+}
+
+/** What a wrong argument was, for error messages. */
+export function valueKind(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "array";
+  if (typeof v === "object" && native.isTensor(v)) return "a Tensor";
+  return typeof v;
 }
 
 export interface KeepDim {
@@ -202,19 +211,19 @@ export class Tensor {
   }
 
   // --- shape
-  view(...shape: ShapeArgs): Tensor { return ops.view(this, shapeFrom(shape, "view")); }
-  reshape(...shape: ShapeArgs): Tensor { return ops.reshape(this, shapeFrom(shape, "reshape")); }
+  view(...shape: ShapeArgs): Tensor { return ops.view(this, shapeFrom(shape, "view", "shape")); }
+  reshape(...shape: ShapeArgs): Tensor { return ops.reshape(this, shapeFrom(shape, "reshape", "shape")); }
   transpose(dim0: number, dim1: number): Tensor { return ops.transpose(this, dim0, dim1); }
   /** The transpose of the last two dimensions. */
   get mT(): Tensor { return ops.transpose(this, -2, -1); }
   t(): Tensor { return ops.transpose(this, 0, 1); }
-  permute(...dims: ShapeArgs): Tensor { return ops.permute(this, shapeFrom(dims, "permute")); }
+  permute(...dims: ShapeArgs): Tensor { return ops.permute(this, shapeFrom(dims, "permute", "dims")); }
   unsqueeze(dim: number): Tensor { return ops.unsqueeze(this, dim); }
   squeeze(dim?: number): Tensor { return ops.squeeze(this, dim); }
   flatten(startDim = 0, endDim = -1): Tensor { return ops.flatten(this, startDim, endDim); }
-  expand(...shape: ShapeArgs): Tensor { return ops.expand(this, shapeFrom(shape, "expand")); }
+  expand(...shape: ShapeArgs): Tensor { return ops.expand(this, shapeFrom(shape, "expand", "size")); }
   expandAs(other: Tensor): Tensor { return ops.expandAs(this, other); }
-  repeat(...sizes: ShapeArgs): Tensor { return ops.repeat(this, shapeFrom(sizes, "repeat")); }
+  repeat(...sizes: ShapeArgs): Tensor { return ops.repeat(this, shapeFrom(sizes, "repeat", "repeats")); }
   narrow(dim: number, start: number, length: number): Tensor { return ops.narrow(this, dim, start, length); }
   /** Python's t[..., start:end:step] along one dimension. */
   slice(dim: number, start?: number | null, end?: number | null, step = 1): Tensor { return ops.slice(this, dim, start, end, step); }
