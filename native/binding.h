@@ -162,5 +162,6 @@ Napi::Value Guarded(const Napi::CallbackInfo& info, const char* fn, F&& body) {
 void RegisterOps(Napi::Env env, Napi::Object exports);
 void RegisterOptim(Napi::Env env, Napi::Object exports);
 void RegisterDistributed(Napi::Env env, Napi::Object exports);
+void RegisterFused(Napi::Env env, Napi::Object exports);
 
 }  // namespace innerloop

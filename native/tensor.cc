@@ -1185,6 +1185,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   RegisterOps(env, exports);
   RegisterOptim(env, exports);
   RegisterDistributed(env, exports);
+  RegisterFused(env, exports);
   return exports;
 }
 

@@ -8,6 +8,7 @@
 
 import { torch, F } from "../torch/index.js";
 import type { Device, DType, Tensor } from "../torch/index.js";
+import type { GPT2BlockWeights } from "../torch/fused.js";
 import { Module, ModuleList, Embedding, LayerNorm, Dropout, HookPoint, init } from "../nn/index.js";
 import { Conv1D } from "./conv1d.js";
 import { KVCache } from "./kv-cache.js";
@@ -128,9 +129,14 @@ export class GPT2Block extends Module {
   readonly hookMlpOut: HookPoint;
   readonly hookResidPost: HookPoint;
 
+  private readonly eps: number;
+  private readonly dropoutP: number;
+
   constructor(c: GPT2Config, layer: number) {
     super();
     this.layer = layer;
+    this.eps = c.layerNormEpsilon;
+    this.dropoutP = c.dropout;
     const ln = { eps: c.layerNormEpsilon, bias: c.bias };
     this.ln1 = this.registerModule("ln_1", new LayerNorm(c.nEmbd, ln));
     this.attn = this.registerModule("attn", new CausalSelfAttention(c, layer));
@@ -145,11 +151,30 @@ export class GPT2Block extends Module {
   }
 
   forward(h: Tensor, cache: KVCache | null = null, past = 0): Tensor {
+    if (cache === null && HookPoint.activeHooks === 0 && (!this.training || this.dropoutP === 0)) {
+      // Nothing observes the inside of the block: run it as one fused node where that applies
+      // (CPU, float32/float64; lib/torch/fused.ts). The result and its gradients are the same.
+      const fused = torch.gpt2Block(h, this.fusedWeights(), this.attn.nHead, this.eps);
+      if (fused !== undefined) return fused;
+    }
     h = this.hookResidPre.forward(h);
     const a = this.hookAttnOut.forward(this.attn.forward(this.ln1.forward(h), this.layer, cache, past));
     h = this.hookResidMid.forward(h.add(a));
     const m = this.hookMlpOut.forward(this.mlp.forward(this.ln2.forward(h)));
     return this.hookResidPost.forward(h.add(m));
+  }
+
+  // Read at each call: parameters can be replaced (load, to(), user code).
+  private fusedWeights(): GPT2BlockWeights {
+    const { ln1, attn, ln2, mlp } = this;
+    return {
+      ln1Weight: ln1.weight, ln1Bias: ln1.bias,
+      attnWeight: attn.cAttn.weight, attnBias: attn.cAttn.bias,
+      projWeight: attn.cProj.weight, projBias: attn.cProj.bias,
+      ln2Weight: ln2.weight, ln2Bias: ln2.bias,
+      fcWeight: mlp.cFc.weight, fcBias: mlp.cFc.bias,
+      mlpWeight: mlp.cProj.weight, mlpBias: mlp.cProj.bias,
+    };
   }
 }
 

@@ -27,3 +27,36 @@ export function zeroGrad(params: Tensor[]): void { native.zeroGrad(params); }
 
 /** Which parameters have a gradient (without wrapping each gradient). */
 export function hasGrads(params: Tensor[]): boolean[] { return native.hasGrads(params); }
+
+// ---------------------------------------------------------------------------
+// Fused training paths for hot blocks (native/fused.cc): one autograd node with a hand-written
+// backward where PyTorch would record a node per op. They apply on the CPU in float32/float64
+// without autocast; elsewhere the native call answers `undefined` and the caller composes the
+// same computation from ordinary ops.
+
+let fusedPaths = true;
+
+/** Turns the fused block paths on or off (on by default); off, models compose every op. */
+export function setFusedPaths(enabled: boolean): void { fusedPaths = enabled; }
+/** Whether models may use the fused paths. */
+export function fusedPathsEnabled(): boolean { return fusedPaths; }
+
+/** Weights of one pre-LayerNorm GPT-2 block; Conv1D layout ([in, out]); null where a bias is absent. */
+export interface GPT2BlockWeights {
+  ln1Weight: Tensor | null; ln1Bias: Tensor | null;
+  attnWeight: Tensor; attnBias: Tensor | null;
+  projWeight: Tensor; projBias: Tensor | null;
+  ln2Weight: Tensor | null; ln2Bias: Tensor | null;
+  fcWeight: Tensor; fcBias: Tensor | null;
+  mlpWeight: Tensor; mlpBias: Tensor | null;
+}
+
+/**
+ * h + attn(ln_1(h)), then + mlp(ln_2(.)) (causal attention, tanh GELU, no dropout) as one autograd
+ * node, or undefined where the fused path does not apply (or is turned off).
+ */
+export function gpt2Block(h: Tensor, w: GPT2BlockWeights, nHead: number, eps: number): Tensor | undefined {
+  if (!fusedPaths) return undefined;
+  return native.fused.gpt2Block(h, w.ln1Weight, w.ln1Bias, w.attnWeight, w.attnBias, w.projWeight, w.projBias,
+    w.ln2Weight, w.ln2Bias, w.fcWeight, w.fcBias, w.mlpWeight, w.mlpBias, nHead, eps);
+}

@@ -95,6 +95,9 @@ export const torch = {
   clipGradNorm: fused.clipGradNorm,
   zeroGrad: fused.zeroGrad,
   hasGrads: fused.hasGrads,
+  setFusedPaths: fused.setFusedPaths,
+  fusedPathsEnabled: fused.fusedPathsEnabled,
+  gpt2Block: fused.gpt2Block,
   /** Old names kept for callers written against the first contract. */
   _fusedAdamW: fused.fusedAdamW,
   _clipGradNorm: fused.clipGradNorm,

@@ -1,0 +1,235 @@
+// A fused training path for the hot block: a whole pre-LayerNorm GPT-2 block as one autograd node
+// whose hand-written backward calls the ATen kernels autograd would call, with one exception.
+// It exists for speed on the CPU, where a small model's step is decided by how many ops and graph
+// nodes it takes as much as by the kernels:
+//   - one Node-API call and one autograd node per block instead of about 30 of each, and no
+//     views, copies or bookkeeping between the kernels;
+//   - GELU's backward from the saved input and output, without a second tanh (a plain loop the
+//     compiler vectorizes), where gelu_backward recomputes tanh: about 8x faster.
+// It answers `undefined` where it does not apply (not CPU, not float32/float64, autocast on,
+// unexpected shapes); the caller then composes the same block from ordinary ops. A second-order
+// backward (create_graph) through the node recomputes the block with twice-differentiable ops
+// (math attention) and differentiates that, so higher derivatives are exact.
+#include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
+
+#include "binding.h"
+
+namespace innerloop {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+constexpr double kSqrt2OverPi = 0.7978845608028654;
+constexpr double kGeluCubic = 0.044715;
+
+// d gelu_tanh(x)/dx from x and y = gelu_tanh(x) = 0.5 x (1 + t), t = tanh(k (x + a x^3)):
+// with r = y / x = (1 + t) / 2, 1 - t^2 = 4 r (1 - r), so
+//   dy/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) k (1 + 3 a x^2) = r + 2 x r (1 - r) k (1 + 3 a x^2),
+// and r = 1/2 at x = 0. No transcendental function: the loop vectorizes.
+template <typename T>
+inline void GeluTanhBackwardLoop(const T* __restrict dy, const T* __restrict x, const T* __restrict y,
+                                 T* __restrict dx, int64_t n) {
+  const T k = static_cast<T>(kSqrt2OverPi);
+  const T a3 = static_cast<T>(3 * kGeluCubic);
+  for (int64_t i = 0; i < n; ++i) {
+    const T xi = x[i];
+    const bool zero = xi == T(0);
+    const T r = zero ? T(0.5) : y[i] / (zero ? T(1) : xi);
+    dx[i] = dy[i] * (r + T(2) * xi * r * (T(1) - r) * k * (T(1) + a3 * xi * xi));
+  }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void GeluTanhBackwardF32(const float* dy, const float* x, const float* y, float* dx, int64_t n) {
+  GeluTanhBackwardLoop<float>(dy, x, y, dx, n);
+}
+
+void GeluTanhBackwardF64(const double* dy, const double* x, const double* y, double* dx, int64_t n) {
+  GeluTanhBackwardLoop<double>(dy, x, y, dx, n);
+}
+
+at::Tensor GeluTanhBackward(const at::Tensor& dy_, const at::Tensor& x, const at::Tensor& y) {
+  at::Tensor dy = dy_.contiguous();
+  at::Tensor dx = at::empty_like(x);
+  const int64_t n = x.numel();
+  if (x.scalar_type() == at::kFloat) {
+    const float *pdy = dy.data_ptr<float>(), *px = x.data_ptr<float>(), *py = y.data_ptr<float>();
+    float* pdx = dx.data_ptr<float>();
+    at::parallel_for(0, n, 32768, [&](int64_t b, int64_t e) { GeluTanhBackwardF32(pdy + b, px + b, py + b, pdx + b, e - b); });
+  } else {
+    const double *pdy = dy.data_ptr<double>(), *px = x.data_ptr<double>(), *py = y.data_ptr<double>();
+    double* pdx = dx.data_ptr<double>();
+    at::parallel_for(0, n, 32768, [&](int64_t b, int64_t e) { GeluTanhBackwardF64(pdy + b, px + b, py + b, pdx + b, e - b); });
+  }
+  return dx;
+}
+
+// x [N, in] @ w [in, out] + b: Hugging Face Conv1D layout.
+at::Tensor Affine(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) { return at::addmm(b, x, w); }
+
+// Gradients of Affine for upstream gradient d: returns dx and fills dw, db where asked.
+at::Tensor AffineBackward(const at::Tensor& d, const at::Tensor& x, const at::Tensor& w, bool needW, bool needB,
+                          at::Tensor& dw, at::Tensor& db) {
+  if (needW) dw = at::mm(x.t(), d);
+  if (needB) db = d.sum(0);
+  return at::mm(d, w.t());
+}
+
+// The block's inputs, in the order of the JS call and of the autograd inputs.
+enum BlockInput { kH, kLn1W, kLn1B, kAttnW, kAttnB, kProjW, kProjB, kLn2W, kLn2B, kFcW, kFcB, kMlpW, kMlpB, kBlockInputs };
+
+// The block composed of ordinary differentiable ops: the definition the fused node implements,
+// used for second-order gradients.
+at::Tensor BlockComposed(const std::vector<at::Tensor>& in, int64_t nHead, double eps) {
+  const at::Tensor& h = in[kH];
+  const int64_t B = h.size(0), T = h.size(1), C = h.size(2), D = C / nHead;
+  at::Tensor h2 = h.reshape({B * T, C});
+  at::Tensor a = at::layer_norm(h2, {C}, in[kLn1W], in[kLn1B], eps);
+  at::Tensor qkv = Affine(a, in[kAttnW], in[kAttnB]).view({B, T, 3, nHead, D}).permute({2, 0, 3, 1, 4});
+  // The math kernel: twice differentiable, where the CPU flash kernel's backward is not.
+  at::Tensor y = std::get<0>(at::_scaled_dot_product_attention_math(qkv[0], qkv[1], qkv[2], std::nullopt, 0.0, true));
+  at::Tensor h1 = h2 + Affine(y.transpose(1, 2).reshape({B * T, C}), in[kProjW], in[kProjB]);
+  at::Tensor a2 = at::layer_norm(h1, {C}, in[kLn2W], in[kLn2B], eps);
+  at::Tensor m = Affine(at::gelu(Affine(a2, in[kFcW], in[kFcB]), "tanh"), in[kMlpW], in[kMlpB]);
+  return (h1 + m).view({B, T, C});
+}
+
+struct GPT2BlockFn : public torch::autograd::Function<GPT2BlockFn> {
+  static at::Tensor forward(AutogradContext* ctx, at::Tensor h, at::Tensor ln1w, at::Tensor ln1b, at::Tensor attnW,
+                            at::Tensor attnB, at::Tensor projW, at::Tensor projB, at::Tensor ln2w, at::Tensor ln2b,
+                            at::Tensor fcW, at::Tensor fcB, at::Tensor mlpW, at::Tensor mlpB, int64_t nHead,
+                            double eps) {
+    const int64_t B = h.size(0), T = h.size(1), C = h.size(2), H = nHead, D = C / H;
+    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+    at::Tensor h2 = h.contiguous().view({B * T, C});
+    auto [a, mean1, rstd1] = at::native_layer_norm(h2, {C}, ln1w, ln1b, eps);
+    at::Tensor qkv = Affine(a, attnW, attnB);
+    at::Tensor qkv5 = qkv.view({B, T, 3, H, D});
+    // Causal attention with the flash kernel on strided views of qkv (no copies); it keeps the
+    // output and the log-sum-exp for its backward.
+    at::Tensor q = qkv5.select(2, 0).transpose(1, 2);
+    at::Tensor k = qkv5.select(2, 1).transpose(1, 2);
+    at::Tensor v = qkv5.select(2, 2).transpose(1, 2);
+    auto [attn, lse] = at::_scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, true, std::nullopt, scale);
+    at::Tensor y = attn.transpose(1, 2).reshape({B * T, C});
+    at::Tensor h1 = at::add(h2, Affine(y, projW, projB));
+    auto [a2, mean2, rstd2] = at::native_layer_norm(h1, {C}, ln2w, ln2b, eps);
+    at::Tensor f = Affine(a2, fcW, fcB);
+    at::Tensor g = at::gelu(f, "tanh");
+    at::Tensor out = at::add(h1, Affine(g, mlpW, mlpB)).view({B, T, C});
+    ctx->save_for_backward({h, ln1w, ln1b, attnW, attnB, projW, projB, ln2w, ln2b, fcW, fcB, mlpW, mlpB,
+                            h2, a, mean1, rstd1, y, h1, a2, mean2, rstd2, f, g, q, k, v, attn, lse});
+    ctx->saved_data["nHead"] = nHead;
+    ctx->saved_data["eps"] = eps;
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    variable_list sv = ctx->get_saved_variables();
+    const int64_t nHead = ctx->saved_data["nHead"].toInt();
+    const double eps = ctx->saved_data["eps"].toDouble();
+    variable_list gin(kBlockInputs + 2);  // + nHead, eps
+    if (at::GradMode::is_enabled()) {
+      // create_graph: differentiate the composed block so that the gradients are differentiable.
+      std::vector<at::Tensor> in(sv.begin(), sv.begin() + kBlockInputs);
+      std::vector<at::Tensor> leaves;
+      std::vector<size_t> where;
+      for (size_t i = 0; i < in.size(); ++i) {
+        if (ctx->needs_input_grad(i)) {
+          leaves.push_back(in[i]);
+          where.push_back(i);
+        }
+      }
+      at::Tensor out = BlockComposed(in, nHead, eps);
+      variable_list g = torch::autograd::grad({out}, leaves, {grads[0]}, true, true, true);
+      for (size_t j = 0; j < where.size(); ++j) gin[where[j]] = g[j];
+      return gin;
+    }
+    const at::Tensor &h = sv[0], &ln1w = sv[1], &ln1b = sv[2], &attnW = sv[3], &attnB = sv[4], &projW = sv[5],
+                     &projB = sv[6], &ln2w = sv[7], &ln2b = sv[8], &fcW = sv[9], &fcB = sv[10], &mlpW = sv[11],
+                     &mlpB = sv[12], &h2 = sv[13], &a = sv[14], &mean1 = sv[15], &rstd1 = sv[16], &y = sv[17],
+                     &h1 = sv[18], &a2 = sv[19], &mean2 = sv[20], &rstd2 = sv[21], &f = sv[22], &g = sv[23];
+    const int64_t B = h.size(0), T = h.size(1), C = h.size(2), H = nHead, D = C / H;
+    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+    auto need = [&](int i) { return ctx->needs_input_grad(i); };
+    auto lnMask = [&](int w, int b) {
+      return std::array<bool, 3>{true, need(w), need(b)};
+    };
+    at::Tensor d = grads[0].reshape({B * T, C});
+
+    // MLP: out = h1 + mlp(g), g = gelu(f), f = a2 fcW + fcB.
+    at::Tensor dg = AffineBackward(d, g, mlpW, need(kMlpW), need(kMlpB), gin[kMlpW], gin[kMlpB]);
+    at::Tensor df = GeluTanhBackward(dg, f, g);
+    at::Tensor da2 = AffineBackward(df, a2, fcW, need(kFcW), need(kFcB), gin[kFcW], gin[kFcB]);
+    auto [dh1ln, dln2w, dln2b] =
+        at::native_layer_norm_backward(da2, h1, {C}, mean2, rstd2, ln2w, ln2b, lnMask(kLn2W, kLn2B));
+    gin[kLn2W] = dln2w, gin[kLn2B] = dln2b;
+    at::Tensor dh1 = dh1ln.add_(d);
+
+    // Attention: h1 = h2 + proj(y).
+    at::Tensor dy = AffineBackward(dh1, y, projW, need(kProjW), need(kProjB), gin[kProjW], gin[kProjB]);
+    const at::Tensor &q = sv[24], &k = sv[25], &v = sv[26], &attn = sv[27], &lse = sv[28];
+    at::Tensor dattn = dy.view({B, T, H, D}).transpose(1, 2);
+    auto [dq, dk, dv] = at::_scaled_dot_product_flash_attention_for_cpu_backward(dattn, q, k, v, attn, lse, 0.0, true,
+                                                                                  std::nullopt, scale);
+    // [B, H, T, D] x 3 -> [B, T, 3, H, D], the layout of c_attn's output.
+    at::Tensor dqkv = at::stack({dq.transpose(1, 2), dk.transpose(1, 2), dv.transpose(1, 2)}, 2);
+    at::Tensor da = AffineBackward(dqkv.view({B * T, 3 * C}), a, attnW, need(kAttnW),
+                                   need(kAttnB), gin[kAttnW], gin[kAttnB]);
+    auto [dhln, dln1w, dln1b] =
+        at::native_layer_norm_backward(da, h2, {C}, mean1, rstd1, ln1w, ln1b, lnMask(kLn1W, kLn1B));
+    gin[kLn1W] = dln1w, gin[kLn1B] = dln1b;
+    if (need(kH)) gin[kH] = dhln.add_(dh1).view({B, T, C});
+    return gin;
+  }
+};
+
+bool FusableDtype(const at::Tensor& t) {
+  return t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble;
+}
+
+bool CpuAutocastOff() { return !at::autocast::is_autocast_enabled(at::kCPU); }
+
+// gpt2Block(h, ln1w, ln1b, attnW, attnB, projW, projB, ln2w, ln2b, fcW, fcB, mlpW, mlpB, nHead, eps)
+// -> Tensor [B, T, C], or undefined where the fused path does not apply.
+Napi::Value Gpt2Block(const Napi::CallbackInfo& info) {
+  return Guarded(info, "gpt2Block", [&]() -> Napi::Value {
+    Args a(info, "gpt2Block", "h,ln1Weight,ln1Bias,attnWeight,attnBias,projWeight,projBias,ln2Weight,ln2Bias,fcWeight,fcBias,mlpWeight,mlpBias,nHead,eps");
+    at::Tensor& h = a.T(kH);
+    std::vector<at::Tensor> in(kBlockInputs);
+    in[kH] = h;
+    for (int i = kLn1W; i < kBlockInputs; ++i) {
+      auto t = a.OptT(i);
+      if (t) in[i] = *t;
+    }
+    const int64_t nHead = a.I(kBlockInputs);
+    const double eps = a.D(kBlockInputs + 1);
+    bool ok = h.dim() == 3 && h.device().is_cpu() && FusableDtype(h) && nHead > 0 && h.size(2) % nHead == 0 &&
+              h.size(1) > 0 && CpuAutocastOff();
+    const int64_t C = ok ? h.size(2) : 0;
+    const int64_t expectIn[kBlockInputs] = {0, C, C, C, 3 * C, C, C, C, C, C, 4 * C, 4 * C, C};
+    const int64_t expectOut[kBlockInputs] = {0, 0, 0, 3 * C, 0, C, 0, 0, 0, 4 * C, 0, C, 0};
+    // Every weight and bias must be present (autograd's custom nodes take no undefined inputs).
+    for (int i = kLn1W; ok && i < kBlockInputs; ++i) {
+      const at::Tensor& t = in[i];
+      ok = t.defined() && t.device().is_cpu() && t.scalar_type() == h.scalar_type() && t.is_contiguous() &&
+           (expectOut[i] == 0 ? t.dim() == 1 && t.size(0) == expectIn[i]
+                              : t.dim() == 2 && t.size(0) == expectIn[i] && t.size(1) == expectOut[i]);
+    }
+    if (!ok) return info.Env().Undefined();
+    return ToJS(info.Env(), GPT2BlockFn::apply(in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], in[8], in[9],
+                                               in[10], in[11], in[12], nHead, eps));
+  });
+}
+
+}  // namespace
+
+void RegisterFused(Napi::Env env, Napi::Object exports) {
+  Napi::Object fused = Napi::Object::New(env);
+  fused.Set("gpt2Block", Napi::Function::New(env, Gpt2Block, "gpt2Block"));
+  exports.Set("fused", fused);
+}
+
+}  // namespace innerloop

@@ -1,0 +1,208 @@
+// The fused GPT-2 block (native/fused.cc) against the same block composed from ordinary ops
+// (`torch.setFusedPaths(false)`), which test/gpt2.test.ts checks against Hugging Face
+// transformers: outputs, gradients of the input and of every weight, second-order gradients,
+// GELU's derivative at its edge values, frozen weights, and when the fused path must not apply.
+import { describe, it, expect, afterEach } from "vitest";
+import { torch } from "../lib/torch/index.js";
+import type { DType, Tensor } from "../lib/torch/index.js";
+import { GPT2, GPT2Block } from "../lib/models/index.js";
+import { HookPoint } from "../lib/nn/index.js";
+
+torch.setNumThreads(1);
+
+afterEach(() => torch.setFusedPaths(true));
+
+const tol: Record<string, number> = { float64: 1e-12, float32: 2e-5 };
+
+function maxRelDiff(a: Tensor, b: Tensor): number {
+  const scale = b.abs().max().item() + 1e-30;
+  return a.sub(b).abs().max().item() / scale;
+}
+
+interface Run { out: Tensor; grads: Map<string, Tensor>; }
+
+/** Forward of one block on h, backward of sum(out * w), gradients of h and every parameter. */
+function runBlock(block: GPT2Block, h0: Tensor, fused: boolean): Run {
+  torch.setFusedPaths(fused);
+  const h = h0.detach().requiresGrad_(true);
+  for (const p of block.parameters()) p.grad = null;
+  const out = block.forward(h);
+  const w = torch.linspace(-1, 1, out.numel, { dtype: out.dtype }).view(out.shape);
+  out.mul(w).sum().backward();
+  const grads = new Map<string, Tensor>([["h", h.grad!]]);
+  for (const [n, p] of block.namedParameters()) grads.set(n, p.grad!);
+  return { out: out.detach(), grads };
+}
+
+function makeModel(dtype: DType, cfg: Record<string, unknown> = {}): GPT2 {
+  const m = new GPT2({ nLayer: 2, nEmbd: 48, nHead: 3, vocabSize: 97, nPositions: 320, dropout: 0, ...cfg }, { seed: 5, dtype });
+  // Non-trivial LayerNorm affine parameters and biases, so that every gradient term matters.
+  torch.manualSeed(11);
+  torch.noGrad(() => {
+    for (const [n, p] of m.namedParameters()) {
+      if (n.includes("ln_")) p.add_(torch.randn(p.shape, { dtype }).mul(0.3));
+      else if (n.endsWith("bias")) p.add_(torch.randn(p.shape, { dtype }).mul(0.1));
+    }
+  });
+  return m;
+}
+
+describe("fused GPT-2 block", () => {
+  for (const dtype of ["float64", "float32"] as const) {
+    for (const [B, T] of [[3, 17], [1, 1], [2, 300]] as const) {
+      it(`equals the composed block: ${dtype}, B ${B}, T ${T}`, () => {
+        const m = makeModel(dtype);
+        const block = [...m.blocks][1]!;
+        torch.manualSeed(3);
+        const h0 = torch.randn([B, T, 48], { dtype });
+        const f = runBlock(block, h0, true);
+        const c = runBlock(block, h0, false);
+        expect(maxRelDiff(f.out, c.out)).toBeLessThan(tol[dtype]!);
+        expect(f.grads.size).toBe(13);
+        for (const [name, g] of c.grads) {
+          const d = maxRelDiff(f.grads.get(name)!, g);
+          expect(d, name).toBeLessThan(tol[dtype]!);
+        }
+      });
+    }
+  }
+
+  it("the whole model: the same loss and parameter gradients as the composed model", () => {
+    const m = makeModel("float64");
+    torch.manualSeed(4);
+    const ids = torch.randint(0, 97, [4, 33]);
+    const targets = torch.randint(0, 97, [4, 33]);
+    const run = (fused: boolean) => {
+      torch.setFusedPaths(fused);
+      m.zeroGrad();
+      const { loss } = m.forward(ids, { targets });
+      loss!.backward();
+      return { loss: loss!.item(), grads: m.namedParameters().map(([n, p]) => [n, p.grad!] as const) };
+    };
+    const f = run(true);
+    const c = run(false);
+    expect(Math.abs(f.loss - c.loss)).toBeLessThan(1e-12 * c.loss);
+    for (let i = 0; i < c.grads.length; i++) expect(maxRelDiff(f.grads[i]![1], c.grads[i]![1]), c.grads[i]![0]).toBeLessThan(1e-11);
+  });
+
+  it("GELU's derivative at 0, at tiny and at large |x| (fc weight zero, so fc's output is its bias)", () => {
+    for (const dtype of ["float64", "float32"] as const) {
+      const m = makeModel(dtype);
+      const block = [...m.blocks][0]!;
+      const edge = [0, -0, 1e-30, -1e-30, 1e-6, -1e-6, 0.5, -0.5, 3, -3, 9, -9, 20, -20, 60, -60];
+      torch.noGrad(() => {
+        block.mlp.cFc.weight.zero_();
+        const b = block.mlp.cFc.bias!;
+        b.copy_(torch.tensor(Array.from({ length: b.numel }, (_, i) => edge[i % edge.length]!), { dtype }));
+      });
+      const h0 = torch.randn([2, 5, 48], { dtype });
+      const f = runBlock(block, h0, true);
+      const c = runBlock(block, h0, false);
+      const fb = f.grads.get("mlp.c_fc.bias")!;
+      const cb = c.grads.get("mlp.c_fc.bias")!;
+      expect(fb.isfinite().all().item()).toBe(true);
+      expect(maxRelDiff(fb, cb), dtype).toBeLessThan(dtype === "float64" ? 1e-12 : 1e-5);
+    }
+  });
+
+  it("second-order gradients (createGraph) through the fused block match finite differences", () => {
+    // The composed block cannot give them on the CPU (the flash kernel's backward is not
+    // differentiable), so the reference is a central difference of first-order gradients.
+    const m = makeModel("float64");
+    const block = [...m.blocks][0]!;
+    torch.manualSeed(8);
+    const h0 = torch.randn([2, 6, 48], { dtype: "float64" });
+    const w = block.mlp.cFc.weight;
+    const penalty = (createGraph: boolean) => {
+      const h = h0.detach().requiresGrad_(true);
+      const [gh] = torch.autograd.grad([block.forward(h).pow(2).sum()], [h], { createGraph });
+      return gh!.pow(2).sum();
+    };
+    const [gw] = torch.autograd.grad([penalty(true)], [w]);
+    const flat = w.view([-1]);
+    for (const i of [0, 777, 5000]) {
+      const at = (delta: number) => {
+        torch.noGrad(() => flat.narrow(0, i, 1).add_(delta));
+        const v = penalty(false).item();
+        torch.noGrad(() => flat.narrow(0, i, 1).sub_(delta));
+        return v;
+      };
+      const eps = 1e-5;
+      const fd = (at(eps) - at(-eps)) / (2 * eps);
+      const an = gw!.view([-1]).narrow(0, i, 1).item();
+      expect(Math.abs(fd), `element ${i}`).toBeGreaterThan(1e-3);
+      expect(Math.abs(an - fd), `element ${i}: ${an} vs ${fd}`).toBeLessThan(1e-6 * Math.max(1, Math.abs(fd)));
+    }
+  });
+
+  it("frozen weights: only the gradients that are asked for", () => {
+    const m = makeModel("float32");
+    const block = [...m.blocks][0]!;
+    for (const p of block.parameters()) p.requiresGrad_(false);
+    const h0 = torch.randn([2, 7, 48]);
+    const f = runBlock(block, h0, true);
+    const c = runBlock(block, h0, false);
+    expect(maxRelDiff(f.grads.get("h")!, c.grads.get("h")!)).toBeLessThan(2e-5);
+    for (const [n, p] of block.namedParameters()) expect(p.grad, n).toBeNull();
+  });
+
+  it("does not apply, and the composed block runs, where something must observe or change the inside", () => {
+    const m = makeModel("float32");
+    const block = [...m.blocks][0]!;
+    const h = torch.randn([1, 4, 48]);
+    // A hook on any hook point sees the block's inside.
+    let seen = 0;
+    const hp = block.hookMlpOut;
+    hp.setHook((x: Tensor) => { seen++; return x; });
+    try {
+      block.forward(h);
+      expect(seen).toBe(1);
+    } finally {
+      hp.setHook(null);
+    }
+    expect(HookPoint.activeHooks).toBe(0);
+    // Dropout in training mode: two forward passes differ.
+    const d = makeModel("float32", { dropout: 0.5 });
+    const db = [...d.blocks][0]!;
+    db.train();
+    const a = db.forward(h);
+    const b = db.forward(h);
+    expect(a.sub(b).abs().max().item()).toBeGreaterThan(0);
+    db.eval();
+    expect(db.forward(h).sub(db.forward(h)).abs().max().item()).toBe(0);
+  });
+
+  it("torch.gpt2Block answers undefined, never throws, for inputs it does not handle", () => {
+    const m = makeModel("float32");
+    const block = [...m.blocks][0]!;
+    const w = {
+      ln1Weight: block.ln1.weight, ln1Bias: block.ln1.bias,
+      attnWeight: block.attn.cAttn.weight, attnBias: block.attn.cAttn.bias,
+      projWeight: block.attn.cProj.weight, projBias: block.attn.cProj.bias,
+      ln2Weight: block.ln2.weight, ln2Bias: block.ln2.bias,
+      fcWeight: block.mlp.cFc.weight, fcBias: block.mlp.cFc.bias,
+      mlpWeight: block.mlp.cProj.weight, mlpBias: block.mlp.cProj.bias,
+    };
+    const h = torch.randn([2, 3, 48]);
+    expect(torch.gpt2Block(h, w, 3, 1e-5)).toBeDefined();
+    expect(torch.gpt2Block(h.to({ dtype: "bfloat16" }), w, 3, 1e-5)).toBeUndefined();
+    expect(torch.gpt2Block(h.to({ dtype: "float64" }), w, 3, 1e-5)).toBeUndefined();
+    expect(torch.gpt2Block(torch.randn([2, 3, 40]), w, 3, 1e-5)).toBeUndefined();
+    expect(torch.gpt2Block(torch.randn([6, 48]), w, 3, 1e-5)).toBeUndefined();
+    expect(torch.gpt2Block(h, w, 5, 1e-5)).toBeUndefined();
+    expect(torch.gpt2Block(h, { ...w, fcBias: null }, 3, 1e-5)).toBeUndefined();
+    expect(torch.gpt2Block(h, { ...w, fcWeight: w.fcWeight.t() }, 3, 1e-5)).toBeUndefined();
+    expect(() => torch.gpt2Block("h" as unknown as Tensor, w, 3, 1e-5)).toThrow(/gpt2Block: argument 0 \(h\)/);
+    torch.setFusedPaths(false);
+    expect(torch.gpt2Block(h, w, 3, 1e-5)).toBeUndefined();
+  });
+
+  it("a model without biases uses the composed block and still trains", () => {
+    const m = makeModel("float32", { bias: false });
+    const ids = torch.randint(0, 97, [2, 9]);
+    const { loss } = m.forward(ids, { targets: ids });
+    loss!.backward();
+    expect(Number.isFinite(loss!.item())).toBe(true);
+    expect(m.parameters().every((p) => p.grad !== null)).toBe(true);
+  });
+});
