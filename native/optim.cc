@@ -1,9 +1,74 @@
 // Optimizer steps and gradient utilities done natively over all parameters at
 // once: one call from JS per step instead of several ops per parameter.
+#include <ATen/Parallel.h>
+
+#include <cmath>
+
 #include "binding.h"
 
 namespace innerloop {
 namespace {
+
+// ---------------------------------------------------------------------------
+// CPU float32 fast paths. For a small model the optimizer's kernels are cheap and what costs is
+// dispatching them once per parameter (libtorch's fused AdamW and foreach norms loop over the
+// tensors and dispatch each); these loops walk every parameter's memory directly in one call.
+// The arithmetic is that of libtorch's fused CPU AdamW kernel (FusedAdamKernel.cpp), in the same
+// order and precision, and PyTorch's clip_grad_norm_ (coefficient computed in float32).
+
+constexpr int64_t kGrain = 1 << 16;
+
+// One AdamW update of n float32 elements. lerpSmall selects the lerp form libtorch uses for
+// exp_avg.lerp_(grad, 1 - beta1).
+template <bool lerpSmall>
+inline void AdamWLoop(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v,
+                      int64_t n, float decay, float beta1, float oneMinusBeta1, float beta2, float oneMinusBeta2,
+                      float bc2Sqrt, float eps, float stepSize) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float gi = g[i];
+    const float pi = p[i] * decay;
+    const float mi = lerpSmall ? m[i] + oneMinusBeta1 * (gi - m[i]) : gi - (gi - m[i]) * beta1;
+    const float vi = v[i] * beta2 + oneMinusBeta2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = pi - stepSize * mi / (std::sqrt(vi) / bc2Sqrt + eps);
+  }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void AdamWF32(float* p, const float* g, float* m, float* v, int64_t n, float decay, float beta1, float beta2,
+              float bc2Sqrt, float eps, float stepSize) {
+  const float oneMinusBeta1 = 1 - beta1, oneMinusBeta2 = 1 - beta2;
+  if (std::abs(oneMinusBeta1) < 0.5f) {
+    AdamWLoop<true>(p, g, m, v, n, decay, beta1, oneMinusBeta1, beta2, oneMinusBeta2, bc2Sqrt, eps, stepSize);
+  } else {
+    AdamWLoop<false>(p, g, m, v, n, decay, beta1, oneMinusBeta1, beta2, oneMinusBeta2, bc2Sqrt, eps, stepSize);
+  }
+}
+
+// Sum of squares in 16 independent float lanes (vectorizable without reassociating a single
+// sum), reduced in double.
+__attribute__((target_clones("avx512f", "avx2", "default")))
+double SumSquaresF32(const float* x, int64_t n) {
+  float acc[16] = {0};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    for (int j = 0; j < 16; ++j) acc[j] += x[i + j] * x[i + j];
+  }
+  double s = 0;
+  for (; i < n; ++i) s += static_cast<double>(x[i]) * x[i];
+  for (float a : acc) s += a;
+  return s;
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void ScaleF32(float* x, int64_t n, float c) {
+  for (int64_t i = 0; i < n; ++i) x[i] *= c;
+}
+
+bool CpuF32Contiguous(const at::Tensor& t) {
+  return t.defined() && t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous() && !t.is_sparse();
+}
 
 // Groups tensors by (device, dtype): the fused kernels need uniform lists.
 struct Group {
@@ -35,6 +100,35 @@ Napi::Value FusedAdamW(const Napi::CallbackInfo& info) {
     }
     c10::InferenceMode guard(false);
     at::NoGradGuard noGrad;
+    auto cpuKey = std::make_pair(std::string("cpu"), static_cast<int>(at::kFloat));
+    auto cpu = groups.find(cpuKey);
+    if (cpu != groups.end()) {
+      Group& g = cpu->second;
+      bool fast = true;
+      for (size_t k = 0; fast && k < g.params.size(); ++k) {
+        fast = CpuF32Contiguous(g.params[k]) && CpuF32Contiguous(g.grads[k]) && CpuF32Contiguous(g.expAvgs[k]) &&
+               CpuF32Contiguous(g.expAvgSqs[k]) && g.grads[k].numel() == g.params[k].numel() &&
+               g.expAvgs[k].numel() == g.params[k].numel() && g.expAvgSqs[k].numel() == g.params[k].numel() &&
+               g.steps[k].device().is_cpu() && g.steps[k].scalar_type() == at::kFloat && g.steps[k].numel() == 1;
+      }
+      if (fast) {
+        for (size_t k = 0; k < g.params.size(); ++k) {
+          // As libtorch's kernel: the step count is read as float, the corrections in double.
+          const double step = g.steps[k].item<float>();
+          const double bc1 = 1 - std::pow(beta1, step), bc2 = 1 - std::pow(beta2, step);
+          float* p = g.params[k].data_ptr<float>();
+          const float* gr = g.grads[k].data_ptr<float>();
+          float* m = g.expAvgs[k].data_ptr<float>();
+          float* v = g.expAvgSqs[k].data_ptr<float>();
+          const float decay = static_cast<float>(1 - lr * wd);
+          at::parallel_for(0, g.params[k].numel(), kGrain, [&](int64_t b, int64_t e) {
+            AdamWF32(p + b, gr + b, m + b, v + b, e - b, decay, static_cast<float>(beta1), static_cast<float>(beta2),
+                     static_cast<float>(std::sqrt(bc2)), static_cast<float>(eps), static_cast<float>(lr / bc1));
+          });
+        }
+        groups.erase(cpu);
+      }
+    }
     for (auto& [key, g] : groups) {
       at::_fused_adamw_(g.params, g.grads, g.expAvgs, g.expAvgSqs, {}, g.steps, lr, beta1, beta2, wd, eps,
                         /*amsgrad=*/false, /*maximize=*/false);
@@ -85,6 +179,26 @@ Napi::Value ClipGradNorm(const Napi::CallbackInfo& info) {
     }
     at::NoGradGuard noGrad;
     if (groups.empty()) return ToJS(info.Env(), at::zeros({}, at::kFloat));
+    if (normType == 2.0 && groups.size() == 1 && groups.begin()->first.first == "cpu" &&
+        groups.begin()->first.second == static_cast<int>(at::kFloat)) {
+      std::vector<at::Tensor>& grads = groups.begin()->second;
+      bool fast = true;
+      for (auto& g : grads) fast = fast && CpuF32Contiguous(g);
+      if (fast) {
+        double sum = 0;
+        for (auto& g : grads) sum += SumSquaresF32(g.data_ptr<float>(), g.numel());
+        const float total = static_cast<float>(std::sqrt(sum));
+        if (std::isfinite(maxNorm) && maxNorm > 0) {
+          // PyTorch: grads *= clamp_max(maxNorm / (total + 1e-6), 1), in float32; a factor of 1
+          // changes nothing, so only smaller (or NaN) factors are applied.
+          const float coef = static_cast<float>(maxNorm) / (total + 1e-6f);
+          if (!(coef >= 1.0f)) {
+            for (auto& g : grads) ScaleF32(g.data_ptr<float>(), g.numel(), coef);
+          }
+        }
+        return ToJS(info.Env(), at::scalar_tensor(total, at::kFloat));
+      }
+    }
     std::vector<at::Tensor> norms;
     at::Device dev = groups.begin()->second.front().device();
     for (auto& [key, grads] : groups) {
