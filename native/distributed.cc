@@ -1,16 +1,28 @@
 // torch.distributed for Node: rendezvous through c10d's TCPStore, process
-// groups on Gloo (CPU) or NCCL (CUDA), and the collectives data-parallel
-// training needs. Groups are kept here and named by small integer handles.
+// groups on Gloo (CPU) or NCCL (CUDA), the collectives data-parallel training
+// needs, and c10d's Reducer (the engine of PyTorch's DistributedDataParallel)
+// to average gradients in buckets while the backward pass runs. Groups and
+// reducers are kept here and named by small integer handles.
 #include "binding.h"
 
+#include <torch/csrc/autograd/engine.h>
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/distributed/c10d/reducer.hpp>
 #ifdef INNERLOOP_WITH_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
 #include <chrono>
 #include <map>
+#include <memory>
+#include <mutex>
+#include <type_traits>
+#include <unordered_map>
+#include <unordered_set>
 
 namespace innerloop {
 namespace {
@@ -18,8 +30,11 @@ namespace {
 struct Group {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::Backend> backend;
+  bool nccl = false;
   int rank = 0;
   int size = 1;
+  // The backend wrapped as a c10d::ProcessGroup (what the Reducer talks to), made on first use.
+  c10::intrusive_ptr<c10d::ProcessGroup> pg;
 };
 
 std::map<int64_t, Group> gGroups;
@@ -81,6 +96,7 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
       auto o = c10d::ProcessGroupNCCL::Options::create();
       o->timeout = timeout;
       g.backend = c10::make_intrusive<c10d::ProcessGroupNCCL>(g.store, g.rank, g.size, o);
+      g.nccl = true;
 #else
       throw ArgError("distributed.init: this build of innerloop has no NCCL support (it needs libtorch with CUDA and nccl.h at build time)");
 #endif
@@ -191,6 +207,310 @@ Napi::Value AverageGradients(const Napi::CallbackInfo& info) {
   });
 }
 
+
+// ---------------------------------------------------------------------------
+// Gradient averaging overlapped with the backward pass: c10d::Reducer, the
+// engine of PyTorch's DistributedDataParallel. Gradients are packed into
+// buckets (c10d::compute_bucket_assignment_by_size: a small first bucket, then
+// bucketBytes each, in reverse parameter order, the order in which backward
+// produces them); a bucket's all-reduce starts as soon as its last gradient
+// has been accumulated, in bucket order on every rank, while the backward pass
+// goes on; at the end of the pass the Reducer waits for them and writes the
+// means into the gradients. After the first reducing pass the buckets are
+// rebuilt in the order the gradients actually arrived on rank 0.
+//
+// The Reducer only reduces in a backward pass it was prepared for. A step of
+// `backwardsPerStep` passes (gradient accumulation) reduces in its last pass:
+// a post hook on every parameter's gradient accumulator, registered before the
+// Reducer's own, sees the first gradient of each pass, counts the passes and
+// prepares the Reducer at the start of the last one. The earlier passes only
+// accumulate (PyTorch's no_sync). A parameter used twice in the forward pass
+// (tied embeddings) has one accumulator that runs once per pass, after both
+// contributions are summed. Hooks run on the thread that runs the backward
+// pass (the caller's on CPU, the device thread on CUDA); the counters are
+// guarded by a mutex.
+
+// The constructor's parameter list changed across libtorch releases; the one
+// this libtorch has is chosen at compile time. Where none matches, `hasReducer`
+// is false and gradients are averaged after backward instead.
+template <typename R>
+struct ReducerSignatures {
+  using Ts = std::vector<at::Tensor>;
+  using Bi = std::vector<std::vector<size_t>>;
+  using Pg = c10::intrusive_ptr<c10d::ProcessGroup>;
+  using Sp = std::vector<bool>;
+  using Names = std::unordered_map<size_t, std::string>;
+  // (params, buckets, pg, sparse, cap, findUnused, gradAsBucketView, names, firstCap, skipAllReduceUnused, usePythonReducer, capList)
+  static constexpr bool k12 = std::is_constructible_v<R, Ts, Bi, Pg, Sp, int64_t, bool, bool, Names, int64_t, bool, bool, std::vector<int64_t>>;
+  static constexpr bool k11 = std::is_constructible_v<R, Ts, Bi, Pg, Sp, int64_t, bool, bool, Names, int64_t, bool, bool>;
+  static constexpr bool k10 = std::is_constructible_v<R, Ts, Bi, Pg, Sp, int64_t, bool, bool, Names, int64_t, bool>;
+  static constexpr bool k9 = std::is_constructible_v<R, Ts, Bi, Pg, Sp, int64_t, bool, bool, Names, int64_t>;
+  // Older: per-bucket size limits after the bucket indices.
+  static constexpr bool kLimits = std::is_constructible_v<R, Ts, Bi, std::vector<size_t>, Pg, Sp, int64_t, bool, bool, Names, int64_t>;
+  static constexpr bool any = k12 || k11 || k10 || k9 || kLimits;
+};
+
+template <typename R>
+std::unique_ptr<R> MakeReducer(const std::vector<at::Tensor>& params, const std::vector<std::vector<size_t>>& buckets,
+                               const std::vector<size_t>& limits, const c10::intrusive_ptr<c10d::ProcessGroup>& pg,
+                               int64_t cap, int64_t firstCap) {
+  using S = ReducerSignatures<R>;
+  using Names = typename S::Names;
+  typename S::Sp sparse(params.size(), false);
+  if constexpr (S::k12) {
+    return std::make_unique<R>(params, buckets, pg, sparse, cap, false, false, Names{}, firstCap, false, false, std::vector<int64_t>{});
+  } else if constexpr (S::k11) {
+    return std::make_unique<R>(params, buckets, pg, sparse, cap, false, false, Names{}, firstCap, false, false);
+  } else if constexpr (S::k10) {
+    return std::make_unique<R>(params, buckets, pg, sparse, cap, false, false, Names{}, firstCap, false);
+  } else if constexpr (S::k9) {
+    return std::make_unique<R>(params, buckets, pg, sparse, cap, false, false, Names{}, firstCap);
+  } else if constexpr (S::kLimits) {
+    return std::make_unique<R>(params, buckets, limits, pg, sparse, cap, false, false, Names{}, firstCap);
+  } else {
+    return nullptr;
+  }
+}
+
+// c10d::ProcessGroup's constructors changed too: (store, rank, size) where it exists, else (rank, size).
+template <typename P>
+c10::intrusive_ptr<P> MakeProcessGroup(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size) {
+  if constexpr (std::is_constructible_v<P, c10::intrusive_ptr<c10d::Store>, int, int>) {
+    return c10::make_intrusive<P>(store, rank, size);
+  } else {
+    return c10::make_intrusive<P>(rank, size);
+  }
+}
+
+c10::intrusive_ptr<c10d::ProcessGroup> GroupAsProcessGroup(Group& g) {
+  if (!g.pg) {
+    auto pg = MakeProcessGroup<c10d::ProcessGroup>(g.store, g.rank, g.size);
+    auto type = g.nccl ? c10d::ProcessGroup::BackendType::NCCL : c10d::ProcessGroup::BackendType::GLOO;
+    pg->setBackend(g.nccl ? c10::DeviceType::CUDA : c10::DeviceType::CPU, type, g.backend);
+    pg->setDefaultBackend(type);
+    g.pg = pg;
+  }
+  return g.pg;
+}
+
+using AccumulatorPtr = decltype(torch::autograd::impl::grad_accumulator(std::declval<const at::Tensor&>()));
+
+struct Overlap {
+  std::vector<at::Tensor> params;
+  std::vector<std::string> names;
+  std::vector<AccumulatorPtr> accumulators;
+  std::vector<uintptr_t> hookKeys;
+  std::unique_ptr<c10d::Reducer> reducer;
+
+  std::mutex mu;
+  bool inBackward = false;       // between the first gradient of a pass and the pass's end
+  int64_t backwards = 0;         // backward passes since the last Finish
+  int64_t backwardsPerStep = 0;  // the pass (1-based) that reduces; 0: none
+  bool armed = false;            // the Reducer was prepared in this step
+  std::vector<char> arrived;     // gradients that reached the Reducer in the reducing pass
+  int64_t stepsReduced = 0;
+  int64_t stepsNotReduced = 0;
+
+  void OnGradient(size_t index) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!inBackward) {
+      inBackward = true;
+      ++backwards;
+      torch::autograd::Engine::get_default_engine().queue_callback([this] {
+        std::lock_guard<std::mutex> l(mu);
+        inBackward = false;
+      });
+      if (backwardsPerStep > 0 && backwards == backwardsPerStep) {
+        std::fill(arrived.begin(), arrived.end(), 0);
+        reducer->prepare_for_backward({});
+        armed = true;
+      }
+    }
+    if (armed && backwards == backwardsPerStep) arrived[index] = 1;
+  }
+};
+
+// Runs after a parameter's gradient accumulator, i.e. once its .grad holds this pass's contribution.
+struct GradientArrived : torch::autograd::FunctionPostHook {
+  GradientArrived(Overlap* o, size_t i) : overlap(o), index(i) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                            const torch::autograd::variable_list& /*inputs*/) override {
+    overlap->OnGradient(index);
+    return outputs;
+  }
+  Overlap* overlap;
+  size_t index;
+};
+
+std::map<int64_t, std::unique_ptr<Overlap>> gOverlaps;
+int64_t gNextOverlap = 1;
+
+Overlap& GetOverlap(Args& a, size_t i) {
+  auto it = gOverlaps.find(a.I(i));
+  if (it == gOverlaps.end()) throw ArgError(std::string(a.fn()) + ": the gradient reducer was destroyed or never created");
+  return *it->second;
+}
+
+std::string ShapeText(const at::Tensor& t) {
+  std::string s = "[";
+  for (int64_t d = 0; d < t.dim(); ++d) s += (d ? ", " : "") + std::to_string(t.size(d));
+  return s + "]";
+}
+
+void RemoveHooks(Overlap& o) {
+  for (size_t i = 0; i < o.hookKeys.size(); ++i) o.accumulators[i]->del_post_hook(o.hookKeys[i]);
+  o.hookKeys.clear();
+}
+
+// reducer(group, params, names, bucketBytes, firstBucketBytes) -> handle.
+Napi::Value ReducerCreate(const Napi::CallbackInfo& info) {
+  return Guarded(info, "distributed.reducer", [&]() -> Napi::Value {
+    Args a(info, "distributed.reducer");
+    Group& g = GetGroup(a, 0);
+    std::vector<at::Tensor> params = a.TL(1);
+    int64_t cap = a.I(3, c10d::kDefaultBucketBytesCap);
+    int64_t firstCap = a.I(4, c10d::kDefaultFirstBucketBytes);
+    if (params.empty()) throw ArgError("distributed.reducer: no parameters");
+    if (cap < 1 || firstCap < 1) throw ArgError("distributed.reducer: bucket sizes must be positive");
+    auto o = std::make_unique<Overlap>();
+    std::unordered_set<const c10::TensorImpl*> seen;
+    for (size_t i = 0; i < params.size(); ++i) {
+      const at::Tensor& p = params[i];
+      std::string name = "parameter " + std::to_string(i) + " (shape " + ShapeText(p) + ")";
+      if (a.Has(2) && info[2].IsArray()) {
+        Napi::Array arr = info[2].As<Napi::Array>();
+        if (i < arr.Length() && arr.Get(static_cast<uint32_t>(i)).IsString()) name = arr.Get(static_cast<uint32_t>(i)).As<Napi::String>().Utf8Value();
+      }
+      if (!p.requires_grad() || !p.is_leaf()) throw ArgError("distributed.reducer: " + name + " is not a leaf tensor that requires grad");
+      if (!seen.insert(p.unsafeGetTensorImpl()).second) throw ArgError("distributed.reducer: " + name + " is listed twice (list shared parameters once)");
+      if (p.is_cuda() != g.nccl) throw ArgError("distributed.reducer: " + name + " is on " + DeviceName(p.device()) + ", but the process group is " + (g.nccl ? "NCCL (CUDA tensors)" : "Gloo (CPU tensors)"));
+      o->names.push_back(std::move(name));
+    }
+    o->params = params;
+    o->arrived.assign(params.size(), 0);
+    // Our hooks first: on each accumulator they must run before the Reducer's.
+    for (size_t i = 0; i < params.size(); ++i) {
+      auto acc = torch::autograd::impl::grad_accumulator(params[i]);
+      o->hookKeys.push_back(acc->add_post_hook(std::make_unique<GradientArrived>(o.get(), i)));
+      o->accumulators.push_back(std::move(acc));
+    }
+    try {
+      // Reverse parameter order approximates the order in which backward produces the gradients.
+      std::vector<at::Tensor> reversed(params.rbegin(), params.rend());
+      std::vector<int64_t> indices;
+      for (size_t i = params.size(); i-- > 0;) indices.push_back(static_cast<int64_t>(i));
+      auto assigned = c10d::compute_bucket_assignment_by_size(
+          reversed, {static_cast<size_t>(firstCap), static_cast<size_t>(cap)}, std::vector<bool>(params.size(), false), indices);
+      o->reducer = MakeReducer<c10d::Reducer>(params, std::get<0>(assigned), std::get<1>(assigned), GroupAsProcessGroup(g), cap, firstCap);
+      if (!o->reducer) {
+        throw std::runtime_error("distributed.reducer: this libtorch's c10d::Reducer has a constructor innerloop does not know "
+                                 "(distributed.hasReducer is false); average gradients after backward instead");
+      }
+    } catch (...) {
+      RemoveHooks(*o);
+      throw;
+    }
+    int64_t id = gNextOverlap++;
+    gOverlaps.emplace(id, std::move(o));
+    return Napi::Number::New(info.Env(), static_cast<double>(id));
+  });
+}
+
+// reducerSetBackwardsPerStep(handle, n): the n-th backward pass of each step reduces; 0: none.
+Napi::Value ReducerSetBackwardsPerStep(const Napi::CallbackInfo& info) {
+  return Guarded(info, "distributed.reducerSetBackwardsPerStep", [&]() -> Napi::Value {
+    Args a(info, "distributed.reducerSetBackwardsPerStep");
+    Overlap& o = GetOverlap(a, 0);
+    int64_t n = a.I(1);
+    if (n < 0) throw ArgError("distributed.reducerSetBackwardsPerStep: the number of backward passes must be >= 0");
+    std::lock_guard<std::mutex> lock(o.mu);
+    if (o.backwards != 0) throw ArgError("distributed.reducerSetBackwardsPerStep: a step is under way; call it before the step's first backward pass");
+    o.backwardsPerStep = n;
+    return info.Env().Undefined();
+  });
+}
+
+// reducerFinish(handle) -> { reduced, backwards }: ends a step. `reduced`: the
+// gradients now hold their means over ranks. Otherwise (no pass of this step
+// was the reducing one) they are untouched and the caller averages them.
+Napi::Value ReducerFinish(const Napi::CallbackInfo& info) {
+  return Guarded(info, "distributed.reducerFinish", [&]() -> Napi::Value {
+    Args a(info, "distributed.reducerFinish");
+    Overlap& o = GetOverlap(a, 0);
+    int64_t n;
+    bool armed;
+    {
+      std::lock_guard<std::mutex> lock(o.mu);
+      n = o.backwards;
+      armed = o.armed;
+      o.backwards = 0;
+      o.armed = false;
+      o.inBackward = false;
+      if (!armed) ++o.stepsNotReduced;
+    }
+    if (armed) {
+      if (n > o.backwardsPerStep) {
+        throw std::runtime_error("distributed: the gradients were averaged over ranks in backward pass " + std::to_string(o.backwardsPerStep) +
+                                 " of this step, but " + std::to_string(n) + " passes ran before the optimizer step (the later ones were not averaged); " +
+                                 "set the number of backward passes per step to the number of micro-batches");
+      }
+      std::string missing;
+      size_t count = 0;
+      for (size_t i = 0; i < o.arrived.size(); ++i) {
+        if (o.arrived[i]) continue;
+        if (count++ < 5) missing += (missing.empty() ? "" : ", ") + o.names[i];
+      }
+      if (count > 0) {
+        throw std::runtime_error("distributed: " + std::to_string(count) + " parameter" + (count == 1 ? "" : "s") + " got no gradient in the backward pass that averages them (" +
+                                 missing + (count > 5 ? ", ..." : "") + "); data-parallel training with overlapped averaging needs every parameter in the loss");
+      }
+      // After the first reducing pass: buckets in the order gradients arrived on rank 0 (a broadcast; every rank calls it).
+      o.reducer->rebuild_buckets();
+      ++o.stepsReduced;
+    }
+    Napi::Object r = Napi::Object::New(info.Env());
+    r.Set("reduced", Napi::Boolean::New(info.Env(), armed));
+    r.Set("backwards", Napi::Number::New(info.Env(), static_cast<double>(n)));
+    return r;
+  });
+}
+
+// reducerStats(handle) -> { stepsReduced, stepsNotReduced, backwardsPerStep, bucketBytes }.
+Napi::Value ReducerStats(const Napi::CallbackInfo& info) {
+  return Guarded(info, "distributed.reducerStats", [&]() -> Napi::Value {
+    Args a(info, "distributed.reducerStats");
+    Overlap& o = GetOverlap(a, 0);
+    Napi::Env env = info.Env();
+    Napi::Object r = Napi::Object::New(env);
+    Napi::Array sizes = Napi::Array::New(env);
+    {
+      at::NoGradGuard noGrad;
+      auto buckets = o.reducer->get_grad_buckets(/*return_zero_tensors=*/true);
+      for (size_t i = 0; i < buckets.size(); ++i) {
+        sizes.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(buckets[i].getBuffer().nbytes())));
+      }
+    }
+    std::lock_guard<std::mutex> lock(o.mu);
+    r.Set("stepsReduced", Napi::Number::New(env, static_cast<double>(o.stepsReduced)));
+    r.Set("stepsNotReduced", Napi::Number::New(env, static_cast<double>(o.stepsNotReduced)));
+    r.Set("backwardsPerStep", Napi::Number::New(env, static_cast<double>(o.backwardsPerStep)));
+    r.Set("bucketBytes", sizes);
+    return r;
+  });
+}
+
+Napi::Value ReducerDestroy(const Napi::CallbackInfo& info) {
+  return Guarded(info, "distributed.reducerDestroy", [&]() -> Napi::Value {
+    Args a(info, "distributed.reducerDestroy");
+    auto it = gOverlaps.find(a.I(0));
+    if (it != gOverlaps.end()) {
+      RemoveHooks(*it->second);
+      gOverlaps.erase(it);  // the Reducer's destructor removes its own hooks
+    }
+    return info.Env().Undefined();
+  });
+}
+
 }  // namespace
 
 void RegisterDistributed(Napi::Env env, Napi::Object exports) {
@@ -201,6 +521,12 @@ void RegisterDistributed(Napi::Env env, Napi::Object exports) {
   d.Set("broadcast", Napi::Function::New(env, Broadcast, "broadcast"));
   d.Set("barrier", Napi::Function::New(env, Barrier, "barrier"));
   d.Set("averageGradients", Napi::Function::New(env, AverageGradients, "averageGradients"));
+  d.Set("reducer", Napi::Function::New(env, ReducerCreate, "reducer"));
+  d.Set("reducerSetBackwardsPerStep", Napi::Function::New(env, ReducerSetBackwardsPerStep, "reducerSetBackwardsPerStep"));
+  d.Set("reducerFinish", Napi::Function::New(env, ReducerFinish, "reducerFinish"));
+  d.Set("reducerStats", Napi::Function::New(env, ReducerStats, "reducerStats"));
+  d.Set("reducerDestroy", Napi::Function::New(env, ReducerDestroy, "reducerDestroy"));
+  d.Set("hasReducer", Napi::Boolean::New(env, ReducerSignatures<c10d::Reducer>::any));
 #ifdef INNERLOOP_WITH_NCCL
   d.Set("hasNccl", Napi::Boolean::New(env, true));
 #else

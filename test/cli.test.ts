@@ -285,6 +285,19 @@ describe("innerloop train and sample", () => {
     expect(b.map((r) => r.step)).toEqual(a.map((r) => r.step));
     expect(a).toHaveLength(22);
     b.forEach((r, i) => expect(Math.abs((r.loss ?? r.valLoss!) - (a[i]!.loss ?? a[i]!.valLoss!))).toBeLessThan(1e-3));
+    // That was the default path, gradients averaged during backward (test/distributed.test.ts shows the
+    // trainer takes it); averaging after backward, the fallback, gives the same curve.
+    process.env.INNERLOOP_DDP_OVERLAP = "0";
+    let after: CliRun;
+    try {
+      after = await cli([...args, "--nproc", "2", "--master-port", String(Number(port) + 1), "--out", path.join(tmp, "dp2-after")]);
+    } finally {
+      delete process.env.INNERLOOP_DDP_OVERLAP;
+    }
+    expect(after.code, after.stderr).toBe(0);
+    const c = readRows(path.join(tmp, "dp2-after")) as Array<{ step: number; loss?: number; valLoss?: number }>;
+    expect(c.map((r) => r.step)).toEqual(a.map((r) => r.step));
+    c.forEach((r, i) => expect(Math.abs((r.loss ?? r.valLoss!) - (a[i]!.loss ?? a[i]!.valLoss!))).toBeLessThan(1e-3));
     // An uneven split is refused before any worker starts.
     const uneven = await inProcess(["train", "--preset", "tiny", "--batch-size", "5", "--nproc", "2"]);
     expect(uneven.code).toBe(2);

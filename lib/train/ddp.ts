@@ -8,14 +8,23 @@
  * too (`--nnodes`, `--node-rank`, `--master-addr`, `--master-port`).
  *
  * Each step every rank draws the same global batch from identically seeded
- * samplers and takes its own slice of it; after backward the gradients are
- * averaged over ranks (bucketed all-reduce), so every rank applies the same
- * update, and the parameters, broadcast from rank 0 at the start, stay
- * identical. Rank 0 alone writes metrics, checkpoints and analysis.
+ * samplers and takes its own slice of it; the gradients are averaged over
+ * ranks, so every rank applies the same update, and the parameters, broadcast
+ * from rank 0 at the start, stay identical. Rank 0 alone writes metrics,
+ * checkpoints and analysis.
+ *
+ * Averaging overlaps the backward pass by default (c10d's Reducer, see
+ * `GradientReducer`): buckets of gradients are all-reduced while backward
+ * computes the rest. With gradient accumulation only the step's last backward
+ * pass reduces. The trainer does not say how many passes a step has, so the
+ * first step averages after backward (the earlier path, `overlap: false`) and
+ * counts them; later steps reduce in their last pass. A step that ends
+ * without a reducing pass falls back to averaging after backward.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { torch, type Tensor } from "../torch/index.js";
 import type { ProcessGroup } from "../torch/index.js";
+import type { GradientReducer, GradientReducerStats } from "../torch/distributed.js";
 
 export interface DistEnv {
   rank: number;
@@ -48,20 +57,58 @@ export function distEnvFromProcess(): DistEnv | null {
   };
 }
 
+export interface DataParallelOptions {
+  /**
+   * Average gradients while the backward pass runs (default), or after it. The environment
+   * variable INNERLOOP_DDP_OVERLAP=0 turns it off where the option is not given.
+   */
+  overlap?: boolean;
+  /** Bucket size for the all-reduce (default 25 MiB; INNERLOOP_DDP_BUCKET_MB where not given). */
+  bucketBytes?: number;
+  /** Size of the first bucket of the overlapped path (default 1 MiB). */
+  firstBucketBytes?: number;
+}
+
+function envOverlap(): boolean {
+  const v = process.env.INNERLOOP_DDP_OVERLAP;
+  if (v === undefined || v === "" || v === "1") return true;
+  if (v === "0") return false;
+  throw new RangeError(`environment variable INNERLOOP_DDP_OVERLAP=${v} must be 0 or 1`);
+}
+
+function envBucketBytes(): number | undefined {
+  const v = process.env.INNERLOOP_DDP_BUCKET_MB;
+  if (v === undefined || v === "") return undefined;
+  const mb = Number(v);
+  if (!(mb > 0) || !Number.isFinite(mb)) throw new RangeError(`environment variable INNERLOOP_DDP_BUCKET_MB=${v} must be a positive number`);
+  return Math.max(1, Math.round(mb * 1024 * 1024));
+}
+
 /** The collectives a data-parallel trainer needs, over one process group. */
 export class DataParallel {
   readonly rank: number;
   readonly worldSize: number;
   readonly isMain: boolean;
+  /** Whether gradients are averaged during the backward pass (asked for, and this build can). */
+  readonly overlap: boolean;
+  private readonly bucketBytes: number;
+  private readonly firstBucketBytes: number | undefined;
+  private reducer: GradientReducer | null = null;
 
-  private constructor(private readonly pg: ProcessGroup) {
+  private constructor(
+    private readonly pg: ProcessGroup,
+    opts: DataParallelOptions,
+  ) {
     this.rank = pg.rank;
     this.worldSize = pg.worldSize;
     this.isMain = pg.rank === 0;
+    this.overlap = (opts.overlap ?? envOverlap()) && torch.distributed.hasGradientReducer();
+    this.bucketBytes = opts.bucketBytes ?? envBucketBytes() ?? 25 * 1024 * 1024;
+    this.firstBucketBytes = opts.firstBucketBytes;
   }
 
   /** Joins the run described by env; NCCL on CUDA devices, Gloo otherwise. */
-  static join(env: DistEnv, device: string, timeoutMs = 120_000): DataParallel {
+  static join(env: DistEnv, device: string, timeoutMs = 120_000, opts: DataParallelOptions = {}): DataParallel {
     const backend = device.startsWith("cuda") ? "nccl" : "gloo";
     const pg = torch.distributed.initProcessGroup({
       backend,
@@ -71,17 +118,42 @@ export class DataParallel {
       masterPort: env.masterPort,
       timeoutMs,
     });
-    return new DataParallel(pg);
+    return new DataParallel(pg, opts);
   }
 
-  /** Makes every rank start from rank 0's parameters. */
+  /**
+   * Makes every rank start from rank 0's parameters. With overlap, these are the parameters whose
+   * gradients are then averaged during backward (their hooks are installed here).
+   */
   broadcastParameters(params: Tensor[]): void {
     torch.noGrad(() => this.pg.broadcast(params, 0));
+    if (this.overlap && this.worldSize > 1) {
+      this.reducer?.destroy();
+      this.reducer = this.pg.gradientReducer(params, { bucketBytes: this.bucketBytes, firstBucketBytes: this.firstBucketBytes });
+    }
   }
 
-  /** Replaces each gradient by its mean over ranks. */
+  /**
+   * Replaces each gradient by its mean over ranks. Called once per optimizer step, after its last
+   * backward pass. With overlap the reducing pass has already done it; a step without one (the
+   * first, or one whose number of passes changed) is averaged here.
+   */
   averageGradients(params: Tensor[]): void {
-    this.pg.averageGradients(params);
+    const r = this.reducer;
+    if (r && sameTensors(params, r.params)) {
+      const { reduced, backwards } = r.finish();
+      if (reduced) return;
+      this.pg.averageGradients(params, this.bucketBytes);
+      // Every rank counted the same passes (the same loop), so they all start reducing together.
+      if (backwards > 0) r.setBackwardsPerStep(backwards);
+      return;
+    }
+    this.pg.averageGradients(params, this.bucketBytes);
+  }
+
+  /** How the overlapped path went so far (null without it). */
+  overlapStats(): GradientReducerStats | null {
+    return this.reducer?.stats() ?? null;
   }
 
   /** The mean over ranks of a number (e.g. the step's loss). */
@@ -98,8 +170,14 @@ export class DataParallel {
   }
 
   destroy(): void {
+    this.reducer?.destroy();
+    this.reducer = null;
     this.pg.destroy();
   }
+}
+
+function sameTensors(a: readonly Tensor[], b: readonly Tensor[]): boolean {
+  return a === b || (a.length === b.length && a.every((t, i) => t === b[i]));
 }
 
 /** The slice [start, end) of a global batch of `globalBatch` rows that `rank` trains on. */
