@@ -106,12 +106,10 @@ struct GPT2BlockFn : public torch::autograd::Function<GPT2BlockFn> {
     at::Tensor h2 = h.contiguous().view({B * T, C});
     auto [a, mean1, rstd1] = at::native_layer_norm(h2, {C}, ln1w, ln1b, eps);
     at::Tensor qkv = Affine(a, attnW, attnB);
-    at::Tensor qkv5 = qkv.view({B, T, 3, H, D});
-    // Causal attention with the flash kernel on strided views of qkv (no copies); it keeps the
-    // output and the log-sum-exp for its backward.
-    at::Tensor q = qkv5.select(2, 0).transpose(1, 2);
-    at::Tensor k = qkv5.select(2, 1).transpose(1, 2);
-    at::Tensor v = qkv5.select(2, 2).transpose(1, 2);
+    // Causal attention with the flash kernel on strided views of qkv, [B, H, T, D] each (no
+    // copies); it keeps the output and the log-sum-exp for its backward.
+    std::vector<at::Tensor> qkvh = qkv.view({B, T, 3, H, D}).permute({2, 0, 3, 1, 4}).unbind(0);
+    const at::Tensor &q = qkvh[0], &k = qkvh[1], &v = qkvh[2];
     auto [attn, lse] = at::_scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, true, std::nullopt, scale);
     at::Tensor y = attn.transpose(1, 2).reshape({B * T, C});
     at::Tensor h1 = at::add(h2, Affine(y, projW, projB));

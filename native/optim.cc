@@ -109,12 +109,12 @@ Napi::Value FusedAdamW(const Napi::CallbackInfo& info) {
         fast = CpuF32Contiguous(g.params[k]) && CpuF32Contiguous(g.grads[k]) && CpuF32Contiguous(g.expAvgs[k]) &&
                CpuF32Contiguous(g.expAvgSqs[k]) && g.grads[k].numel() == g.params[k].numel() &&
                g.expAvgs[k].numel() == g.params[k].numel() && g.expAvgSqs[k].numel() == g.params[k].numel() &&
-               g.steps[k].device().is_cpu() && g.steps[k].scalar_type() == at::kFloat && g.steps[k].numel() == 1;
+               CpuF32Contiguous(g.steps[k]) && g.steps[k].numel() == 1;
       }
       if (fast) {
         for (size_t k = 0; k < g.params.size(); ++k) {
           // As libtorch's kernel: the step count is read as float, the corrections in double.
-          const double step = g.steps[k].item<float>();
+          const double step = *g.steps[k].data_ptr<float>();
           const double bc1 = 1 - std::pow(beta1, step), bc2 = 1 - std::pow(beta2, step);
           float* p = g.params[k].data_ptr<float>();
           const float* gr = g.grads[k].data_ptr<float>();

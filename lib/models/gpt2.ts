@@ -151,10 +151,8 @@ export class GPT2Block extends Module {
   }
 
   forward(h: Tensor, cache: KVCache | null = null, past = 0): Tensor {
-    if (cache === null && HookPoint.activeHooks === 0 && (!this.training || this.dropoutP === 0)) {
-      // Nothing observes the inside of the block: run it as one fused node where that applies
-      // (CPU, float32/float64; lib/torch/fused.ts). The result and its gradients are the same.
-      const fused = torch.gpt2Block(h, this.fusedWeights(), this.attn.nHead, this.eps);
+    if (cache === null) {
+      const fused = this.forwardFused(h);
       if (fused !== undefined) return fused;
     }
     h = this.hookResidPre.forward(h);
@@ -162,6 +160,16 @@ export class GPT2Block extends Module {
     h = this.hookResidMid.forward(h.add(a));
     const m = this.hookMlpOut.forward(this.mlp.forward(this.ln2.forward(h)));
     return this.hookResidPost.forward(h.add(m));
+  }
+
+  /**
+   * The block as one fused node (lib/torch/fused.ts) when nothing observes or randomizes its
+   * inside (no hook set, no dropout in training) and the fused path applies (CPU, float32 or
+   * float64); otherwise undefined. The result and its gradients equal forward's.
+   */
+  forwardFused(h: Tensor): Tensor | undefined {
+    if (HookPoint.activeHooks !== 0 || (this.training && this.dropoutP > 0)) return undefined;
+    return torch.gpt2Block(h, this.fusedWeights(), this.attn.nHead, this.eps);
   }
 
   // Read at each call: parameters can be replaced (load, to(), user code).
@@ -253,7 +261,7 @@ export class GPT2 extends Module {
       // (autograd keeps what backward needs), as reference counting does in PyTorch. This keeps the
       // peak memory of a training step at PyTorch's instead of holding every temporary to the end.
       for (const block of this.transformer.h) {
-        const next = torch.tidy(() => block.forward(h));
+        const next = block.forwardFused(h) ?? torch.tidy(() => block.forward(h));
         h.dispose();
         h = next;
       }
