@@ -1,9 +1,13 @@
 // analyzeModel: the whole analysis of a model on a token stream (docs/analysis.md), batch by
 // batch. Only one batch of activations exists at a time.
+//
+// HeldOutAnalysis: the same analysis of a fixed, small set of windows, repeated (training-time
+// snapshots). Everything that depends only on the windows (the plan, token counts and frequency
+// buckets, the batches' token tensors on the device) and the accumulators are made once.
 
-import type { Device } from "../torch/index.js";
+import type { Device, Tensor } from "../torch/index.js";
 import { adaptModel, type AnalysisModel } from "./adapter.js";
-import { Analyzer } from "./analyzer.js";
+import { Analyzer, type PreparedBatch } from "./analyzer.js";
 import { frequencyBuckets } from "./fits.js";
 import type { AnalysisResult } from "./result.js";
 import { planWindows, readWindows, type TokenStream } from "./windows.js";
@@ -44,35 +48,107 @@ function countInputs(stream: TokenStream, seqLen: number, batches: Array<[number
   return counts;
 }
 
-export function analyzeModel(model: AnalysisModel, stream: TokenStream, opts: AnalyzeOptions): AnalysisResult {
+/** What both entry points check and derive before the first batch. */
+function plan(model: AnalysisModel, stream: TokenStream, opts: AnalyzeOptions) {
   const adapter = adaptModel(model);
-  const plan = planWindows(stream.length, opts.seqLen, opts.batchSize, opts.maxWindows);
+  const windows = planWindows(stream.length, opts.seqLen, opts.batchSize, opts.maxWindows);
   const maxPos = maxPositions(model);
   if (maxPos !== undefined && opts.seqLen > maxPos) {
     throw new RangeError(`seqLen ${opts.seqLen} exceeds the model's context length ${maxPos}`);
   }
-  const counts = countInputs(stream, plan.seqLen, plan.batches, adapter.vocabSize);
+  const counts = countInputs(stream, windows.seqLen, windows.batches, adapter.vocabSize);
   if (adapter.vocabSize > 0 && counts.length > adapter.vocabSize) {
     throw new RangeError(`data: token id ${counts.length - 1} is outside the model's vocabulary of ${adapter.vocabSize}`);
   }
   const K = opts.freqBuckets ?? 4;
   const device = opts.device ?? model.namedParameters()[0]?.[1].device ?? "cpu";
   const analyzer = new Analyzer(model, adapter, {
-    seqLen: plan.seqLen,
+    seqLen: windows.seqLen,
     device,
     topK: opts.topK,
     freqBuckets: K,
     bucketOf: frequencyBuckets(counts, K),
     lensChunkLogits: opts.lensChunkLogits,
   });
+  return { windows, analyzer };
+}
+
+export function analyzeModel(model: AnalysisModel, stream: TokenStream, opts: AnalyzeOptions): AnalysisResult {
+  const { windows, analyzer } = plan(model, stream, opts);
   try {
-    for (const [w0, w1] of plan.batches) {
-      analyzer.addBatch(readWindows(stream, plan.seqLen, w0, w1), w0);
-      opts.onProgress?.(w1, plan.windows);
+    for (const [w0, w1] of windows.batches) {
+      analyzer.addBatch(readWindows(stream, windows.seqLen, w0, w1), w0, w1 === windows.windows);
+      opts.onProgress?.(w1, windows.windows);
     }
     return analyzer.finish();
   } finally {
     analyzer.dispose();
+  }
+}
+
+/**
+ * The analysis of one model on a fixed set of windows, to be repeated as the model's weights
+ * change (in place). Gives the same result as `analyzeModel(model, stream, opts)` each time.
+ * Holds the windows' tokens on the device until `dispose()`.
+ */
+export class HeldOutAnalysis {
+  private readonly analyzer: Analyzer;
+  private readonly batches: PreparedBatch[];
+  /** The model's parameters when the analysis was set up (to notice replaced tensors). */
+  private readonly paramList: Tensor[];
+  /** The device the analysis runs on. */
+  readonly device: string;
+  private disposed = false;
+
+  constructor(readonly model: AnalysisModel, stream: TokenStream, private readonly opts: AnalyzeOptions) {
+    const { windows, analyzer } = plan(model, stream, opts);
+    this.analyzer = analyzer;
+    this.batches = [];
+    try {
+      for (const [w0, w1] of windows.batches) this.batches.push(analyzer.prepareBatch(readWindows(stream, windows.seqLen, w0, w1), w0));
+    } catch (err) {
+      this.dispose();
+      throw err;
+    }
+    this.paramList = model.namedParameters().map(([, p]) => p);
+    this.device = String(opts.device ?? this.paramList[0]?.device ?? "cpu");
+  }
+
+  /**
+   * Whether this analysis still fits `model`: the same object with the same parameter tensors
+   * (a model moved to another device or dtype has new ones).
+   */
+  fits(model: AnalysisModel): boolean {
+    if (this.disposed || model !== this.model) return false;
+    const now = model.namedParameters();
+    if (now.length !== this.paramList.length) return false;
+    for (let i = 0; i < now.length; i++) if (now[i]![1] !== this.paramList[i]) return false;
+    return true;
+  }
+
+  /** Analyses the windows with the model's current weights. */
+  run(): AnalysisResult {
+    if (this.disposed) throw new Error("HeldOutAnalysis: already disposed");
+    const total = this.batches.reduce((n, b) => n + b.b, 0);
+    let done = 0;
+    try {
+      for (const [i, batch] of this.batches.entries()) {
+        this.analyzer.addPrepared(batch, i === this.batches.length - 1);
+        done += batch.b;
+        this.opts.onProgress?.(done, total);
+      }
+      return this.analyzer.finish();
+    } catch (err) {
+      this.analyzer.reset();
+      throw err;
+    }
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const b of this.batches) b.dispose();
+    this.analyzer.dispose();
   }
 }
 

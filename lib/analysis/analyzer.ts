@@ -1,6 +1,14 @@
 // The Analyzer: one forward pass and one autograd call per batch of windows, reduced on the device
 // into streaming per-(layer, position) sums. Nothing of a batch outlives it except the running
-// accumulators; no host transfer happens until `finish()`. Definitions: docs/analysis.md.
+// accumulators; no host transfer happens until `finish()`, which reads every accumulator back in
+// one transfer. Definitions: docs/analysis.md.
+//
+// The per-batch reductions are done for all layers at once (the layers' tensors stacked), so a
+// batch costs a fixed few dozen tensor operations beyond its forward and backward pass, however
+// many layers the model has. An Analyzer can be reused: `finish()` leaves it ready for the next
+// analysis with the same model (the accumulators are kept and overwritten), and `prepareBatch()`
+// puts a batch's token tensors on the device once for repeated analyses of the same windows
+// (training-time snapshots).
 
 import { torch, F, Tensor } from "../torch/index.js";
 import type { Device } from "../torch/index.js";
@@ -21,16 +29,36 @@ export interface AnalyzerOptions {
   bucketOf: Int32Array;
   /** Most logits the logit lens decodes at once (default 2^24). */
   lensChunkLogits?: number;
+  /**
+   * How the first-token attention mass is computed: "fused" (the default on a CPU) runs the fused
+   * attention kernel with value vectors that pick key 0, without forming the T×T scores;
+   * "scores" (the default elsewhere) forms the scores and their softmax, in chunks of windows.
+   */
+  attnKernel?: "fused" | "scores";
+  /** Most attention scores the "scores" path forms at once (default 2^24, at least one window's). */
+  attnChunkScores?: number;
 }
 
-// Rows of the per-(row, position) moment accumulator, in this order.
-const ROWS_FULL = ["hiddenNorm", "gradNorm"] as const; // L+1 rows each
-const ROWS_BLOCK = ["updateNorm", "updateCos", "attnNorm", "attnCos", "mlpNorm", "mlpCos"] as const; // L rows each
-
-/** cos(u, −g) row-wise over the last dim, 0 where either vector is 0. */
-function cosNeg(u: Tensor, g: Tensor, un: Tensor, gn: Tensor): Tensor {
-  return u.mul(g).sum(-1).neg().div(un.mul(gn).clamp(1e-30));
+/** A batch of windows with its tensors on the analysis device (Analyzer.prepareBatch). */
+export interface PreparedBatch {
+  /** Index of the batch's first window. */
+  readonly w0: number;
+  /** Number of windows b. */
+  readonly b: number;
+  /** Inputs [b, T] and targets [b, T] (int64). */
+  readonly ids: Tensor;
+  readonly targets: Tensor;
+  /** Frequency-bucket indicators of the input positions t ≥ 1, [b·T, K] float32. */
+  readonly buckets: Tensor;
+  /** Input positions t ≥ 1 per bucket. */
+  readonly occurrences: Float64Array;
+  dispose(): void;
 }
+
+// Rows of the per-(row, position) moment accumulator, in this order: L+1 rows each of
+const ROWS_FULL = ["hiddenNorm", "gradNorm"] as const;
+// then L rows each of the norms of u, a, m and then L rows each of their cosines with −g.
+const PARTS = ["update", "attn", "mlp"] as const;
 
 export class Analyzer {
   private readonly L: number;
@@ -45,12 +73,18 @@ export class Analyzer {
   private readonly top: RunningTopK;
   /** Running sums of the parameter gradients (null until the first batch). */
   private readonly paramAcc: Array<Tensor | null>;
+  /** ‖gradient‖ of every parameter [P], when the analysis was one batch given as `last` (no sums kept). */
+  private paramNorms: Tensor | null = null;
   private readonly params: Tensor[];
   private readonly blockOf: number[];
-  /** Additive causal mask [T, T]: 0 on and below the diagonal, −∞ above. */
+  /** The value vectors that make attention return A_{t,0} (indicatorValues). */
+  private firstKeyRow: Tensor | null = null;
+  /** Additive causal mask for queries 1 … T−1: [T−1, T], 0 where s ≤ t, −∞ above. */
   private readonly causalMask: Tensor | null;
   private readonly names: string[];
   private readonly residNames: string[];
+  private readonly residSet: Set<string>;
+  private readonly gradFilter: (n: string) => boolean;
   private D = 0;
   private windows = 0;
   private disposed = false;
@@ -64,7 +98,7 @@ export class Analyzer {
     const T = (this.T = opts.seqLen);
     this.k = opts.topK ?? 8;
     const dev = opts.device;
-    this.moments = new StreamingMoments([ROWS_FULL.length * (L + 1) + ROWS_BLOCK.length * L, T], dev);
+    this.moments = new StreamingMoments([ROWS_FULL.length * (L + 1) + 2 * PARTS.length * L, T], dev);
     this.lensSum = new DeviceSum([L + 1], dev);
     this.absSum = new DeviceSum([L + 1], dev);
     const useAttn = adapter.hasQK && adapter.nHead > 0 && T > 1;
@@ -82,9 +116,14 @@ export class Analyzer {
     }
     this.paramAcc = this.params.map(() => null);
     this.causalMask = useAttn
-      ? torch.keep(torch.tidy(() => torch.zeros([T, T], { device: dev as Device }).maskedFill(torch.ones([T, T], { device: dev as Device }).triu(1).gt(0), -Infinity)))
+      ? torch.keep(torch.tidy(() => {
+          const d = { device: dev as Device };
+          return torch.zeros([T, T], d).maskedFill(torch.ones([T, T], d).triu(1).gt(0), -Infinity).narrow(0, 1, T - 1).contiguous();
+        }))
       : null;
     this.residNames = Array.from({ length: L + 1 }, (_, l) => adapter.residName(l));
+    this.residSet = new Set(this.residNames);
+    this.gradFilter = (n) => this.residSet.has(n);
     this.names = [...this.residNames];
     for (let l = 0; l < L; l++) {
       this.names.push(adapter.attnOutName(l), adapter.mlpOutName(l));
@@ -92,25 +131,78 @@ export class Analyzer {
     }
   }
 
-  /** Analyses windows [w0, w0+b) given as their b·(T+1) tokens. */
-  addBatch(tokens: Int32Array, w0: number): void {
-    if (this.disposed) throw new Error("Analyzer: already finished");
+  /** The parameters whose gradients give paramGradNorm, in the order the analysis uses them. */
+  get blockParameters(): readonly Tensor[] {
+    return this.params;
+  }
+
+  /**
+   * Puts windows [w0, w0+b), given as their b·(T+1) tokens, on the device with their frequency-
+   * bucket indicators. The caller owns the result (dispose() it); `addPrepared` can use it any
+   * number of times.
+   */
+  prepareBatch(tokens: Int32Array, w0: number): PreparedBatch {
     const T = this.T;
-    const L = this.L;
     const b = tokens.length / (T + 1);
     if (!Number.isInteger(b) || b < 1) throw new RangeError(`Analyzer.addBatch: ${tokens.length} tokens is not a whole number of windows of ${T + 1}`);
+    const K = this.opts.freqBuckets;
+    const bucketOf = this.opts.bucketOf;
+    const onehot = new Float32Array(b * T * K);
+    const occurrences = new Float64Array(K);
+    for (let w = 0; w < b; w++) {
+      for (let t = 1; t < T; t++) {
+        const id = tokens[w * (T + 1) + t]!;
+        const bk = id >= 0 && id < bucketOf.length ? bucketOf[id]! : -1;
+        if (bk < 0) continue;
+        onehot[(w * T + t) * K + bk] = 1;
+        occurrences[bk]! += 1;
+      }
+    }
+    const dev = this.opts.device as Device;
+    const [ids, targets, buckets] = torch.keep(torch.tidy(() => {
+      const win = torch.tensor(tokens).view([b, T + 1]).to({ device: dev, dtype: "int64" });
+      return [win.narrow(1, 0, T).contiguous(), win.narrow(1, 1, T).contiguous(), torch.tensor(onehot).view([b * T, K]).to(dev)];
+    }));
+    return {
+      w0, b, ids: ids!, targets: targets!, buckets: buckets!, occurrences,
+      dispose() {
+        ids!.dispose();
+        targets!.dispose();
+        buckets!.dispose();
+      },
+    };
+  }
+
+  /**
+   * Analyses windows [w0, w0+b) given as their b·(T+1) tokens. `last` says that `finish()` comes
+   * next (it lets a single-batch analysis reduce the parameter gradients right away).
+   */
+  addBatch(tokens: Int32Array, w0: number, last = false): void {
+    if (this.disposed) throw new Error("Analyzer: already disposed");
+    const batch = this.prepareBatch(tokens, w0);
+    try {
+      this.addPrepared(batch, last);
+    } finally {
+      batch.dispose();
+    }
+  }
+
+  /** Analyses a batch made by `prepareBatch` (`last` as for addBatch). */
+  addPrepared(batch: PreparedBatch, last = false): void {
+    if (this.disposed) throw new Error("Analyzer: already disposed");
+    if (this.paramNorms) throw new Error("Analyzer: a batch was added after the one given as last");
+    const T = this.T;
+    const L = this.L;
+    const { b, w0 } = batch;
     const wasTraining = this.model.training;
     this.model.eval();
     try {
       torch.tidy(() => {
-        const win = torch.tensor(tokens).view([b, T + 1]).to({ device: this.opts.device as Device, dtype: "int64" });
-        const ids = win.slice(1, 0, T).contiguous();
-        const tgt = win.slice(1, 1, T + 1).contiguous();
-        const residSet = new Set(this.residNames);
-        const cache = runWithCache(this.model, ids, {
+        const tgt = batch.targets;
+        const cache = runWithCache(this.model, batch.ids, {
           namesFilter: this.names,
           withGrads: true,
-          gradNamesFilter: (n) => residSet.has(n),
+          gradNamesFilter: this.gradFilter,
           targets: tgt,
           reduction: "sum",
           params: this.params,
@@ -121,128 +213,238 @@ export class Analyzer {
           return t;
         };
         const Hraw = this.residNames.map(act);
-        const H = torch.stack(Hraw.map((h) => h.detach())).float(); // [L+1, b, T, D]
-        const G = torch.stack(this.residNames.map((n) => cache.grads.get(n)!)).float();
-        this.D = H.shape[3]!;
-        const hn = H.norm(2, -1); // [L+1, b, T]
-        const gn = G.norm(2, -1);
-        const Gin = G.slice(0, 0, L);
-        const gnIn = gn.slice(0, 0, L);
-        const U = H.slice(0, 1, L + 1).sub(H.slice(0, 0, L));
-        const un = U.norm(2, -1);
-        const A = torch.stack(Array.from({ length: L }, (_, l) => act(this.adapter.attnOutName(l)).detach())).float();
-        const M = torch.stack(Array.from({ length: L }, (_, l) => act(this.adapter.mlpOutName(l)).detach())).float();
-        const an = A.norm(2, -1);
-        const mn = M.norm(2, -1);
-        const rows = torch.cat(
-          [hn, gn, un, cosNeg(U, Gin, un, gnIn), an, cosNeg(A, Gin, an, gnIn), mn, cosNeg(M, Gin, mn, gnIn)],
-          0,
-        );
+        const Graw = this.residNames.map((n) => cache.grads.get(n)!);
+        const f32 = (t: Tensor): Tensor => t.detach().float(); // no copy for a float32 model
+        const H = Hraw.map(f32);
+        const G = Graw.map(f32);
+        const D = (this.D = H[0]!.shape[2]!);
+        // Layer by layer (no stacked copies of the activations): ‖h^l‖, ‖g^l‖, and for every block
+        // the norms of u, a, m and their dot products with g^l, each [b, T].
+        const hn = H.map((h) => h.norm(2, -1));
+        const gn = G.map((g) => g.norm(2, -1));
+        const norms: Tensor[] = [];
+        const dots: Tensor[] = [];
+        for (let l = 0; l < L; l++) {
+          const u = H[l + 1]!.sub(H[l]!);
+          norms.push(u.norm(2, -1));
+          dots.push(u.mul(G[l]!).sum(-1));
+        }
+        for (const name of [(l: number) => this.adapter.attnOutName(l), (l: number) => this.adapter.mlpOutName(l)]) {
+          for (let l = 0; l < L; l++) {
+            const x = f32(act(name(l)));
+            norms.push(x.norm(2, -1));
+            dots.push(x.mul(G[l]!).sum(-1));
+          }
+        }
+        const n3 = torch.stack(norms).view([3, L, b, T]);
+        // cos(x, −g) = −x·g / (‖x‖‖g‖), 0 when either is 0.
+        const cos3 = torch.stack(dots).view([3, L, b, T]).neg().div(n3.mul(torch.stack(gn.slice(0, L))).clamp(1e-30));
+        const hgn = torch.stack([...hn, ...gn]); // [2(L+1), b, T]
+        const rows = torch.cat([hgn, n3.view([3 * L, b, T]), cos3.view([3 * L, b, T])], 0);
         this.moments.update(rows, 1);
 
-        // Logit lens: final norm + unembedding on every h^l; h^L uses the model's own logits.
         torch.noGrad(() => {
-          const v = cache.logits.shape[2]!;
-          const flatTgt = tgt.reshape([-1]);
-          const ce = (logits: Tensor): Tensor => F.crossEntropy(logits.reshape([-1, v]).float(), flatTgt, { reduction: "sum" });
-          // Decoded in chunks of at most 2^24 logits, so that a large vocabulary (GPT-2's 50257) does
-          // not need L more copies of the full [B, T, V] logits at once.
-          const rowsAll = b * T;
-          const chunk = Math.max(1, Math.floor((this.opts.lensChunkLogits ?? 2 ** 24) / v));
-          const lens = (h: Tensor): Tensor => {
-            const flat = h.detach().reshape([rowsAll, h.shape[2]!]);
-            if (rowsAll <= chunk) return ce(this.adapter.decode(flat));
-            const parts: Tensor[] = [];
-            for (let s = 0; s < rowsAll; s += chunk) {
-              const n = Math.min(chunk, rowsAll - s);
-              parts.push(torch.tidy(() => F.crossEntropy(this.adapter.decode(flat.narrow(0, s, n)).float(), flatTgt.narrow(0, s, n), { reduction: "sum" })));
-            }
-            return torch.stack(parts).sum();
-          };
-          const losses: Tensor[] = [];
-          for (let l = 0; l < L; l++) losses.push(lens(Hraw[l]!));
-          losses.push(ce(cache.logits.detach()));
-          this.lensSum.add(torch.stack(losses));
-
-          if (this.attnSum && this.causalMask) {
-            const masses: Tensor[] = [];
-            for (let l = 0; l < L; l++) {
-              const q = act(this.adapter.qName(l)).detach().float(); // [b, H, T, Dh]
-              const k = act(this.adapter.kName(l)).detach().float();
-              const scale = this.adapter.attnScale(l, q.shape[3]!);
-              // A_{t,0} = exp(s_{t,0} − logsumexp_{s≤t} s_{t,s}) for queries t ≥ 1, without the full softmax.
-              const scores = q.slice(2, 1, T).matmul(k.transpose(2, 3)).mul(scale).add(this.causalMask.slice(0, 1, T));
-              const p0 = scores.slice(3, 0, 1).squeeze(3).sub(scores.logsumexp(3)).exp(); // [b, H, T-1]
-              masses.push(p0.sum([0, 2]));
-            }
-            this.attnSum.add(torch.stack(masses));
-          }
+          this.lensSum.add(this.logitLens(Hraw, cache.logits, cache.loss, tgt, b));
+          if (this.attnSum) this.attnSum.add(this.attnFirstToken(act, b));
 
           // Massive activations: running top-k of |h| with flat (window, position, dim) labels.
-          const D = this.D;
-          const absH = H.abs().reshape([L + 1, b * T * D]);
-          this.absSum.add(absH.sum(1));
-          const top = absH.topk(Math.min(this.k, b * T * D), 1);
-          this.top.update(top.values, top.indices.add(w0 * T * D));
+          this.absSum.add(torch.stack(H.map((h) => h.abs().sum()))); // Σ|h| per layer (float32, cascade summation)
+          const top = this.topAbs(H, b);
+          this.top.update(top.values, w0 === 0 ? top.labels : top.labels.add(w0 * T * D));
 
-          // Norms by token-frequency bucket (positions t >= 1).
-          const K = this.opts.freqBuckets;
-          const onehot = new Float32Array(b * T * K);
-          for (let w = 0; w < b; w++) {
-            for (let t = 1; t < T; t++) {
-              const id = tokens[w * (T + 1) + t]!;
-              const bk = id >= 0 && id < this.opts.bucketOf.length ? this.opts.bucketOf[id]! : -1;
-              if (bk < 0) continue;
-              onehot[(w * T + t) * K + bk] = 1;
-              this.freqOcc[bk]! += 1;
-            }
-          }
-          const oh = torch.tensor(onehot).view([b * T, K]).to(this.opts.device as Device);
-          this.freqSum.add(hn.reshape([L + 1, b * T]).matmul(oh));
+          // Norms by token-frequency bucket (positions t >= 1; the indicators are 0 at t = 0).
+          this.freqSum.add(hgn.narrow(0, 0, L + 1).reshape([L + 1, b * T]).matmul(batch.buckets));
         });
 
-        // Parameter gradients of ℓ, summed over batches (divided by N·T at the end).
-        cache.paramGrads.forEach((g, i) => {
-          const acc = this.paramAcc[i];
-          if (acc) acc.add_(g);
-          else this.paramAcc[i] = torch.keep(g.dtype === "float32" ? g : g.float());
-        });
+        // Parameter gradients of ℓ, summed over batches (divided by N·T at the end). A single batch
+        // needs only their norms (computed in float32 with a higher-precision accumulator).
+        const pg = cache.paramGrads;
+        if (pg.length > 0 && last && this.windows === 0) {
+          this.paramNorms = torch.keep(torch.stack(pg.map((g) => g.norm(2, null, { dtype: "float32" }))));
+        } else {
+          const wide = pg.length > 0 && pg[0]!.dtype !== "float32";
+          pg.forEach((g, i) => {
+            const acc = this.paramAcc[i];
+            if (acc) acc.add_(g);
+            else this.paramAcc[i] = torch.keep(wide ? g.float() : g);
+          });
+        }
       });
     } finally {
       this.model.train(wasTraining);
     }
+    for (let k = 0; k < this.freqOcc.length; k++) this.freqOcc[k]! += batch.occurrences[k]!;
     this.windows += b;
   }
 
-  /** Reduces the accumulators to an AnalysisResult and frees them. */
+  /**
+   * The k largest |h^l| of the batch per layer, [L+1, k'], with their flat labels (w·T + t)·D + d.
+   * In two stages, without |h| of the whole batch: the k largest values lie in the k rows (w, t)
+   * with the largest max_d |h| (if a value were in another row, each of those k rows would hold a
+   * value at least as large), so only those rows are searched. Equal values may come out in any order.
+   */
+  private topAbs(H: Tensor[], b: number): { values: Tensor; labels: Tensor } {
+    const D = this.D;
+    const rows = b * this.T;
+    const kr = Math.min(this.k, rows);
+    // max_d |h| per row, [L+1, b·T], from the row maxima and minima.
+    const rowMax = torch.stack(H.map((h) => h.amax(-1).maximum(h.amin(-1).neg()).view([rows])));
+    const topRows = rowMax.topk(kr, 1).indices; // [L+1, kr]
+    const cand = torch.stack(H.map((h, l) => h.view([rows, D]).indexSelect(0, topRows.select(0, l)))).abs().view([H.length, kr * D]);
+    const top = cand.topk(Math.min(this.k, kr * D), 1);
+    const row = topRows.gather(1, top.indices.div(D, { roundingMode: "floor" }));
+    return { values: top.values, labels: row.mul(D).add(top.indices.remainder(D)) };
+  }
+
+  /** Summed cross-entropy of the logit lens at every h^l, [L+1]; l = L is the model's own loss. */
+  private logitLens(hs: Tensor[], logits: Tensor, loss: Tensor | null, tgt: Tensor, b: number): Tensor {
+    const L = this.L;
+    const T = this.T;
+    const v = logits.shape[2]!;
+    // The model's own summed loss: the differentiated scalar when it was computed in float32.
+    const own = loss && logits.dtype === "float32"
+      ? loss.detach().reshape([1])
+      : F.crossEntropy(logits.detach().reshape([-1, v]).float(), tgt.reshape([-1]), { reduction: "sum" }).reshape([1]);
+    if (L === 0) return own;
+    // h^0..h^(L−1) decoded together, in chunks of at most 2^24 logits, so that a large vocabulary
+    // (GPT-2's 50257) does not need L more copies of the full [B, T, V] logits at once.
+    const rowsAll = L * b * T;
+    const flat = torch.stack(hs.slice(0, L)).detach().view([rowsAll, hs[0]!.shape[2]!]);
+    const flatTgt = L === 1 ? tgt.reshape([-1]) : tgt.reshape([1, -1]).expand([L, b * T]).reshape([-1]);
+    const chunk = Math.max(1, Math.floor((this.opts.lensChunkLogits ?? 2 ** 24) / v));
+    const ce = (s: number, n: number): Tensor =>
+      F.crossEntropy(this.adapter.decode(flat.narrow(0, s, n)).float(), flatTgt.narrow(0, s, n), { reduction: "none" });
+    let perToken: Tensor;
+    if (rowsAll <= chunk) perToken = ce(0, rowsAll);
+    else {
+      const parts: Tensor[] = [];
+      for (let s = 0; s < rowsAll; s += chunk) {
+        const n = Math.min(chunk, rowsAll - s);
+        parts.push(torch.tidy(() => ce(s, n)));
+      }
+      perToken = torch.cat(parts, 0);
+    }
+    return torch.cat([perToken.view([L, b * T]).sum(1), own], 0);
+  }
+
+  /** Σ over windows and queries t ≥ 1 of the attention on the first token, [L, H]. */
+  private attnFirstToken(act: (n: string) => Tensor, b: number): Tensor {
+    const L = this.L;
+    const T = this.T;
+    const H = this.adapter.nHead;
+    const fused = (this.opts.attnKernel ?? (String(this.opts.device) === "cpu" ? "fused" : "scores")) === "fused";
+    // Scores path: windows in chunks whose scores [w, H, T−1, T] are at most 2^24 (one window at
+    // least), so that long contexts do not need a batch's full score tensor at once.
+    const perWindow = H * (T - 1) * T;
+    const chunk = Math.max(1, Math.min(b, Math.floor((this.opts.attnChunkScores ?? 2 ** 24) / perWindow)));
+    const masses: Tensor[] = [];
+    for (let l = 0; l < L; l++) {
+      const q = act(this.adapter.qName(l)).detach().float(); // [b, H, T, Dh]
+      const k = act(this.adapter.kName(l)).detach().float();
+      const Dh = q.shape[3]!;
+      const scale = this.adapter.attnScale(l, Dh);
+      if (fused) {
+        // softmax(s·q·kᵀ) v with v_s = e_0 for s = 0 and 0 otherwise: output column 0 is A_{t,0}. The
+        // fused attention kernel never forms the T×T scores.
+        const v = this.indicatorValues(Dh, q.device).expand([b, H, T, Dh]);
+        const out = F.scaledDotProductAttention(q, k, v, { isCausal: true, scale });
+        masses.push(out.select(3, 0).narrow(2, 1, T - 1).sum([0, 2])); // [H]
+        continue;
+      }
+      const qs = q.narrow(2, 1, T - 1); // queries 1..T−1
+      const parts: Tensor[] = [];
+      for (let w = 0; w < b; w += chunk) {
+        const n = Math.min(chunk, b - w);
+        parts.push(torch.tidy(() => {
+          const scores = qs.narrow(0, w, n).matmul(k.narrow(0, w, n).transpose(2, 3));
+          scores.mul_(scale).add_(this.causalMask!);
+          // A_{t,0}: the first column of the softmax over s ≤ t (−∞ above the diagonal).
+          return F.softmax(scores, 3).select(3, 0).sum([0, 2]); // [H]
+        }));
+      }
+      masses.push(parts.length === 1 ? parts[0]! : torch.stack(parts).sum(0));
+    }
+    return torch.stack(masses);
+  }
+
+  /** [T, Dh] float32: ones in the row of key 0, zeros below (made once). */
+  private indicatorValues(Dh: number, device: string): Tensor {
+    const c = this.firstKeyRow;
+    if (c && c.shape[1] === Dh && c.device === device) return c;
+    c?.dispose();
+    const v = torch.zeros([this.T, Dh], { device: device as Device });
+    v.narrow(0, 0, 1).fill_(1);
+    return (this.firstKeyRow = torch.keep(v));
+  }
+
+  /**
+   * Reduces the accumulators to an AnalysisResult, reading them back in one host transfer, and
+   * leaves the Analyzer empty for the next analysis.
+   */
   finish(): AnalysisResult {
-    if (this.disposed) throw new Error("Analyzer: already finished");
+    if (this.disposed) throw new Error("Analyzer: already disposed");
     if (this.windows === 0) throw new Error("Analyzer: no windows were analysed");
     const L = this.L;
     const T = this.T;
     const N = this.windows;
-    const { mean, std } = this.moments.result() as { mean: Matrix; std: Matrix };
-    const rows = (i: number, n: number): [Matrix, Matrix] => [mean.slice(i, i + n), std.slice(i, i + n)];
-    let o = 0;
-    const [hMean, hStd] = rows(o, L + 1);
-    o += L + 1;
-    const [gMean, gStd] = rows(o, L + 1);
-    o += L + 1;
-    const block: Matrix[] = [];
-    for (let r = 0; r < ROWS_BLOCK.length; r++, o += L) block.push(rows(o, L)[0]);
-    const lens = (this.lensSum.total.toArray() as number[]).map((s) => s / (N * T));
-    const paramGradNorm = torch.tidy(() => {
-      // One pass per tensor (norm accumulates in higher precision internally); squares summed on the host.
-      const norms = torch.stack(this.paramAcc.map((a) => a!.norm())).toArray() as number[];
-      const per = new Array<number>(L).fill(0);
-      norms.forEach((n, i) => (per[this.blockOf[i]!]! += n * n));
-      return per.map((s) => Math.sqrt(s) / (N * T));
-    });
-    const meanAbsSum = this.absSum.total.toArray() as number[];
-    const topRes = this.top.result();
     const D = this.D;
-    const massiveLayers = topRes.values.map((vals, l) => {
-      const labels = topRes.labels[l]!;
+    const R = this.moments.shape[0]!;
+    const nParams = this.params.length;
+    const topT = this.top.tensors()!;
+    const kk = topT.values.shape[1]!;
+    // Everything in one float64 vector: mean, M2, lens, |h| sums, attention, bucket sums, top-k
+    // values and labels (int64 labels are exact in float64), parameter-gradient norms.
+    const segments: Array<[string, number]> = [
+      ["mean", R * T], ["m2", R * T], ["lens", L + 1], ["abs", L + 1], ["attn", this.attnSum ? L * this.adapter.nHead : 0],
+      ["freq", (L + 1) * this.opts.freqBuckets], ["topV", (L + 1) * kk], ["topL", (L + 1) * kk], ["pnorm", nParams],
+    ];
+    const flat = torch.tidy(() => {
+      const m = this.moments.tensors();
+      const parts = [m.mean, m.m2, this.lensSum.total, this.absSum.total, ...(this.attnSum ? [this.attnSum.total] : []),
+        this.freqSum.total, topT.values, topT.labels.to("float64")].map((t) => t.reshape([-1]));
+      // One norm per parameter tensor (computed in float32 with a higher-precision accumulator);
+      // their squares are summed per block on the host in float64.
+      if (nParams > 0) parts.push((this.paramNorms ?? torch.stack(this.paramAcc.map((a) => a!.norm()))).to("float64"));
+      return torch.cat(parts, 0).toTypedArray() as Float64Array;
+    });
+    const seg: Record<string, Float64Array> = {};
+    let off = 0;
+    for (const [name, n] of segments) {
+      seg[name] = flat.subarray(off, off + n);
+      off += n;
+    }
+    // (Plain loops: Array.from over a typed array with a map function is ten times slower.)
+    const matrix = (a: Float64Array, rows: number, cols: number, f?: (x: number) => number): Matrix => {
+      const out: Matrix = new Array(rows);
+      for (let r = 0; r < rows; r++) {
+        const row = new Array<number>(cols);
+        for (let c = 0; c < cols; c++) row[c] = f ? f(a[r * cols + c]!) : a[r * cols + c]!;
+        out[r] = row;
+      }
+      return out;
+    };
+    const mean = matrix(seg.mean!, R, T);
+    const std = matrix(seg.m2!, R, T, (x) => Math.sqrt(Math.max(x / N, 0)));
+    let o = 0;
+    const take = (from: Matrix, n: number): Matrix => from.slice(o, o + n);
+    const hMean = take(mean, L + 1);
+    const hStd = take(std, L + 1);
+    o += L + 1;
+    const gMean = take(mean, L + 1);
+    const gStd = take(std, L + 1);
+    o += L + 1;
+    const norms: Matrix[] = [];
+    for (let p = 0; p < PARTS.length; p++, o += L) norms.push(take(mean, L));
+    const coss: Matrix[] = [];
+    for (let p = 0; p < PARTS.length; p++, o += L) coss.push(take(mean, L));
+    const lens = matrix(seg.lens!, 1, L + 1, (s) => s / (N * T))[0]!;
+    const per = new Array<number>(L).fill(0);
+    seg.pnorm!.forEach((n, i) => (per[this.blockOf[i]!]! += n * n));
+    const paramGradNorm = per.map((s) => Math.sqrt(s) / (N * T));
+    const topV = matrix(seg.topV!, L + 1, kk);
+    const topL = matrix(seg.topL!, L + 1, kk);
+    const massiveLayers = topV.map((vals, l) => {
+      const labels = topL[l]!;
       return {
         values: vals,
         dims: labels.map((x) => x % D),
@@ -250,9 +452,10 @@ export class Analyzer {
         windows: labels.map((x) => Math.floor(x / (T * D))),
       };
     });
-    const attn = this.attnSum ? (this.attnSum.total.toArray() as Matrix).map((r) => r.map((s) => s / (N * (T - 1)))) : null;
-    const fSum = this.freqSum.total.toArray() as Matrix;
+    const attn = this.attnSum ? matrix(seg.attn!, L, this.adapter.nHead, (s) => s / (N * (T - 1))) : null;
     const K = this.opts.freqBuckets;
+    const occ = Array.from(this.freqOcc);
+    const fSum = matrix(seg.freq!, L + 1, K);
     const types = new Array<number>(K).fill(0);
     for (const bk of this.opts.bucketOf) if (bk >= 0) types[bk]! += 1;
     const result: AnalysisResult = {
@@ -262,35 +465,54 @@ export class Analyzer {
       loss: lens[L]!,
       hiddenNorm: { mean: hMean, std: hStd },
       gradNorm: { mean: gMean, std: gStd },
-      update: { normMean: block[0]!, cosMean: block[1]! },
-      updateParts: { attnNormMean: block[2]!, attnCosMean: block[3]!, mlpNormMean: block[4]!, mlpCosMean: block[5]! },
+      update: { normMean: norms[0]!, cosMean: coss[0]! },
+      updateParts: { attnNormMean: norms[1]!, attnCosMean: coss[1]!, mlpNormMean: norms[2]!, mlpCosMean: coss[2]! },
       logitLens: { loss: lens },
       paramGradNorm,
       normFit: hMean.map((r) => fitPowerLaw(r)),
       firstTokenRatio: hMean.map((r) => firstTokenRatio(r)),
-      massive: { k: this.k, layers: massiveLayers, meanAbs: meanAbsSum.map((s) => s / (N * T * D)) },
+      massive: { k: this.k, layers: massiveLayers, meanAbs: matrix(seg.abs!, 1, L + 1, (s) => s / (N * T * D))[0]! },
       attnFirstToken: attn ? { mean: attn } : null,
       freqBuckets: {
         buckets: K,
         types,
-        occurrences: Array.from(this.freqOcc),
-        hiddenNormMean: fSum.map((r) => r.map((s, k) => (this.freqOcc[k]! > 0 ? s / this.freqOcc[k]! : null))),
+        occurrences: occ,
+        hiddenNormMean: fSum.map((r) => r.map((s, k) => (occ[k]! > 0 ? s / occ[k]! : null))),
       },
     };
-    this.dispose();
+    this.reset();
     return result;
+  }
+
+  /** Forgets every batch added so far; the accumulators' storage is kept for the next analysis. */
+  reset(): void {
+    this.moments.reset();
+    this.lensSum.reset();
+    this.absSum.reset();
+    this.attnSum?.reset();
+    this.freqSum.reset();
+    this.top.reset();
+    this.paramNorms?.dispose();
+    this.paramNorms = null;
+    this.paramAcc.forEach((a, i) => {
+      a?.dispose();
+      this.paramAcc[i] = null;
+    });
+    this.freqOcc.fill(0);
+    this.windows = 0;
   }
 
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.reset();
     this.moments.dispose();
     this.lensSum.dispose();
     this.absSum.dispose();
     this.attnSum?.dispose();
     this.freqSum.dispose();
     this.top.dispose();
-    for (const a of this.paramAcc) a?.dispose();
     this.causalMask?.dispose();
+    this.firstKeyRow?.dispose();
   }
 }

@@ -100,12 +100,17 @@ export function runWithCache(model: HookedModel, ids: Tensor, opts: RunWithCache
   // so that `cache.dispose()` alone leaves nothing behind (also outside a `torch.tidy`).
   const run = () =>
     torch.tidy(() => {
-      let logits: Tensor;
-      try {
-        logits = logitsOf(model.forward(ids));
-      } finally {
-        for (const hp of hooked) hp.setHook(null);
-      }
+      // The forward pass in its own scope: its intermediates that are neither recorded nor saved
+      // by autograd for the backward pass are freed before the backward pass, as a model run
+      // without hooks frees them block by block (and the backward pass reuses their memory).
+      const { logits } = torch.tidy(() => {
+        try {
+          // The recorded activations are returned too, so that they move to the enclosing scope.
+          return { logits: logitsOf(model.forward(ids)), recorded: [...acts.values()] };
+        } finally {
+          for (const hp of hooked) hp.setHook(null);
+        }
+      });
       let loss: Tensor | null = null;
       if (opts.targets) {
         const v = logits.shape[logits.shape.length - 1]!;

@@ -10,10 +10,21 @@
 // are frequent: at most about every 5 seconds (and never taking more than a tenth of the time
 // between writes), and always at checkpoints and at the end. Only snapshots not yet written are
 // held in memory, so a long run's memory stays flat however many snapshots it takes.
+//
+// The held-out windows' tensors, their token-frequency buckets and the analysis accumulators are
+// set up at the first snapshot and reused by every later one (HeldOutAnalysis), so a snapshot
+// costs its forward and backward pass and a fixed few dozen reductions per layer.
+//
+// On a CPU, a snapshot runs with the process's thread count or with one thread, whichever measured
+// faster (ThreadChoice): a snapshot of a few windows is a few hundred small operations, and with
+// libgomp's passive waiting (lib/torch/native.ts) each of them pays for waking the second thread,
+// which on a shared 2-core machine costs more than the second core gives back.
 
+import { torch } from "../torch/index.js";
 import { registerTrainerPlugin, type TrainerPlugin, type TrainerPluginOptions, type StepContext, type EndContext, type TrainerContext } from "../train/plugins.js";
-import { analyzeModel } from "./analyze.js";
+import { HeldOutAnalysis } from "./analyze.js";
 import type { AnalysisModel } from "./adapter.js";
+import type { AnalysisResult } from "./result.js";
 import { arrayTokenStream, toTokenStream, type TokenStream } from "./windows.js";
 import { appendTimelineSnapshots, readTimeline, writeTimeline, type Snapshot } from "./files.js";
 
@@ -26,6 +37,54 @@ export interface AnalysisPluginOptions {
   resumed?: boolean;
   /** Minimum seconds between timeline rewrites (default 5; 0 = after every snapshot). */
   flushSeconds?: number;
+  /** On a CPU, run each snapshot with the faster of the process's thread count and one thread (default true). */
+  chooseThreads?: boolean;
+}
+
+/**
+ * Chooses the thread count of CPU snapshots: `base` (the process's) or 1, by measured time. Each
+ * is timed on the first snapshots (alternately, three times each); after that the one with the
+ * lower median of its last five times is used, and the other is timed again every 16th snapshot,
+ * so that a change in the machine's load is noticed.
+ */
+export class ThreadChoice {
+  private readonly times = new Map<number, number[]>();
+  private calls = 0;
+  constructor(readonly base: number) {
+    this.times.set(base, []);
+    this.times.set(1, []);
+  }
+
+  /** The thread count for the next snapshot. */
+  next(): number {
+    if (this.base <= 1) return this.base;
+    this.calls++;
+    const nb = this.times.get(this.base)!.length;
+    const n1 = this.times.get(1)!.length;
+    if (nb < 3 || n1 < 3) return nb <= n1 ? this.base : 1;
+    const best = this.best();
+    return this.calls % 16 === 0 ? (best === 1 ? this.base : 1) : best;
+  }
+
+  /** Records how long a snapshot with `threads` threads took. */
+  record(threads: number, ms: number): void {
+    const t = this.times.get(threads);
+    if (!t) return;
+    t.push(ms);
+    if (t.length > 5) t.shift();
+  }
+
+  /** The faster setting so far (the base while either is unmeasured). */
+  best(): number {
+    const median = (a: number[]): number => {
+      const s = [...a].sort((x, y) => x - y);
+      return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+    };
+    const tb = this.times.get(this.base)!;
+    const t1 = this.times.get(1)!;
+    if (tb.length === 0 || t1.length === 0) return this.base;
+    return median(t1) < median(tb) ? 1 : this.base;
+  }
 }
 
 export class AnalysisPlugin implements TrainerPlugin {
@@ -35,6 +94,8 @@ export class AnalysisPlugin implements TrainerPlugin {
   /** Snapshots already in timeline.json. */
   private written = 0;
   private heldOut: TokenStream | null = null;
+  private analysis: HeldOutAnalysis | null = null;
+  private threads: ThreadChoice | null = null;
   private lastFlush = 0;
   private lastFlushMs = 0;
   /** Milliseconds spent in each snapshot (for overhead measurements). */
@@ -67,11 +128,34 @@ export class AnalysisPlugin implements TrainerPlugin {
   snapshot(model: AnalysisModel, step: number): Snapshot {
     if (!this.heldOut) throw new Error("AnalysisPlugin: setup() was not called");
     const t0 = performance.now();
-    const res = analyzeModel(model, this.heldOut, {
-      seqLen: this.opts.seqLen,
-      batchSize: this.opts.batchSize,
-      maxWindows: this.opts.windows,
-    });
+    let fresh = false;
+    if (!this.analysis?.fits(model)) {
+      this.analysis?.dispose();
+      this.analysis = null;
+      this.analysis = new HeldOutAnalysis(model, this.heldOut, {
+        seqLen: this.opts.seqLen,
+        batchSize: this.opts.batchSize,
+        maxWindows: this.opts.windows,
+      });
+      fresh = true;
+    }
+    let res: AnalysisResult;
+    if (this.analysis.device === "cpu" && this.opts.chooseThreads !== false) {
+      const base = torch.getNumThreads();
+      if (this.threads?.base !== base) this.threads = new ThreadChoice(base);
+      const n = this.threads.next();
+      if (n !== base) torch.setNumThreads(n);
+      const t1 = performance.now();
+      try {
+        res = this.analysis.run();
+      } finally {
+        if (n !== base) torch.setNumThreads(base);
+      }
+      // The first run on a new set-up is not a fair sample.
+      if (!fresh) this.threads.record(n, performance.now() - t1);
+    } else {
+      res = this.analysis.run();
+    }
     const ms = performance.now() - t0;
     this.timesMs.push(ms);
     const snap: Snapshot = { step, ...res, meta: { analysisMs: ms } };
@@ -92,7 +176,14 @@ export class AnalysisPlugin implements TrainerPlugin {
   }
 
   teardown(_ctx: EndContext): void {
+    this.dispose();
     this.flush();
+  }
+
+  /** Frees the held-out windows' tensors and the accumulators (a later snapshot sets them up again). */
+  dispose(): void {
+    this.analysis?.dispose();
+    this.analysis = null;
   }
 
   /** Appends the snapshots not yet written to timeline.json (atomically). */
