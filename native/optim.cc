@@ -14,7 +14,9 @@ namespace {
 // dispatching them once per parameter (libtorch's fused AdamW and foreach norms loop over the
 // tensors and dispatch each); these loops walk every parameter's memory directly in one call.
 // The arithmetic is that of libtorch's fused CPU AdamW kernel (FusedAdamKernel.cpp), in the same
-// order and precision, and PyTorch's clip_grad_norm_ (coefficient computed in float32).
+// order and precision except that sqrt(v) / sqrt(1 - beta2^t) is a multiplication by the
+// reciprocal (one division fewer per element; the loop is bound by its divisions and square
+// roots), and PyTorch's clip_grad_norm_ (coefficient computed in float32).
 
 constexpr int64_t kGrain = 1 << 16;
 
@@ -23,7 +25,7 @@ constexpr int64_t kGrain = 1 << 16;
 template <bool lerpSmall>
 inline void AdamWLoop(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v,
                       int64_t n, float decay, float beta1, float oneMinusBeta1, float beta2, float oneMinusBeta2,
-                      float bc2Sqrt, float eps, float stepSize) {
+                      float invBc2Sqrt, float eps, float stepSize) {
   for (int64_t i = 0; i < n; ++i) {
     const float gi = g[i];
     const float pi = p[i] * decay;
@@ -31,7 +33,7 @@ inline void AdamWLoop(float* __restrict p, const float* __restrict g, float* __r
     const float vi = v[i] * beta2 + oneMinusBeta2 * gi * gi;
     m[i] = mi;
     v[i] = vi;
-    p[i] = pi - stepSize * mi / (std::sqrt(vi) / bc2Sqrt + eps);
+    p[i] = pi - stepSize * mi / (std::sqrt(vi) * invBc2Sqrt + eps);
   }
 }
 
@@ -40,9 +42,9 @@ void AdamWF32(float* p, const float* g, float* m, float* v, int64_t n, float dec
               float bc2Sqrt, float eps, float stepSize) {
   const float oneMinusBeta1 = 1 - beta1, oneMinusBeta2 = 1 - beta2;
   if (std::abs(oneMinusBeta1) < 0.5f) {
-    AdamWLoop<true>(p, g, m, v, n, decay, beta1, oneMinusBeta1, beta2, oneMinusBeta2, bc2Sqrt, eps, stepSize);
+    AdamWLoop<true>(p, g, m, v, n, decay, beta1, oneMinusBeta1, beta2, oneMinusBeta2, 1 / bc2Sqrt, eps, stepSize);
   } else {
-    AdamWLoop<false>(p, g, m, v, n, decay, beta1, oneMinusBeta1, beta2, oneMinusBeta2, bc2Sqrt, eps, stepSize);
+    AdamWLoop<false>(p, g, m, v, n, decay, beta1, oneMinusBeta1, beta2, oneMinusBeta2, 1 / bc2Sqrt, eps, stepSize);
   }
 }
 
