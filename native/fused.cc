@@ -184,6 +184,84 @@ struct GPT2BlockFn : public torch::autograd::Function<GPT2BlockFn> {
   }
 };
 
+// The model's head and loss: final LayerNorm, tied unembedding, mean cross-entropy. Two outputs,
+// logits [B, T, V] and the loss; either may receive a gradient.
+enum HeadInput { kHeadH, kHeadLnW, kHeadLnB, kHeadWte, kHeadInputs };
+
+std::vector<at::Tensor> HeadComposed(const std::vector<at::Tensor>& in, const at::Tensor& targets, int64_t ignoreIndex,
+                                     double eps) {
+  const at::Tensor& h = in[kHeadH];
+  const int64_t B = h.size(0), T = h.size(1), C = h.size(2);
+  at::Tensor a = at::layer_norm(h.reshape({B * T, C}), {C}, in[kHeadLnW], in[kHeadLnB], eps);
+  at::Tensor logits = at::mm(a, in[kHeadWte].t());
+  at::Tensor loss = at::cross_entropy_loss(logits, targets, std::nullopt, at::Reduction::Mean, ignoreIndex);
+  return {logits.view({B, T, -1}), loss};
+}
+
+struct GPT2HeadLossFn : public torch::autograd::Function<GPT2HeadLossFn> {
+  static variable_list forward(AutogradContext* ctx, at::Tensor h, at::Tensor lnW, at::Tensor lnB, at::Tensor wte,
+                               at::Tensor targets, int64_t ignoreIndex, double eps) {
+    const int64_t B = h.size(0), T = h.size(1), C = h.size(2), V = wte.size(0);
+    at::Tensor h2 = h.contiguous().view({B * T, C});
+    auto [a, mean, rstd] = at::native_layer_norm(h2, {C}, lnW, lnB, eps);
+    at::Tensor logits = at::mm(a, wte.t());
+    at::Tensor logp = at::_log_softmax(logits, 1, false);
+    at::Tensor flat = targets.reshape({B * T});
+    auto [loss, totalWeight] = at::nll_loss_forward(logp, flat, std::nullopt, at::Reduction::Mean, ignoreIndex);
+    ctx->save_for_backward({h, lnW, lnB, wte, h2, a, mean, rstd, logp, flat, totalWeight});
+    ctx->saved_data["ignoreIndex"] = ignoreIndex;
+    ctx->saved_data["eps"] = eps;
+    return {logits.view({B, T, V}), loss};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    variable_list sv = ctx->get_saved_variables();
+    const int64_t ignoreIndex = ctx->saved_data["ignoreIndex"].toInt();
+    const double eps = ctx->saved_data["eps"].toDouble();
+    const at::Tensor &h = sv[0], &lnW = sv[1], &lnB = sv[2], &wte = sv[3], &h2 = sv[4], &a = sv[5], &mean = sv[6],
+                     &rstd = sv[7], &logp = sv[8], &flat = sv[9], &totalWeight = sv[10];
+    variable_list gin(kHeadInputs + 3);  // + targets, ignoreIndex, eps
+    const at::Tensor &dLogits = grads[0], &dLoss = grads[1];
+    if (at::GradMode::is_enabled()) {
+      std::vector<at::Tensor> in{h, lnW, lnB, wte};
+      std::vector<at::Tensor> leaves;
+      std::vector<size_t> where;
+      for (size_t i = 0; i < in.size(); ++i) {
+        if (ctx->needs_input_grad(i)) {
+          leaves.push_back(in[i]);
+          where.push_back(i);
+        }
+      }
+      std::vector<at::Tensor> outs = HeadComposed(in, flat, ignoreIndex, eps);
+      variable_list gOuts{dLogits.defined() ? dLogits : at::zeros_like(outs[0]),
+                          dLoss.defined() ? dLoss : at::zeros_like(outs[1])};
+      variable_list g = torch::autograd::grad(outs, leaves, gOuts, true, true, true);
+      for (size_t j = 0; j < where.size(); ++j) gin[where[j]] = g[j];
+      return gin;
+    }
+    const int64_t B = h.size(0), T = h.size(1), C = h.size(2);
+    at::Tensor dl;  // d logits [B*T, V]
+    if (dLoss.defined()) {
+      at::Tensor dlogp = at::nll_loss_backward(dLoss, logp, flat, std::nullopt, at::Reduction::Mean, ignoreIndex,
+                                               totalWeight);
+      dl = at::_log_softmax_backward_data(dlogp, logp, 1, logp.scalar_type());
+    }
+    if (dLogits.defined()) {
+      at::Tensor d = dLogits.reshape({B * T, -1});
+      dl = dl.defined() ? dl.add_(d) : d;
+    }
+    if (!dl.defined()) return gin;
+    if (ctx->needs_input_grad(kHeadWte)) gin[kHeadWte] = at::mm(dl.t(), a);
+    at::Tensor da = at::mm(dl, wte);
+    std::array<bool, 3> mask{ctx->needs_input_grad(kHeadH), ctx->needs_input_grad(kHeadLnW),
+                             ctx->needs_input_grad(kHeadLnB)};
+    auto [dh, dw, db] = at::native_layer_norm_backward(da, h2, {C}, mean, rstd, lnW, lnB, mask);
+    if (dh.defined()) gin[kHeadH] = dh.view({B, T, C});
+    gin[kHeadLnW] = dw, gin[kHeadLnB] = db;
+    return gin;
+  }
+};
+
 bool FusableDtype(const at::Tensor& t) {
   return t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble;
 }
@@ -222,11 +300,38 @@ Napi::Value Gpt2Block(const Napi::CallbackInfo& info) {
   });
 }
 
+// gpt2HeadLoss(h, lnWeight, lnBias, wte, targets, ignoreIndex, eps) -> [logits, loss], or undefined
+// where the fused path does not apply.
+Napi::Value Gpt2HeadLoss(const Napi::CallbackInfo& info) {
+  return Guarded(info, "gpt2HeadLoss", [&]() -> Napi::Value {
+    Args a(info, "gpt2HeadLoss", "h,lnWeight,lnBias,wte,targets,ignoreIndex,eps");
+    at::Tensor& h = a.T(0);
+    auto lnW = a.OptT(1), lnB = a.OptT(2);
+    at::Tensor& wte = a.T(3);
+    at::Tensor& targets = a.T(4);
+    const int64_t ignoreIndex = a.I(5);
+    const double eps = a.D(6);
+    auto same = [&](const std::optional<at::Tensor>& t, int64_t n) {
+      return t && t->device().is_cpu() && t->scalar_type() == h.scalar_type() && t->dim() == 1 && t->size(0) == n;
+    };
+    const bool ok = h.dim() == 3 && h.device().is_cpu() && FusableDtype(h) && h.size(0) * h.size(1) > 0 &&
+                    CpuAutocastOff() && same(lnW, h.size(2)) && same(lnB, h.size(2)) && wte.dim() == 2 &&
+                    wte.size(1) == h.size(2) && wte.size(0) > 0 && wte.device().is_cpu() &&
+                    wte.scalar_type() == h.scalar_type() && targets.scalar_type() == at::kLong &&
+                    targets.device().is_cpu() && targets.dim() == 2 && targets.size(0) == h.size(0) &&
+                    targets.size(1) == h.size(1);
+    if (!ok) return info.Env().Undefined();
+    variable_list out = GPT2HeadLossFn::apply(h, *lnW, *lnB, wte, targets, ignoreIndex, eps);
+    return ToJS(info.Env(), std::vector<at::Tensor>{out[0], out[1]});
+  });
+}
+
 }  // namespace
 
 void RegisterFused(Napi::Env env, Napi::Object exports) {
   Napi::Object fused = Napi::Object::New(env);
   fused.Set("gpt2Block", Napi::Function::New(env, Gpt2Block, "gpt2Block"));
+  fused.Set("gpt2HeadLoss", Napi::Function::New(env, Gpt2HeadLoss, "gpt2HeadLoss"));
   exports.Set("fused", fused);
 }
 

@@ -3,7 +3,7 @@
 // transformers: outputs, gradients of the input and of every weight, second-order gradients,
 // GELU's derivative at its edge values, frozen weights, and when the fused path must not apply.
 import { describe, it, expect, afterEach } from "vitest";
-import { torch } from "../lib/torch/index.js";
+import { torch, F } from "../lib/torch/index.js";
 import type { DType, Tensor } from "../lib/torch/index.js";
 import { GPT2, GPT2Block } from "../lib/models/index.js";
 import { HookPoint } from "../lib/nn/index.js";
@@ -204,5 +204,88 @@ describe("fused GPT-2 block", () => {
     loss!.backward();
     expect(Number.isFinite(loss!.item())).toBe(true);
     expect(m.parameters().every((p) => p.grad !== null)).toBe(true);
+  });
+
+  describe("head and loss", () => {
+    // h -> ln_f -> tied unembedding -> cross-entropy, with some targets ignored (-100).
+    function headRun(m: GPT2, h0: Tensor, targets: Tensor, fused: boolean, useLogits: boolean, useLoss: boolean) {
+      torch.setFusedPaths(fused);
+      m.zeroGrad();
+      const h = h0.detach().requiresGrad_(true);
+      const fusedOut = torch.gpt2HeadLoss(h, m.transformer.lnF.weight, m.transformer.lnF.bias, m.transformer.wte.weight, targets, -100, 1e-5);
+      expect(fusedOut !== undefined).toBe(fused);
+      let logits: Tensor, loss: Tensor;
+      if (fusedOut !== undefined) [logits, loss] = fusedOut;
+      else {
+        logits = m.head(h);
+        loss = F.crossEntropy(logits.flatten(0, 1), targets.flatten());
+      }
+      const w = torch.linspace(-1, 1, logits.numel, { dtype: logits.dtype }).view(logits.shape);
+      let objective = torch.zeros([], { dtype: logits.dtype });
+      if (useLogits) objective = objective.add(logits.mul(w).sum());
+      if (useLoss) objective = objective.add(loss.mul(3));
+      objective.backward();
+      const t = m.transformer;
+      return { logits: logits.detach(), loss: loss.item(), grads: [h.grad!, t.lnF.weight!.grad!, t.lnF.bias!.grad!, t.wte.weight.grad!] };
+    }
+    for (const dtype of ["float64", "float32"] as const) {
+      for (const [useLogits, useLoss] of [[false, true], [true, false], [true, true]] as const) {
+        it(`equals the composed head: ${dtype}, gradient through ${useLogits ? "logits" : ""}${useLogits && useLoss ? " and " : ""}${useLoss ? "loss" : ""}`, () => {
+          const m = makeModel(dtype);
+          torch.manualSeed(21);
+          const h0 = torch.randn([3, 11, 48], { dtype });
+          const targets = torch.randint(0, 97, [3, 11]);
+          torch.noGrad(() => { targets.view([-1]).narrow(0, 4, 5).fill_(-100); });
+          const f = headRun(m, h0, targets, true, useLogits, useLoss);
+          const c = headRun(m, h0, targets, false, useLogits, useLoss);
+          expect(maxRelDiff(f.logits, c.logits)).toBeLessThan(tol[dtype]!);
+          expect(Math.abs(f.loss - c.loss)).toBeLessThan(tol[dtype]! * Math.abs(c.loss));
+          for (let i = 0; i < 4; i++) expect(maxRelDiff(f.grads[i]!, c.grads[i]!), `grad ${i}`).toBeLessThan(tol[dtype]!);
+        });
+      }
+    }
+
+    it("second-order gradients through the fused head match finite differences", () => {
+      const m = makeModel("float64");
+      torch.manualSeed(22);
+      const h0 = torch.randn([2, 5, 48], { dtype: "float64" });
+      const targets = torch.randint(0, 97, [2, 5]);
+      const lnW = m.transformer.lnF.weight!;
+      const penalty = (createGraph: boolean) => {
+        const h = h0.detach().requiresGrad_(true);
+        const [, loss] = torch.gpt2HeadLoss(h, lnW, m.transformer.lnF.bias, m.transformer.wte.weight, targets, -100, 1e-5)!;
+        const [gh] = torch.autograd.grad([loss], [h], { createGraph });
+        return gh!.pow(2).sum();
+      };
+      const [gw] = torch.autograd.grad([penalty(true)], [lnW]);
+      for (const i of [0, 17, 40]) {
+        const at = (delta: number) => {
+          torch.noGrad(() => lnW.narrow(0, i, 1).add_(delta));
+          const v = penalty(false).item();
+          torch.noGrad(() => lnW.narrow(0, i, 1).sub_(delta));
+          return v;
+        };
+        const fd = (at(1e-5) - at(-1e-5)) / 2e-5;
+        const an = gw!.narrow(0, i, 1).item();
+        expect(Math.abs(fd), `element ${i}`).toBeGreaterThan(1e-6);
+        expect(Math.abs(an - fd), `element ${i}: ${an} vs ${fd}`).toBeLessThan(1e-6 * Math.max(1e-3, Math.abs(fd)) + 1e-9);
+      }
+    });
+
+    it("answers undefined where it does not apply, and reports bad targets as the loss would", () => {
+      const m = makeModel("float32");
+      const t = m.transformer;
+      const h = torch.randn([2, 3, 48]);
+      const ok = torch.randint(0, 97, [2, 3]);
+      expect(torch.gpt2HeadLoss(h, t.lnF.weight, t.lnF.bias, t.wte.weight, ok, -100, 1e-5)).toBeDefined();
+      expect(torch.gpt2HeadLoss(h, null, t.lnF.bias, t.wte.weight, ok, -100, 1e-5)).toBeUndefined();
+      expect(torch.gpt2HeadLoss(h.to({ dtype: "bfloat16" }), t.lnF.weight, t.lnF.bias, t.wte.weight, ok, -100, 1e-5)).toBeUndefined();
+      expect(torch.gpt2HeadLoss(h, t.lnF.weight, t.lnF.bias, t.wte.weight, ok.to({ dtype: "int32" }), -100, 1e-5)).toBeUndefined();
+      expect(torch.gpt2HeadLoss(h, t.lnF.weight, t.lnF.bias, t.wte.weight, torch.randint(0, 97, [2, 4]), -100, 1e-5)).toBeUndefined();
+      expect(() => torch.gpt2HeadLoss(h, t.lnF.weight, t.lnF.bias, t.wte.weight, torch.full([2, 3], 500, { dtype: "int64" }), -100, 1e-5))
+        .toThrow(/out of bounds/);
+      const { loss } = m.forward(torch.randint(0, 97, [2, 3]), { targets: torch.full([2, 3], -100, { dtype: "int64" }) });
+      expect(Number.isNaN(loss!.item())).toBe(true);
+    });
   });
 });

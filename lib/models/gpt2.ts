@@ -268,6 +268,12 @@ export class GPT2 extends Module {
     } else {
       for (const block of this.transformer.h) h = block.forward(h);
     }
+    if (targets !== undefined && HookPoint.activeHooks === 0) {
+      // The head and the loss as one fused node where that applies (lib/torch/fused.ts).
+      const t = this.transformer;
+      const fused = torch.gpt2HeadLoss(h, t.lnF.weight, t.lnF.bias, t.wte.weight, targets, this.lossOpts.ignoreIndex, this.config.layerNormEpsilon);
+      if (fused !== undefined) return { logits: fused[0], loss: fused[1] };
+    }
     const logits = this.head(h);
     if (targets === undefined) return { logits };
     // A 16-bit model's loss is computed in float32 (as autocast would do); that copy is not needed

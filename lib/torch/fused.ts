@@ -60,3 +60,15 @@ export function gpt2Block(h: Tensor, w: GPT2BlockWeights, nHead: number, eps: nu
   return native.fused.gpt2Block(h, w.ln1Weight, w.ln1Bias, w.attnWeight, w.attnBias, w.projWeight, w.projBias,
     w.ln2Weight, w.ln2Bias, w.fcWeight, w.fcBias, w.mlpWeight, w.mlpBias, nHead, eps);
 }
+
+/**
+ * GPT-2's head and loss as one autograd node: final LayerNorm (weight and bias), tied unembedding
+ * `wte` [V, C], mean cross-entropy against int64 `targets` [B, T] (positions equal to ignoreIndex
+ * are skipped). Returns [logits [B, T, V], loss], or undefined where the fused path does not apply.
+ */
+export function gpt2HeadLoss(
+  h: Tensor, lnWeight: Tensor | null, lnBias: Tensor | null, wte: Tensor, targets: Tensor, ignoreIndex: number, eps: number,
+): [Tensor, Tensor] | undefined {
+  if (!fusedPaths || lnWeight === null || lnBias === null) return undefined;
+  return native.fused.gpt2HeadLoss(h, lnWeight, lnBias, wte, targets, ignoreIndex, eps);
+}

@@ -98,6 +98,7 @@ export const torch = {
   setFusedPaths: fused.setFusedPaths,
   fusedPathsEnabled: fused.fusedPathsEnabled,
   gpt2Block: fused.gpt2Block,
+  gpt2HeadLoss: fused.gpt2HeadLoss,
   /** Old names kept for callers written against the first contract. */
   _fusedAdamW: fused.fusedAdamW,
   _clipGradNorm: fused.clipGradNorm,
