@@ -12,6 +12,8 @@
 // (math attention) and differentiates that, so higher derivatives are exact.
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
+#include <dlfcn.h>
+#include <immintrin.h>
 
 #include "binding.h"
 
@@ -66,6 +68,79 @@ at::Tensor GeluTanhBackward(const at::Tensor& dy_, const at::Tensor& x, const at
   return dx;
 }
 
+// GELU (tanh approximation) forward as y = x * sigmoid(2u) = x / (1 + exp(-2u)), u = k (x + a x^3):
+// the same function as 0.5 x (1 + tanh(u)), with one exponential instead of a tanh (about twice
+// as fast), and accurate where 1 + tanh(u) cancels (large negative x). The vector exponential is
+// SLEEF's, the one libtorch's own kernels use, looked up at run time so that a libtorch without it
+// only costs speed.
+using ExpF16 = __m512 (*)(__m512);
+using ExpF8 = __m256 (*)(__m256);
+
+template <typename T>
+inline T GeluTanhScalar(T x) {
+  const T z = x * (T(-2 * kSqrt2OverPi) + T(-2 * kSqrt2OverPi * kGeluCubic) * x * x);
+  return x / (T(1) + std::exp(z));
+}
+
+__attribute__((target("avx512f"))) void GeluTanhF32Avx512(const float* x, float* y, int64_t n, ExpF16 exp16) {
+  const __m512 c1 = _mm512_set1_ps(static_cast<float>(-2 * kSqrt2OverPi));
+  const __m512 c3 = _mm512_set1_ps(static_cast<float>(-2 * kSqrt2OverPi * kGeluCubic));
+  const __m512 one = _mm512_set1_ps(1.0f);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 xv = _mm512_loadu_ps(x + i);
+    const __m512 z = _mm512_mul_ps(xv, _mm512_fmadd_ps(c3, _mm512_mul_ps(xv, xv), c1));
+    _mm512_storeu_ps(y + i, _mm512_div_ps(xv, _mm512_add_ps(one, exp16(z))));
+  }
+  for (; i < n; ++i) y[i] = GeluTanhScalar(x[i]);
+}
+
+__attribute__((target("avx2,fma"))) void GeluTanhF32Avx2(const float* x, float* y, int64_t n, ExpF8 exp8) {
+  const __m256 c1 = _mm256_set1_ps(static_cast<float>(-2 * kSqrt2OverPi));
+  const __m256 c3 = _mm256_set1_ps(static_cast<float>(-2 * kSqrt2OverPi * kGeluCubic));
+  const __m256 one = _mm256_set1_ps(1.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 xv = _mm256_loadu_ps(x + i);
+    const __m256 z = _mm256_mul_ps(xv, _mm256_fmadd_ps(c3, _mm256_mul_ps(xv, xv), c1));
+    _mm256_storeu_ps(y + i, _mm256_div_ps(xv, _mm256_add_ps(one, exp8(z))));
+  }
+  for (; i < n; ++i) y[i] = GeluTanhScalar(x[i]);
+}
+
+struct VectorExp {
+  ExpF16 exp16 = nullptr;
+  ExpF8 exp8 = nullptr;
+};
+
+const VectorExp& Sleef() {
+  static const VectorExp v = [] {
+    VectorExp e;
+    if (__builtin_cpu_supports("avx512f")) e.exp16 = reinterpret_cast<ExpF16>(dlsym(RTLD_DEFAULT, "Sleef_expf16_u10avx512f"));
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+      e.exp8 = reinterpret_cast<ExpF8>(dlsym(RTLD_DEFAULT, "Sleef_expf8_u10avx2"));
+    }
+    return e;
+  }();
+  return v;
+}
+
+// gelu(x, approximate='tanh'); float32 through the vector path where the CPU and libtorch have it.
+at::Tensor GeluTanh(const at::Tensor& x) {
+  const VectorExp& e = Sleef();
+  if (x.scalar_type() != at::kFloat || !x.is_contiguous() || (e.exp16 == nullptr && e.exp8 == nullptr)) {
+    return at::gelu(x, "tanh");
+  }
+  at::Tensor y = at::empty_like(x);
+  const float* px = x.data_ptr<float>();
+  float* py = y.data_ptr<float>();
+  at::parallel_for(0, x.numel(), 32768, [&](int64_t b, int64_t end) {
+    if (e.exp16 != nullptr) GeluTanhF32Avx512(px + b, py + b, end - b, e.exp16);
+    else GeluTanhF32Avx2(px + b, py + b, end - b, e.exp8);
+  });
+  return y;
+}
+
 // x [N, in] @ w [in, out] + b: Hugging Face Conv1D layout.
 at::Tensor Affine(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) { return at::addmm(b, x, w); }
 
@@ -115,7 +190,7 @@ struct GPT2BlockFn : public torch::autograd::Function<GPT2BlockFn> {
     at::Tensor h1 = at::add(h2, Affine(y, projW, projB));
     auto [a2, mean2, rstd2] = at::native_layer_norm(h1, {C}, ln2w, ln2b, eps);
     at::Tensor f = Affine(a2, fcW, fcB);
-    at::Tensor g = at::gelu(f, "tanh");
+    at::Tensor g = GeluTanh(f);
     at::Tensor out = at::add(h1, Affine(g, mlpW, mlpB)).view({B, T, C});
     ctx->save_for_backward({h, ln1w, ln1b, attnW, attnB, projW, projB, ln2w, ln2b, fcW, fcB, mlpW, mlpB,
                             h2, a, mean1, rstd1, y, h1, a2, mean2, rstd2, f, g, q, k, v, attn, lse});

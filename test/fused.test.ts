@@ -1,7 +1,8 @@
 // The fused GPT-2 block (native/fused.cc) against the same block composed from ordinary ops
 // (`torch.setFusedPaths(false)`), which test/gpt2.test.ts checks against Hugging Face
 // transformers: outputs, gradients of the input and of every weight, second-order gradients,
-// GELU's derivative at its edge values, frozen weights, and when the fused path must not apply.
+// GELU (computed as x * sigmoid(2u) in the fused block) and its derivative at edge values, frozen
+// weights, and when the fused path must not apply; the same for the fused head and loss.
 import { describe, it, expect, afterEach } from "vitest";
 import { torch, F } from "../lib/torch/index.js";
 import type { DType, Tensor } from "../lib/torch/index.js";
@@ -101,6 +102,7 @@ describe("fused GPT-2 block", () => {
       const fb = f.grads.get("mlp.c_fc.bias")!;
       const cb = c.grads.get("mlp.c_fc.bias")!;
       expect(fb.isfinite().all().item()).toBe(true);
+      expect(maxRelDiff(f.out, c.out), `${dtype} forward`).toBeLessThan(dtype === "float64" ? 1e-12 : 1e-5);
       expect(maxRelDiff(fb, cb), dtype).toBeLessThan(dtype === "float64" ? 1e-12 : 1e-5);
     }
   });
