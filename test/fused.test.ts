@@ -48,6 +48,28 @@ function makeModel(dtype: DType, cfg: Record<string, unknown> = {}): GPT2 {
   return m;
 }
 
+/**
+ * Checks d(penalty)/d(param) from a createGraph run against central differences of penalty at
+ * a few elements of param (penalty(false) needs first-order gradients only).
+ */
+function expectSecondOrder(param: Tensor, penalty: (createGraph: boolean) => Tensor, elements: number[], minMagnitude: number): void {
+  const [grad] = torch.autograd.grad([penalty(true)], [param]);
+  const flat = param.view([-1]);
+  const eps = 1e-5;
+  for (const i of elements) {
+    const at = (delta: number) => {
+      torch.noGrad(() => flat.narrow(0, i, 1).add_(delta));
+      const v = penalty(false).item();
+      torch.noGrad(() => flat.narrow(0, i, 1).sub_(delta));
+      return v;
+    };
+    const fd = (at(eps) - at(-eps)) / (2 * eps);
+    const an = grad!.view([-1]).narrow(0, i, 1).item();
+    expect(Math.abs(fd), `element ${i}`).toBeGreaterThan(minMagnitude);
+    expect(Math.abs(an - fd), `element ${i}: ${an} vs ${fd}`).toBeLessThan(1e-6 * Math.max(minMagnitude, Math.abs(fd)) + 1e-9);
+  }
+}
+
 describe("fused GPT-2 block", () => {
   for (const dtype of ["float64", "float32"] as const) {
     for (const [B, T] of [[3, 17], [1, 1], [2, 300]] as const) {
@@ -120,21 +142,7 @@ describe("fused GPT-2 block", () => {
       const [gh] = torch.autograd.grad([block.forward(h).pow(2).sum()], [h], { createGraph });
       return gh!.pow(2).sum();
     };
-    const [gw] = torch.autograd.grad([penalty(true)], [w]);
-    const flat = w.view([-1]);
-    for (const i of [0, 777, 5000]) {
-      const at = (delta: number) => {
-        torch.noGrad(() => flat.narrow(0, i, 1).add_(delta));
-        const v = penalty(false).item();
-        torch.noGrad(() => flat.narrow(0, i, 1).sub_(delta));
-        return v;
-      };
-      const eps = 1e-5;
-      const fd = (at(eps) - at(-eps)) / (2 * eps);
-      const an = gw!.view([-1]).narrow(0, i, 1).item();
-      expect(Math.abs(fd), `element ${i}`).toBeGreaterThan(1e-3);
-      expect(Math.abs(an - fd), `element ${i}: ${an} vs ${fd}`).toBeLessThan(1e-6 * Math.max(1, Math.abs(fd)));
-    }
+    expectSecondOrder(w, penalty, [0, 777, 5000], 1e-3);
   });
 
   it("frozen weights: only the gradients that are asked for", () => {
@@ -259,19 +267,7 @@ describe("fused GPT-2 block", () => {
         const [gh] = torch.autograd.grad([loss], [h], { createGraph });
         return gh!.pow(2).sum();
       };
-      const [gw] = torch.autograd.grad([penalty(true)], [lnW]);
-      for (const i of [0, 17, 40]) {
-        const at = (delta: number) => {
-          torch.noGrad(() => lnW.narrow(0, i, 1).add_(delta));
-          const v = penalty(false).item();
-          torch.noGrad(() => lnW.narrow(0, i, 1).sub_(delta));
-          return v;
-        };
-        const fd = (at(1e-5) - at(-1e-5)) / 2e-5;
-        const an = gw!.narrow(0, i, 1).item();
-        expect(Math.abs(fd), `element ${i}`).toBeGreaterThan(1e-6);
-        expect(Math.abs(an - fd), `element ${i}: ${an} vs ${fd}`).toBeLessThan(1e-6 * Math.max(1e-3, Math.abs(fd)) + 1e-9);
-      }
+      expectSecondOrder(lnW, penalty, [0, 17, 40], 1e-6);
     });
 
     it("answers undefined where it does not apply, and reports bad targets as the loss would", () => {
