@@ -1,14 +1,16 @@
-// A fused training path for the hot block: a whole pre-LayerNorm GPT-2 block as one autograd node
-// whose hand-written backward calls the ATen kernels autograd would call, with one exception.
-// It exists for speed on the CPU, where a small model's step is decided by how many ops and graph
-// nodes it takes as much as by the kernels:
+// Fused training paths for the hot parts of GPT-2: a whole pre-LayerNorm block, and the head with
+// its loss (final LayerNorm, tied unembedding, cross-entropy), each one autograd node whose
+// hand-written backward calls the ATen kernels autograd would call, except for GELU. They exist
+// for speed on the CPU, where a small model's step is decided by how many ops and graph nodes it
+// takes as much as by the kernels:
 //   - one Node-API call and one autograd node per block instead of about 30 of each, and no
 //     views, copies or bookkeeping between the kernels;
 //   - GELU's backward from the saved input and output, without a second tanh (a plain loop the
-//     compiler vectorizes), where gelu_backward recomputes tanh: about 8x faster.
-// It answers `undefined` where it does not apply (not CPU, not float32/float64, autocast on,
-// unexpected shapes); the caller then composes the same block from ordinary ops. A second-order
-// backward (create_graph) through the node recomputes the block with twice-differentiable ops
+//     compiler vectorizes), where gelu_backward recomputes tanh: about 8x faster; and GELU's
+//     forward through one vector exponential instead of a tanh: about 2x faster.
+// Each answers `undefined` where it does not apply (not CPU, not float32/float64, autocast on,
+// unexpected shapes); the caller then composes the same computation from ordinary ops. A
+// second-order backward (create_graph) through a node recomputes it with twice-differentiable ops
 // (math attention) and differentiates that, so higher derivatives are exact.
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
