@@ -123,13 +123,19 @@ export class DataParallel {
 
   /**
    * Makes every rank start from rank 0's parameters. With overlap, these are the parameters whose
-   * gradients are then averaged during backward (their hooks are installed here).
+   * gradients are then averaged during backward (their hooks are installed here); given the
+   * number of backward passes per optimizer step, the first step already reduces during its last
+   * pass (otherwise it counts them and averages after backward).
    */
-  broadcastParameters(params: Tensor[]): void {
+  broadcastParameters(params: Tensor[], backwardsPerStep?: number): void {
     torch.noGrad(() => this.pg.broadcast(params, 0));
     if (this.overlap && this.worldSize > 1) {
       this.reducer?.destroy();
-      this.reducer = this.pg.gradientReducer(params, { bucketBytes: this.bucketBytes, firstBucketBytes: this.firstBucketBytes });
+      this.reducer = this.pg.gradientReducer(params, {
+        bucketBytes: this.bucketBytes,
+        firstBucketBytes: this.firstBucketBytes,
+        backwardsPerStep,
+      });
     }
   }
 

@@ -59,7 +59,8 @@ export interface ParallelContext {
   readonly rank: number;
   readonly worldSize: number;
   readonly isMain: boolean;
-  broadcastParameters(params: Tensor[]): void;
+  /** backwardsPerStep: how many backward passes each optimizer step makes (gradient accumulation). */
+  broadcastParameters(params: Tensor[], backwardsPerStep?: number): void;
   averageGradients(params: Tensor[]): void;
   /** The mean over ranks of a number. */
   meanOf(value: number): number;
@@ -172,7 +173,7 @@ export class Trainer {
 
   /** Every rank starts from rank 0's weights. */
   private syncParameters(): this {
-    if (this.parallel && this.parallel.worldSize > 1) this.parallel.broadcastParameters(this.params);
+    if (this.parallel && this.parallel.worldSize > 1) this.parallel.broadcastParameters(this.params, this.config.gradAccum);
     return this;
   }
 
