@@ -163,5 +163,6 @@ void RegisterOps(Napi::Env env, Napi::Object exports);
 void RegisterOptim(Napi::Env env, Napi::Object exports);
 void RegisterDistributed(Napi::Env env, Napi::Object exports);
 void RegisterFused(Napi::Env env, Napi::Object exports);
+void RegisterCpuAllocator(Napi::Env env, Napi::Object exports);
 
 }  // namespace innerloop

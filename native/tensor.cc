@@ -1186,6 +1186,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   RegisterOptim(env, exports);
   RegisterDistributed(env, exports);
   RegisterFused(env, exports);
+  RegisterCpuAllocator(env, exports);
   return exports;
 }
 

@@ -2,6 +2,7 @@
 // a flat live-tensor count over a long training-like loop, external-memory accounting and the
 // finalizer safety net.
 import v8 from "node:v8";
+import { execFileSync } from "node:child_process";
 import vm from "node:vm";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
@@ -425,5 +426,50 @@ describe("finalizer safety net", () => {
     await collect();
     held.forEach((t, i) => expect(flatValues(t)).toEqual([i, i, i, i]));
     for (const t of held) t.dispose();
+  });
+});
+
+// native/cpu_allocator.cc: large CPU buffers are cached for reuse (flat resident memory, warm
+// pages); the cache is bounded, can be emptied, and can be turned off.
+describe("CPU caching allocator", () => {
+  it("keeps a freed large buffer and hands it out again for the same size", () => {
+    torch.emptyCpuCache();
+    expect(torch.memory().cpuCached).toBe(0);
+    const n = 3 << 20; // 12 MiB of float32
+    torch.tidy(() => { torch.ones([n]); });
+    const kept = torch.memory().cpuCached;
+    expect(kept).toBeGreaterThanOrEqual(4 * n);
+    // The same size again takes the kept block: the cache shrinks by it, values are right.
+    const sum = torch.tidy(() => torch.ones([n]).sum().item());
+    expect(sum).toBe(n);
+    expect(torch.memory().cpuCached).toBe(kept);
+    const t = torch.zeros([n]);
+    expect(torch.memory().cpuCached).toBeLessThan(kept);
+    expect(t.abs().max().item()).toBe(0); // a reused block is filled like a new one
+    t.dispose();
+    torch.emptyCpuCache();
+    expect(torch.memory().cpuCached).toBe(0);
+    // Small buffers are not cached.
+    torch.tidy(() => { torch.ones([1000]); });
+    expect(torch.memory().cpuCached).toBe(0);
+  });
+
+  it("INNERLOOP_CPU_ALLOCATOR=default keeps libtorch's allocator, and INNERLOOP_CPU_CACHE_MB bounds the cache", () => {
+    const script = `const { torch } = await import(${JSON.stringify(new URL("../lib/torch/index.ts", import.meta.url).pathname)});
+      torch.tidy(() => { torch.ones([4 << 20]); torch.ones([4 << 20]).add(1); });
+      console.log(JSON.stringify({ cached: torch.memory().cpuCached, sum: torch.tidy(() => torch.ones([4 << 20]).sum().item()) }));`;
+    const run = (env: Record<string, string>) => {
+      const out = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+        cwd: new URL("..", import.meta.url).pathname, env: { ...process.env, OMP_NUM_THREADS: "1", ...env }, encoding: "utf8", timeout: 60_000,
+      });
+      return JSON.parse(out.trim().split("\n").pop()!) as { cached: number; sum: number };
+    };
+    const off = run({ INNERLOOP_CPU_ALLOCATOR: "default" });
+    expect(off).toEqual({ cached: 0, sum: 4 << 20 });
+    // Three 16 MiB buffers are freed at once; a 24 MiB bound keeps one of them.
+    const bounded = run({ INNERLOOP_CPU_CACHE_MB: "24" });
+    expect(bounded).toEqual({ cached: 16 << 20, sum: 4 << 20 });
+    const on = run({});
+    expect(on.cached).toBeGreaterThanOrEqual(2 * (16 << 20));
   });
 });

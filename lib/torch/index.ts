@@ -76,6 +76,7 @@ export const torch = {
   tidyAsync: scope.tidyAsync,
   keep: scope.keep,
   memory: scope.memory,
+  emptyCpuCache: scope.emptyCpuCache,
   dispose(value: Tensor | Tensor[] | Record<string, Tensor>): void {
     const list = value instanceof Tensor ? [value] : Array.isArray(value) ? value : Object.values(value);
     for (const t of list) native.dispose(t);

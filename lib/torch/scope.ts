@@ -107,8 +107,22 @@ export interface MemoryInfo {
   cudaAllocated: number;
   /** Bytes held by the CUDA caching allocator (all devices). */
   cudaReserved: number;
+  /**
+   * Bytes of freed large CPU buffers kept by innerloop's CPU allocator for reuse
+   * (native/cpu_allocator.cc; 0 when INNERLOOP_CPU_ALLOCATOR=default).
+   */
+  cpuCached: number;
 }
 
 export function memory(): MemoryInfo {
-  return native.memory();
+  const m = native.memory() as Omit<MemoryInfo, "cpuCached">;
+  return { ...m, cpuCached: native.cpuCacheInfo().cachedBytes };
+}
+
+/**
+ * Returns the freed large CPU buffers that innerloop's CPU allocator keeps for reuse to the
+ * system (the CPU counterpart of torch.cuda.emptyCache). Buffers in use are not affected.
+ */
+export function emptyCpuCache(): void {
+  native.cpuEmptyCache();
 }
