@@ -168,13 +168,16 @@ Napi::Value CpuEmptyCache(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterCpuAllocator(Napi::Env env, Napi::Object exports) {
-  const char* which = std::getenv("INNERLOOP_CPU_ALLOCATOR");
-  if (gAllocator == nullptr && !(which != nullptr && std::string(which) == "default")) {
+  // Once per process, also when worker threads load the addon again.
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const char* which = std::getenv("INNERLOOP_CPU_ALLOCATOR");
+    if (which != nullptr && std::string(which) == "default") return;
     const char* mb = std::getenv("INNERLOOP_CPU_CACHE_MB");
     const size_t cap = (mb != nullptr ? static_cast<size_t>(std::strtoull(mb, nullptr, 10)) : 2048) << 20;
     gAllocator = new CachingCpuAllocator(cap);
     c10::SetCPUAllocator(gAllocator, /*priority=*/1);
-  }
+  });
   exports.Set("cpuCacheInfo", Napi::Function::New(env, CpuCacheInfo, "cpuCacheInfo"));
   exports.Set("cpuEmptyCache", Napi::Function::New(env, CpuEmptyCache, "cpuEmptyCache"));
 }
