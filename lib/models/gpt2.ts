@@ -151,10 +151,11 @@ export class GPT2Block extends Module {
   }
 
   forward(h: Tensor, cache: KVCache | null = null, past = 0): Tensor {
-    if (cache === null) {
-      const fused = this.forwardFused(h);
-      if (fused !== undefined) return fused;
-    }
+    return (cache === null ? this.forwardFused(h) : undefined) ?? this.forwardComposed(h, cache, past);
+  }
+
+  /** The block op by op, through its hook points. */
+  forwardComposed(h: Tensor, cache: KVCache | null = null, past = 0): Tensor {
     h = this.hookResidPre.forward(h);
     const a = this.hookAttnOut.forward(this.attn.forward(this.ln1.forward(h), this.layer, cache, past));
     h = this.hookResidMid.forward(h.add(a));
@@ -261,7 +262,7 @@ export class GPT2 extends Module {
       // (autograd keeps what backward needs), as reference counting does in PyTorch. This keeps the
       // peak memory of a training step at PyTorch's instead of holding every temporary to the end.
       for (const block of this.transformer.h) {
-        const next = block.forwardFused(h) ?? torch.tidy(() => block.forward(h));
+        const next = block.forwardFused(h) ?? torch.tidy(() => block.forwardComposed(h));
         h.dispose();
         h = next;
       }
