@@ -9,6 +9,7 @@ import * as path from "node:path";
 import { torch } from "../lib/torch/index.js";
 import { analyzeDir } from "../lib/analysis/run.js";
 import type { AnalysisResult } from "../lib/analysis/result.js";
+import { expectNestedClose, nestedMaxAbs } from "./helpers/close.js";
 
 const FIXTURE = path.join(__dirname, "..", "scripts", "oracle", "fixtures", "gpt2-tiny");
 const expected = JSON.parse(fs.readFileSync(path.join(FIXTURE, "expected.json"), "utf8")) as AnalysisResult & {
@@ -18,30 +19,8 @@ const S = expected.settings;
 
 const REL = 1e-4;
 
-/** Compares nested arrays/numbers: |a−b| ≤ REL·max(|b|, floor), floor = REL-scale of the field. */
-function close(actual: unknown, want: unknown, where: string, floor: number): void {
-  if (want === null) {
-    expect(actual, where).toBeNull();
-    return;
-  }
-  if (Array.isArray(want)) {
-    expect(Array.isArray(actual), `${where} is an array`).toBe(true);
-    expect((actual as unknown[]).length, `${where} length`).toBe(want.length);
-    want.forEach((w, i) => close((actual as unknown[])[i], w, `${where}[${i}]`, floor));
-    return;
-  }
-  expect(typeof actual, where).toBe("number");
-  const a = actual as number;
-  const b = want as number;
-  const tol = REL * Math.max(Math.abs(b), floor);
-  if (!(Math.abs(a - b) <= tol)) throw new Error(`${where}: got ${a}, want ${b} (|diff| ${Math.abs(a - b)} > ${tol})`);
-}
-
-/** Largest |value| in a nested array: the scale below which relative error is measured absolutely. */
-function scale(x: unknown): number {
-  if (Array.isArray(x)) return Math.max(0, ...x.map(scale));
-  return typeof x === "number" ? Math.abs(x) : 0;
-}
+const close = (actual: unknown, want: unknown, where: string, floor: number) => expectNestedClose(actual, want, where, floor, REL);
+const scale = nestedMaxAbs;
 
 const devices = ["cpu", ...(torch.cuda.isAvailable() ? ["cuda"] : [])] as const;
 

@@ -15,6 +15,7 @@ import { analyzeDir } from "../lib/analysis/run.js";
 import type { AnalysisModel } from "../lib/analysis/adapter.js";
 import type { AnalysisResult } from "../lib/analysis/result.js";
 import { binTokenStream } from "../lib/analysis/windows.js";
+import { expectNestedClose, nestedMaxAbs } from "./helpers/close.js";
 
 const FIX = path.join(__dirname, "fixtures", "pretrained");
 const MODELS = ["gpt2", "neox-par", "neox-seq", "llama", "llama-v4"] as const;
@@ -22,28 +23,8 @@ const REL = 1e-4;
 
 type Expected = AnalysisResult & { settings: { seqLen: number; batchSize: number; maxWindows: number; topK: number; freqBuckets: number } };
 
-function close(actual: unknown, want: unknown, where: string, floor: number): void {
-  if (want === null) {
-    expect(actual, where).toBeNull();
-    return;
-  }
-  if (Array.isArray(want)) {
-    expect(Array.isArray(actual), `${where} is an array`).toBe(true);
-    expect((actual as unknown[]).length, `${where} length`).toBe(want.length);
-    want.forEach((w, i) => close((actual as unknown[])[i], w, `${where}[${i}]`, floor));
-    return;
-  }
-  expect(typeof actual, where).toBe("number");
-  const a = actual as number;
-  const b = want as number;
-  const tol = REL * Math.max(Math.abs(b), floor);
-  if (!(Math.abs(a - b) <= tol)) throw new Error(`${where}: got ${a}, want ${b} (|diff| ${Math.abs(a - b)} > ${tol})`);
-}
-
-function scale(x: unknown): number {
-  if (Array.isArray(x)) return Math.max(0, ...x.map(scale));
-  return typeof x === "number" ? Math.abs(x) : 0;
-}
+const close = (actual: unknown, want: unknown, where: string, floor: number) => expectNestedClose(actual, want, where, floor, REL);
+const scale = nestedMaxAbs;
 
 const devices = ["cpu", ...(torch.cuda.isAvailable() ? ["cuda"] : [])] as const;
 

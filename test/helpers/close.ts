@@ -67,3 +67,32 @@ export function expectClose(
   }
   expect(bad, `${label}: values differ (rtol ${tol.rtol}, atol ${tol.atol}*${scale})`).toEqual([]);
 }
+
+/**
+ * Compares nested arrays of numbers (an analysis.json field) with a reference: |a - b| <= rel *
+ * max(|b|, floor) at every position, where floor is the field's scale below which the error is
+ * measured absolutely; null matches null only. Throws naming the first position that differs.
+ */
+export function expectNestedClose(actual: unknown, want: unknown, where: string, floor: number, rel: number): void {
+  if (want === null) {
+    expect(actual, where).toBeNull();
+    return;
+  }
+  if (Array.isArray(want)) {
+    expect(Array.isArray(actual), `${where} is an array`).toBe(true);
+    expect((actual as unknown[]).length, `${where} length`).toBe(want.length);
+    want.forEach((w, i) => expectNestedClose((actual as unknown[])[i], w, `${where}[${i}]`, floor, rel));
+    return;
+  }
+  expect(typeof actual, where).toBe("number");
+  const a = actual as number;
+  const b = want as number;
+  const tol = rel * Math.max(Math.abs(b), floor);
+  if (!(Math.abs(a - b) <= tol)) throw new Error(`${where}: got ${a}, want ${b} (|diff| ${Math.abs(a - b)} > ${tol})`);
+}
+
+/** Largest |value| in nested arrays of numbers. */
+export function nestedMaxAbs(x: unknown): number {
+  if (Array.isArray(x)) return Math.max(0, ...x.map(nestedMaxAbs));
+  return typeof x === "number" ? Math.abs(x) : 0;
+}
