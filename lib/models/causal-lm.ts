@@ -7,6 +7,7 @@
 import { torch, F } from "../torch/index.js";
 import type { Device, Tensor } from "../torch/index.js";
 import { Module } from "../nn/index.js";
+import type { Embedding, HookPoint, Linear, ModuleList } from "../nn/index.js";
 import { KVCache } from "./kv-cache.js";
 import { generateTokens } from "./generate.js";
 import type { ForwardOptions, ForwardResult } from "./gpt2.js";
@@ -55,22 +56,54 @@ export function repeatKV(x: Tensor, rep: number): Tensor {
   return x.unsqueeze(2).expand([B, H, rep, T, D]).reshape([B, H * rep, T, D]);
 }
 
+/** The modules an architecture names its own way (model.norm, gpt_neox.final_layer_norm, ...). */
+export interface CausalLMParts {
+  embedding: Embedding;
+  layers: ModuleList<Module & { forward(h: Tensor, ctx: StepContext): Tensor }>;
+  finalNorm: { forward(x: Tensor): Tensor };
+  hookNormalized: HookPoint;
+  /** The output layer, or null where it is tied to the token embedding. */
+  output: Linear | null;
+}
+
 export abstract class RotaryCausalLM extends Module {
   abstract readonly config: CausalLMConfigBase;
   /** Rotary tables (not parameters: they never enter the state dict). */
   protected abstract readonly rotary: RotaryTables;
+  /** The architecture's embedding, blocks, final norm and output layer. */
+  protected abstract readonly parts: CausalLMParts;
   private readonly lossOpts = { ignoreIndex: -100 };
 
   /** h^0 = the token embedding (these models have no learned positions). */
-  abstract embed(ids: Tensor): Tensor;
+  embed(ids: Tensor): Tensor {
+    return this.parts.embedding.forward(ids);
+  }
+
   /** Runs every block on h. */
-  protected abstract blocksForward(h: Tensor, ctx: StepContext): Tensor;
+  protected blocksForward(h: Tensor, ctx: StepContext): Tensor {
+    for (const block of this.parts.layers) h = block.forward(h, ctx);
+    return h;
+  }
+
+  private unembed(x: Tensor): Tensor {
+    const { output, embedding } = this.parts;
+    return output === null ? F.linear(x, embedding.weight) : output.forward(x);
+  }
+
   /** Final norm (through ln_final.hook_normalized) and unembedding. */
-  abstract head(h: Tensor): Tensor;
+  head(h: Tensor): Tensor {
+    return this.unembed(this.parts.hookNormalized.forward(this.parts.finalNorm.forward(h)));
+  }
+
   /** Final norm and unembedding without hook points: decodes any h^l (logit lens). */
-  abstract decode(h: Tensor): Tensor;
-  /** Weight that holds the embedding (for dtype/device queries). */
-  protected abstract embeddingWeight(): Tensor;
+  decode(h: Tensor): Tensor {
+    return this.unembed(this.parts.finalNorm.forward(h));
+  }
+
+  /** Parameters of block l (for per-block gradient norms). */
+  blockParameters(l: number): Tensor[] {
+    return this.parts.layers.at(l).parameters();
+  }
 
   protected checkIds(ids: Tensor, past = 0): void {
     const shape = ids.shape;
@@ -117,7 +150,7 @@ export abstract class RotaryCausalLM extends Module {
 
   /** Device and dtype of the weights. */
   get weightInfo(): { device: string; dtype: string } {
-    const w = this.embeddingWeight();
+    const w = this.parts.embedding.weight;
     return { device: w.device, dtype: w.dtype };
   }
 }

@@ -17,7 +17,7 @@ import { ConfigReader, readActivation, readRope, ropeToHF, activationName } from
 import type { Activation, Json } from "./hf-config.js";
 import { showValue } from "./errors.js";
 import { RotaryCausalLM, attentionOptions, repeatKV } from "./causal-lm.js";
-import type { CausalLMConfigBase, StepContext } from "./causal-lm.js";
+import type { CausalLMConfigBase, CausalLMParts, StepContext } from "./causal-lm.js";
 import { RotaryTables, applyRotary } from "./rope.js";
 import type { RopeConfig } from "./rope.js";
 import { HFRMSNorm, activate, initLikeHF } from "./layers.js";
@@ -282,6 +282,7 @@ export class Llama extends RotaryCausalLM {
   readonly model: LlamaBody;
   readonly lmHead: Linear | null;
   protected readonly rotary: RotaryTables;
+  protected readonly parts: CausalLMParts;
 
   constructor(config: LlamaConfig, opts: BuildOptions = {}) {
     super();
@@ -291,41 +292,13 @@ export class Llama extends RotaryCausalLM {
       ? null
       : this.registerModule("lm_head", new Linear(config.nEmbd, config.vocabSize, { device: opts.device, dtype: opts.dtype, bias: false }));
     this.rotary = new RotaryTables(config.rope, config.headDim);
+    const m = this.model;
+    this.parts = { embedding: m.embedTokens, layers: m.layers, finalNorm: m.norm, hookNormalized: m.hookNormalized, output: this.lmHead };
     if (opts.init ?? true) initLikeHF(this, config.initializerRange);
   }
 
   get blocks(): ModuleList<LlamaBlock> {
     return this.model.layers;
-  }
-
-  embed(ids: Tensor): Tensor {
-    return this.model.embedTokens.forward(ids);
-  }
-
-  protected blocksForward(h: Tensor, ctx: StepContext): Tensor {
-    for (const block of this.model.layers) h = block.forward(h, ctx);
-    return h;
-  }
-
-  private unembed(x: Tensor): Tensor {
-    return this.lmHead === null ? F.linear(x, this.model.embedTokens.weight) : this.lmHead.forward(x);
-  }
-
-  head(h: Tensor): Tensor {
-    return this.unembed(this.model.hookNormalized.forward(this.model.norm.forward(h)));
-  }
-
-  decode(h: Tensor): Tensor {
-    return this.unembed(this.model.norm.forward(h));
-  }
-
-  protected embeddingWeight(): Tensor {
-    return this.model.embedTokens.weight;
-  }
-
-  /** Parameters of block l (for per-block gradient norms). */
-  blockParameters(l: number): Tensor[] {
-    return this.model.layers.at(l).parameters();
   }
 
   toHFConfig(): Json {

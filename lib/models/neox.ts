@@ -13,7 +13,7 @@ import { Module, ModuleList, Embedding, Linear, LayerNorm, HookPoint } from "../
 import { ConfigReader, readActivation, readRope, ropeToHF, activationName } from "./hf-config.js";
 import type { Activation, Json } from "./hf-config.js";
 import { RotaryCausalLM, attentionOptions } from "./causal-lm.js";
-import type { CausalLMConfigBase, StepContext } from "./causal-lm.js";
+import type { CausalLMConfigBase, CausalLMParts, StepContext } from "./causal-lm.js";
 import { RotaryTables, applyRotary } from "./rope.js";
 import type { RopeConfig } from "./rope.js";
 import { activate, initLikeHF } from "./layers.js";
@@ -197,6 +197,7 @@ export class GPTNeoX extends RotaryCausalLM {
   readonly gptNeox: NeoXBody;
   readonly embedOut: Linear | null;
   protected readonly rotary: RotaryTables;
+  protected readonly parts: CausalLMParts;
 
   constructor(config: NeoXConfig, opts: BuildOptions = {}) {
     super();
@@ -206,40 +207,13 @@ export class GPTNeoX extends RotaryCausalLM {
       ? null
       : this.registerModule("embed_out", new Linear(config.nEmbd, config.vocabSize, { device: opts.device, dtype: opts.dtype, bias: false }));
     this.rotary = new RotaryTables(config.rope, config.nEmbd / config.nHead);
+    const m = this.gptNeox;
+    this.parts = { embedding: m.embedIn, layers: m.layers, finalNorm: m.finalLayerNorm, hookNormalized: m.hookNormalized, output: this.embedOut };
     if (opts.init ?? true) initLikeHF(this, config.initializerRange);
   }
 
   get blocks(): ModuleList<NeoXBlock> {
     return this.gptNeox.layers;
-  }
-
-  embed(ids: Tensor): Tensor {
-    return this.gptNeox.embedIn.forward(ids);
-  }
-
-  protected blocksForward(h: Tensor, ctx: StepContext): Tensor {
-    for (const block of this.gptNeox.layers) h = block.forward(h, ctx);
-    return h;
-  }
-
-  private unembed(x: Tensor): Tensor {
-    return this.embedOut === null ? F.linear(x, this.gptNeox.embedIn.weight) : this.embedOut.forward(x);
-  }
-
-  head(h: Tensor): Tensor {
-    return this.unembed(this.gptNeox.hookNormalized.forward(this.gptNeox.finalLayerNorm.forward(h)));
-  }
-
-  decode(h: Tensor): Tensor {
-    return this.unembed(this.gptNeox.finalLayerNorm.forward(h));
-  }
-
-  protected embeddingWeight(): Tensor {
-    return this.gptNeox.embedIn.weight;
-  }
-
-  blockParameters(l: number): Tensor[] {
-    return this.gptNeox.layers.at(l).parameters();
   }
 
   toHFConfig(): Json {
