@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { torch } from "../lib/torch/index.js";
 import { analyzeDir } from "../lib/analysis/run.js";
 import type { AnalysisResult } from "../lib/analysis/result.js";
-import { expectNestedClose, nestedMaxAbs } from "./helpers/close.js";
+import { expectCoreAnalysisClose, expectNestedClose, nestedMaxAbs } from "./helpers/close.js";
 
 const FIXTURE = path.join(__dirname, "..", "scripts", "oracle", "fixtures", "gpt2-tiny");
 const expected = JSON.parse(fs.readFileSync(path.join(FIXTURE, "expected.json"), "utf8")) as AnalysisResult & {
@@ -50,15 +50,7 @@ describe.each(devices)("analyze agrees with transformers + autograd (%s)", (devi
   });
 
   it("core fields (DESIGN.md table) within 1e-4 relative", () => {
-    close(got.loss, expected.loss, "loss", 0);
-    // Cosines are compared with an absolute floor at their natural scale (1), norms at the field's scale.
-    close(got.hiddenNorm.mean, expected.hiddenNorm.mean, "hiddenNorm.mean", 0);
-    close(got.hiddenNorm.std, expected.hiddenNorm.std, "hiddenNorm.std", scale(expected.hiddenNorm.std) * 1e-2);
-    close(got.gradNorm.mean, expected.gradNorm.mean, "gradNorm.mean", 0);
-    close(got.update.normMean, expected.update.normMean, "update.normMean", 0);
-    close(got.update.cosMean, expected.update.cosMean, "update.cosMean", 1e-2);
-    close(got.logitLens.loss, expected.logitLens.loss, "logitLens.loss", 0);
-    close(got.paramGradNorm, expected.paramGradNorm, "paramGradNorm", 0);
+    expectCoreAnalysisClose(got, expected, REL);
     // The logit lens of the last layer is the model's loss.
     expect(got.logitLens.loss[got.layers - 1]).toBeCloseTo(got.loss, 10);
   });

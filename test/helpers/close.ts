@@ -1,6 +1,7 @@
 // Numeric comparison against reference values (PyTorch, float64) with dtype-aware tolerances.
 import { expect } from "vitest";
 import { Tensor } from "../../lib/torch/index.js";
+import type { AnalysisResult } from "../../lib/analysis/result.js";
 
 export interface Tolerance {
   rtol: number;
@@ -95,4 +96,21 @@ export function expectNestedClose(actual: unknown, want: unknown, where: string,
 export function nestedMaxAbs(x: unknown): number {
   if (Array.isArray(x)) return Math.max(0, ...x.map(nestedMaxAbs));
   return typeof x === "number" ? Math.abs(x) : 0;
+}
+
+/**
+ * The DESIGN.md table's fields of an analysis result against a reference, within `rel` relative:
+ * cosines with an absolute floor at their natural scale (1 x 1e-2), standard deviations at 1e-2 of
+ * the field's largest value, everything else purely relative.
+ */
+export function expectCoreAnalysisClose(got: AnalysisResult, want: AnalysisResult, rel: number): void {
+  const close = (a: unknown, w: unknown, where: string, floor: number) => expectNestedClose(a, w, where, floor, rel);
+  close(got.loss, want.loss, "loss", 0);
+  close(got.hiddenNorm.mean, want.hiddenNorm.mean, "hiddenNorm.mean", 0);
+  close(got.hiddenNorm.std, want.hiddenNorm.std, "hiddenNorm.std", nestedMaxAbs(want.hiddenNorm.std) * 1e-2);
+  close(got.gradNorm.mean, want.gradNorm.mean, "gradNorm.mean", 0);
+  close(got.update.normMean, want.update.normMean, "update.normMean", 0);
+  close(got.update.cosMean, want.update.cosMean, "update.cosMean", 1e-2);
+  close(got.logitLens.loss, want.logitLens.loss, "logitLens.loss", 0);
+  close(got.paramGradNorm, want.paramGradNorm, "paramGradNorm", 0);
 }
