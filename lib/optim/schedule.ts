@@ -27,8 +27,16 @@ function checkSteps(name: string, v: number): void {
  * down to minLr at `decaySteps`, then minLr.
  */
 export function warmupCosine(o: WarmupCosineOptions): LrSchedule {
+  return warmupThenDecay(o, 0.1 * o.lr, (ratio, lr, minLr) => minLr + 0.5 * (1 + Math.cos(Math.PI * ratio)) * (lr - minLr));
+}
+
+/**
+ * The shape both decaying schedules share: linear warmup, then decay(ratio) for ratio = 0..1 of
+ * the way from the end of warmup to `decaySteps`, then minLr.
+ */
+function warmupThenDecay(o: WarmupCosineOptions, defaultMinLr: number, decay: (ratio: number, lr: number, minLr: number) => number): LrSchedule {
   const { lr, decaySteps } = o;
-  const minLr = o.minLr ?? 0.1 * lr;
+  const minLr = o.minLr ?? defaultMinLr;
   const warmup = o.warmupSteps ?? 0;
   checkRate("lr", lr);
   checkRate("minLr", minLr);
@@ -37,8 +45,7 @@ export function warmupCosine(o: WarmupCosineOptions): LrSchedule {
   return (step) => {
     if (step < warmup) return (lr * (step + 1)) / (warmup + 1);
     if (step >= decaySteps) return minLr;
-    const ratio = (step - warmup) / (decaySteps - warmup);
-    return minLr + 0.5 * (1 + Math.cos(Math.PI * ratio)) * (lr - minLr);
+    return decay((step - warmup) / (decaySteps - warmup), lr, minLr);
   };
 }
 
@@ -52,17 +59,5 @@ export function constantLr(lr: number, opts: { warmupSteps?: number } = {}): LrS
 
 /** Linear warmup, then a straight line from lr to minLr at `decaySteps`, then minLr. */
 export function linearLr(o: WarmupCosineOptions): LrSchedule {
-  const { lr, decaySteps } = o;
-  const minLr = o.minLr ?? 0;
-  const warmup = o.warmupSteps ?? 0;
-  checkRate("lr", lr);
-  checkRate("minLr", minLr);
-  checkSteps("warmupSteps", warmup);
-  checkSteps("decaySteps", decaySteps);
-  return (step) => {
-    if (step < warmup) return (lr * (step + 1)) / (warmup + 1);
-    if (step >= decaySteps) return minLr;
-    const ratio = (step - warmup) / (decaySteps - warmup);
-    return lr + ratio * (minLr - lr);
-  };
+  return warmupThenDecay(o, 0, (ratio, lr, minLr) => lr + ratio * (minLr - lr));
 }
