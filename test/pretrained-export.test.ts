@@ -12,6 +12,7 @@ import { torch } from "../lib/torch/index.js";
 import type { Tensor } from "../lib/torch/index.js";
 import { loadPretrained, savePretrained, Llama, GPTNeoX } from "../lib/models/hf.js";
 import type { PretrainedModel } from "../lib/models/hf.js";
+import { expectLogits } from "./helpers/close.js";
 
 const FIX = path.join(__dirname, "fixtures", "pretrained");
 const CHECK = path.join(__dirname, "..", "scripts", "oracle", "pretrained_check.py");
@@ -24,17 +25,6 @@ function logitsOf(model: PretrainedModel, ids: number[][]): Tensor {
   return torch.noGrad(() => model.forward(torch.tensor(ids, { dtype: "int64" })).logits);
 }
 
-function expectLogits(got: Tensor, want: number[], rel: number, label: string): void {
-  const g = Array.from(got.float().cpu().toTypedArray() as Float32Array);
-  expect(g.length, `${label}: element count`).toBe(want.length);
-  let scale = 0;
-  let worst = 0;
-  for (let i = 0; i < want.length; i++) {
-    scale = Math.max(scale, Math.abs(want[i]!));
-    worst = Math.max(worst, Math.abs(g[i]! - want[i]!));
-  }
-  expect(worst / scale, `${label}: max |diff| ${worst} vs scale ${scale}`).toBeLessThanOrEqual(rel);
-}
 
 describe("export to Hugging Face format", () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), "innerloop-pretrained-"));

@@ -16,6 +16,7 @@ import { weightFiles } from "../lib/models/hf-weights.js";
 import { llamaConfigFromHF } from "../lib/models/llama.js";
 import { inverseFrequencies } from "../lib/models/rope.js";
 import { GPT2 } from "../lib/models/gpt2.js";
+import { expectLogits } from "./helpers/close.js";
 
 const FIX = path.join(__dirname, "fixtures", "pretrained");
 const NAMES = ["gpt2", "neox-par", "neox-seq", "llama", "llama-v4", "mistral", "qwen2"] as const;
@@ -35,18 +36,6 @@ const expected = Object.fromEntries(
 ) as Record<(typeof NAMES)[number], Expected>;
 const modelDir = (n: string) => path.join(FIX, n, "model");
 
-/** max |got - want| <= rel * max |want|: agreement relative to the logits' scale. */
-function expectLogits(got: Tensor, want: number[], rel: number, label: string): void {
-  const g = Array.from(got.float().cpu().toTypedArray() as Float32Array);
-  expect(g.length, `${label}: element count`).toBe(want.length);
-  let scale = 0;
-  let worst = 0;
-  for (let i = 0; i < want.length; i++) {
-    scale = Math.max(scale, Math.abs(want[i]!));
-    worst = Math.max(worst, Math.abs(g[i]! - want[i]!));
-  }
-  expect(worst / scale, `${label}: max |diff| ${worst} vs scale ${scale}`).toBeLessThanOrEqual(rel);
-}
 
 function idsTensor(ids: number[][], device: Device = "cpu"): Tensor {
   return torch.tensor(ids, { dtype: "int64" }).to(device);

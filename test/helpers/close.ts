@@ -114,3 +114,16 @@ export function expectCoreAnalysisClose(got: AnalysisResult, want: AnalysisResul
   close(got.logitLens.loss, want.logitLens.loss, "logitLens.loss", 0);
   close(got.paramGradNorm, want.paramGradNorm, "paramGradNorm", 0);
 }
+
+/** max |got - want| <= rel * max |want|: agreement relative to the logits' scale. */
+export function expectLogits(got: Tensor, want: number[], rel: number, label: string): void {
+  const g = Array.from(got.float().cpu().toTypedArray() as Float32Array);
+  expect(g.length, `${label}: element count`).toBe(want.length);
+  let scale = 0;
+  let worst = 0;
+  for (let i = 0; i < want.length; i++) {
+    scale = Math.max(scale, Math.abs(want[i]!));
+    worst = Math.max(worst, Math.abs(g[i]! - want[i]!));
+  }
+  expect(worst / scale, `${label}: max |diff| ${worst} vs scale ${scale}`).toBeLessThanOrEqual(rel);
+}
