@@ -173,90 +173,188 @@ at::Tensor BlockComposed(const std::vector<at::Tensor>& in, int64_t nHead, doubl
   return (h1 + m).view({B, T, C});
 }
 
+// Where a probed block (GPT2BlockProbeFn) puts what its backward pass measures of the probe rows:
+// the gradient at the block's output and, for the first block, at its input, and the norm of the
+// probe rows' own gradient for each of the block's 12 weights and biases (BlockInput order).
+struct ProbeSinks {
+  int64_t rows = 0;  // the last `rows` windows of the batch are the probe
+  at::Tensor gradIn, gradOut, paramNorms;
+};
+
+// The block's forward pass on the CPU kernels, saving what backward needs. With a probe, it also
+// returns, for the probe rows only, the attention and MLP outputs and the attention of every query
+// on the first key, A[b, head, t, 0] = exp(s·q_t·k_0 − lse_t), from the kernel's log-sum-exp.
+variable_list BlockForward(AutogradContext* ctx, const std::vector<at::Tensor>& in, int64_t nHead, double eps,
+                           int64_t probeRows) {
+  const at::Tensor &h = in[kH], &ln1w = in[kLn1W], &ln1b = in[kLn1B], &attnW = in[kAttnW], &attnB = in[kAttnB],
+                   &projW = in[kProjW], &projB = in[kProjB], &ln2w = in[kLn2W], &ln2b = in[kLn2B],
+                   &fcW = in[kFcW], &fcB = in[kFcB], &mlpW = in[kMlpW], &mlpB = in[kMlpB];
+  const int64_t B = h.size(0), T = h.size(1), C = h.size(2), H = nHead, D = C / H;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  at::Tensor h2 = h.contiguous().view({B * T, C});
+  auto [a, mean1, rstd1] = at::native_layer_norm(h2, {C}, ln1w, ln1b, eps);
+  at::Tensor qkv = Affine(a, attnW, attnB);
+  // Causal attention with the flash kernel on strided views of qkv, [B, H, T, D] each (no
+  // copies); it keeps the output and the log-sum-exp for its backward.
+  std::vector<at::Tensor> qkvh = qkv.view({B, T, 3, H, D}).permute({2, 0, 3, 1, 4}).unbind(0);
+  const at::Tensor &q = qkvh[0], &k = qkvh[1], &v = qkvh[2];
+  auto [attn, lse] = at::_scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, true, std::nullopt, scale);
+  at::Tensor y = attn.transpose(1, 2).reshape({B * T, C});
+  at::Tensor attnOut = Affine(y, projW, projB);
+  at::Tensor h1 = at::add(h2, attnOut);
+  auto [a2, mean2, rstd2] = at::native_layer_norm(h1, {C}, ln2w, ln2b, eps);
+  at::Tensor f = Affine(a2, fcW, fcB);
+  at::Tensor g = GeluTanh(f);
+  at::Tensor mlpOut = Affine(g, mlpW, mlpB);
+  at::Tensor out = at::add(h1, mlpOut).view({B, T, C});
+  ctx->save_for_backward({h, ln1w, ln1b, attnW, attnB, projW, projB, ln2w, ln2b, fcW, fcB, mlpW, mlpB,
+                          h2, a, mean1, rstd1, y, h1, a2, mean2, rstd2, f, g, q, k, v, attn, lse});
+  ctx->saved_data["nHead"] = nHead;
+  ctx->saved_data["eps"] = eps;
+  if (probeRows == 0) return {out};
+  const int64_t r = probeRows, b0 = B - r;
+  auto rows = [&](const at::Tensor& t) { return t.view({B, T, C}).narrow(0, b0, r).clone(); };
+  at::Tensor qr = q.narrow(0, b0, r), k0 = k.narrow(0, b0, r).narrow(2, 0, 1);
+  at::Tensor s = qr.mul(k0).sum(-1).mul_(scale);  // [r, H, T]
+  at::Tensor firstKey = s.sub_(lse.narrow(0, b0, r).to(s.scalar_type())).exp_();
+  return {out, rows(attnOut), rows(mlpOut), firstKey};
+}
+
+// The hand-written backward pass of the block. With probe rows (sinks.rows > 0) the weight and bias
+// gradients are those of the other rows only, so that the probe changes no parameter's gradient;
+// the probe rows' own weight gradients are reduced to their norms, and the gradients at the
+// block's boundaries are copied for the probe rows, into the sinks.
+variable_list BlockBackward(AutogradContext* ctx, const at::Tensor& gradOut, const ProbeSinks& sinks) {
+  variable_list sv = ctx->get_saved_variables();
+  const int64_t nHead = ctx->saved_data["nHead"].toInt();
+  const double eps = ctx->saved_data["eps"].toDouble();
+  variable_list gin(kBlockInputs + 2);  // + nHead, eps (+ the probe's arguments, left undefined)
+  if (at::GradMode::is_enabled()) {
+    // create_graph: differentiate the composed block so that the gradients are differentiable.
+    TORCH_CHECK(sinks.rows == 0, "gpt2BlockProbe: a probed block has no second-order backward");
+    std::vector<at::Tensor> in(sv.begin(), sv.begin() + kBlockInputs);
+    std::vector<at::Tensor> leaves;
+    std::vector<size_t> where;
+    for (size_t i = 0; i < in.size(); ++i) {
+      if (ctx->needs_input_grad(i)) {
+        leaves.push_back(in[i]);
+        where.push_back(i);
+      }
+    }
+    at::Tensor out = BlockComposed(in, nHead, eps);
+    variable_list g = torch::autograd::grad({out}, leaves, {gradOut}, true, true, true);
+    for (size_t j = 0; j < where.size(); ++j) gin[where[j]] = g[j];
+    return gin;
+  }
+  const at::Tensor &h = sv[0], &ln1w = sv[1], &ln1b = sv[2], &attnW = sv[3], &attnB = sv[4], &projW = sv[5],
+                   &projB = sv[6], &ln2w = sv[7], &ln2b = sv[8], &fcW = sv[9], &fcB = sv[10], &mlpW = sv[11],
+                   &mlpB = sv[12], &h2 = sv[13], &a = sv[14], &mean1 = sv[15], &rstd1 = sv[16], &y = sv[17],
+                   &h1 = sv[18], &a2 = sv[19], &mean2 = sv[20], &rstd2 = sv[21], &f = sv[22], &g = sv[23];
+  const int64_t B = h.size(0), T = h.size(1), C = h.size(2), H = nHead, D = C / H;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  const int64_t r = sinks.rows, nt = (B - r) * T;  // rows [0, nt) train, [nt, B·T) probe
+  auto need = [&](int i) { return ctx->needs_input_grad(i); };
+  std::vector<at::Tensor> probeNorms(kBlockInputs);
+  // x [N, in] @ w + b: dx for every row; dw, db from the training rows (and the probe's norms).
+  auto affine = [&](const at::Tensor& d, const at::Tensor& x, const at::Tensor& w, int iw, int ib) {
+    if (r == 0) return AffineBackward(d, x, w, need(iw), need(ib), gin[iw], gin[ib]);
+    at::Tensor dt = d.narrow(0, 0, nt), dp = d.narrow(0, nt, r * T);
+    if (need(iw) && nt > 0) gin[iw] = at::mm(x.narrow(0, 0, nt).t(), dt);
+    if (need(ib) && nt > 0) gin[ib] = dt.sum(0);
+    probeNorms[iw] = at::mm(x.narrow(0, nt, r * T).t(), dp).norm();
+    probeNorms[ib] = dp.sum(0).norm();
+    return at::mm(d, w.t());
+  };
+  // LayerNorm of x [N, C] with (mean, rstd): dx for every row; dw, db as for affine.
+  auto layerNorm = [&](const at::Tensor& dy, const at::Tensor& x, const at::Tensor& mean, const at::Tensor& rstd,
+                       const at::Tensor& w, const at::Tensor& b, int iw, int ib) {
+    if (r == 0) {
+      auto [dx, dw, db] = at::native_layer_norm_backward(dy, x, {C}, mean, rstd, w, b, {true, need(iw), need(ib)});
+      gin[iw] = dw, gin[ib] = db;
+      return dx;
+    }
+    at::Tensor dx = std::get<0>(at::native_layer_norm_backward(dy, x, {C}, mean, rstd, w, b, {true, false, false}));
+    auto part = [&](int64_t s, int64_t n, bool wantW, bool wantB) {
+      return at::native_layer_norm_backward(dy.narrow(0, s, n), x.narrow(0, s, n), {C}, mean.narrow(0, s, n),
+                                            rstd.narrow(0, s, n), w, b, {false, wantW, wantB});
+    };
+    if (nt > 0) {
+      auto [u0, dw, db] = part(0, nt, need(iw), need(ib));
+      gin[iw] = dw, gin[ib] = db;
+    }
+    auto [u1, pw, pb] = part(nt, r * T, true, true);
+    probeNorms[iw] = pw.norm(), probeNorms[ib] = pb.norm();
+    return dx;
+  };
+  at::Tensor d = gradOut.reshape({B * T, C});
+  if (r > 0) sinks.gradOut.copy_(gradOut.narrow(0, B - r, r));
+
+  // MLP: out = h1 + mlp(g), g = gelu(f), f = a2 fcW + fcB.
+  at::Tensor dg = affine(d, g, mlpW, kMlpW, kMlpB);
+  at::Tensor df = GeluTanhBackward(dg, f, g);
+  at::Tensor da2 = affine(df, a2, fcW, kFcW, kFcB);
+  at::Tensor dh1 = layerNorm(da2, h1, mean2, rstd2, ln2w, ln2b, kLn2W, kLn2B).add_(d);
+
+  // Attention: h1 = h2 + proj(y).
+  at::Tensor dy = affine(dh1, y, projW, kProjW, kProjB);
+  const at::Tensor &q = sv[24], &k = sv[25], &v = sv[26], &attn = sv[27], &lse = sv[28];
+  at::Tensor dattn = dy.view({B, T, H, D}).transpose(1, 2);
+  auto [dq, dk, dv] = at::_scaled_dot_product_flash_attention_for_cpu_backward(dattn, q, k, v, attn, lse, 0.0, true,
+                                                                                std::nullopt, scale);
+  // [B, H, T, D] x 3 -> [B, T, 3, H, D], the layout of c_attn's output.
+  at::Tensor dqkv = at::stack({dq.transpose(1, 2), dk.transpose(1, 2), dv.transpose(1, 2)}, 2);
+  at::Tensor da = affine(dqkv.view({B * T, 3 * C}), a, attnW, kAttnW, kAttnB);
+  at::Tensor dh = layerNorm(da, h2, mean1, rstd1, ln1w, ln1b, kLn1W, kLn1B).add_(dh1).view({B, T, C});
+  if (need(kH)) gin[kH] = dh;
+  if (r > 0) {
+    if (sinks.gradIn.defined()) sinks.gradIn.copy_(dh.narrow(0, B - r, r));
+    sinks.paramNorms.copy_(at::stack(std::vector<at::Tensor>(probeNorms.begin() + kLn1W, probeNorms.end())));
+  }
+  return gin;
+}
+
 struct GPT2BlockFn : public torch::autograd::Function<GPT2BlockFn> {
   static at::Tensor forward(AutogradContext* ctx, at::Tensor h, at::Tensor ln1w, at::Tensor ln1b, at::Tensor attnW,
                             at::Tensor attnB, at::Tensor projW, at::Tensor projB, at::Tensor ln2w, at::Tensor ln2b,
                             at::Tensor fcW, at::Tensor fcB, at::Tensor mlpW, at::Tensor mlpB, int64_t nHead,
                             double eps) {
-    const int64_t B = h.size(0), T = h.size(1), C = h.size(2), H = nHead, D = C / H;
-    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
-    at::Tensor h2 = h.contiguous().view({B * T, C});
-    auto [a, mean1, rstd1] = at::native_layer_norm(h2, {C}, ln1w, ln1b, eps);
-    at::Tensor qkv = Affine(a, attnW, attnB);
-    // Causal attention with the flash kernel on strided views of qkv, [B, H, T, D] each (no
-    // copies); it keeps the output and the log-sum-exp for its backward.
-    std::vector<at::Tensor> qkvh = qkv.view({B, T, 3, H, D}).permute({2, 0, 3, 1, 4}).unbind(0);
-    const at::Tensor &q = qkvh[0], &k = qkvh[1], &v = qkvh[2];
-    auto [attn, lse] = at::_scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, true, std::nullopt, scale);
-    at::Tensor y = attn.transpose(1, 2).reshape({B * T, C});
-    at::Tensor h1 = at::add(h2, Affine(y, projW, projB));
-    auto [a2, mean2, rstd2] = at::native_layer_norm(h1, {C}, ln2w, ln2b, eps);
-    at::Tensor f = Affine(a2, fcW, fcB);
-    at::Tensor g = GeluTanh(f);
-    at::Tensor out = at::add(h1, Affine(g, mlpW, mlpB)).view({B, T, C});
-    ctx->save_for_backward({h, ln1w, ln1b, attnW, attnB, projW, projB, ln2w, ln2b, fcW, fcB, mlpW, mlpB,
-                            h2, a, mean1, rstd1, y, h1, a2, mean2, rstd2, f, g, q, k, v, attn, lse});
-    ctx->saved_data["nHead"] = nHead;
-    ctx->saved_data["eps"] = eps;
-    return out;
+    return BlockForward(ctx, {h, ln1w, ln1b, attnW, attnB, projW, projB, ln2w, ln2b, fcW, fcB, mlpW, mlpB}, nHead,
+                        eps, 0)[0];
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    variable_list sv = ctx->get_saved_variables();
-    const int64_t nHead = ctx->saved_data["nHead"].toInt();
-    const double eps = ctx->saved_data["eps"].toDouble();
-    variable_list gin(kBlockInputs + 2);  // + nHead, eps
-    if (at::GradMode::is_enabled()) {
-      // create_graph: differentiate the composed block so that the gradients are differentiable.
-      std::vector<at::Tensor> in(sv.begin(), sv.begin() + kBlockInputs);
-      std::vector<at::Tensor> leaves;
-      std::vector<size_t> where;
-      for (size_t i = 0; i < in.size(); ++i) {
-        if (ctx->needs_input_grad(i)) {
-          leaves.push_back(in[i]);
-          where.push_back(i);
-        }
-      }
-      at::Tensor out = BlockComposed(in, nHead, eps);
-      variable_list g = torch::autograd::grad({out}, leaves, {grads[0]}, true, true, true);
-      for (size_t j = 0; j < where.size(); ++j) gin[where[j]] = g[j];
-      return gin;
-    }
-    const at::Tensor &h = sv[0], &ln1w = sv[1], &ln1b = sv[2], &attnW = sv[3], &attnB = sv[4], &projW = sv[5],
-                     &projB = sv[6], &ln2w = sv[7], &ln2b = sv[8], &fcW = sv[9], &fcB = sv[10], &mlpW = sv[11],
-                     &mlpB = sv[12], &h2 = sv[13], &a = sv[14], &mean1 = sv[15], &rstd1 = sv[16], &y = sv[17],
-                     &h1 = sv[18], &a2 = sv[19], &mean2 = sv[20], &rstd2 = sv[21], &f = sv[22], &g = sv[23];
-    const int64_t B = h.size(0), T = h.size(1), C = h.size(2), H = nHead, D = C / H;
-    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
-    auto need = [&](int i) { return ctx->needs_input_grad(i); };
-    auto lnMask = [&](int w, int b) {
-      return std::array<bool, 3>{true, need(w), need(b)};
-    };
-    at::Tensor d = grads[0].reshape({B * T, C});
+    return BlockBackward(ctx, grads[0], ProbeSinks{});
+  }
+};
 
-    // MLP: out = h1 + mlp(g), g = gelu(f), f = a2 fcW + fcB.
-    at::Tensor dg = AffineBackward(d, g, mlpW, need(kMlpW), need(kMlpB), gin[kMlpW], gin[kMlpB]);
-    at::Tensor df = GeluTanhBackward(dg, f, g);
-    at::Tensor da2 = AffineBackward(df, a2, fcW, need(kFcW), need(kFcB), gin[kFcW], gin[kFcB]);
-    auto [dh1ln, dln2w, dln2b] =
-        at::native_layer_norm_backward(da2, h1, {C}, mean2, rstd2, ln2w, ln2b, lnMask(kLn2W, kLn2B));
-    gin[kLn2W] = dln2w, gin[kLn2B] = dln2b;
-    at::Tensor dh1 = dh1ln.add_(d);
+// The block with probe rows: the last `probeRows` windows of the batch are analysed, not trained
+// on (lib/analysis: snapshots that ride along in a training step). Outputs: the block's output for
+// every row (differentiable), then the probe rows' attention output, MLP output and attention on the
+// first key (not differentiable).
+struct GPT2BlockProbeFn : public torch::autograd::Function<GPT2BlockProbeFn> {
+  static variable_list forward(AutogradContext* ctx, at::Tensor h, at::Tensor ln1w, at::Tensor ln1b, at::Tensor attnW,
+                               at::Tensor attnB, at::Tensor projW, at::Tensor projB, at::Tensor ln2w, at::Tensor ln2b,
+                               at::Tensor fcW, at::Tensor fcB, at::Tensor mlpW, at::Tensor mlpB, int64_t nHead,
+                               double eps, ProbeSinks sinks) {
+    variable_list outs = BlockForward(ctx, {h, ln1w, ln1b, attnW, attnB, projW, projB, ln2w, ln2b, fcW, fcB, mlpW, mlpB},
+                                      nHead, eps, sinks.rows);
+    ctx->mark_non_differentiable({outs[1], outs[2], outs[3]});
+    // The sinks are not inputs of the node (apply passes a non-tensor argument through).
+    ctx->saved_data["probeRows"] = sinks.rows;
+    if (sinks.gradIn.defined()) ctx->saved_data["gradIn"] = sinks.gradIn;
+    ctx->saved_data["gradOut"] = sinks.gradOut;
+    ctx->saved_data["paramNorms"] = sinks.paramNorms;
+    return outs;
+  }
 
-    // Attention: h1 = h2 + proj(y).
-    at::Tensor dy = AffineBackward(dh1, y, projW, need(kProjW), need(kProjB), gin[kProjW], gin[kProjB]);
-    const at::Tensor &q = sv[24], &k = sv[25], &v = sv[26], &attn = sv[27], &lse = sv[28];
-    at::Tensor dattn = dy.view({B, T, H, D}).transpose(1, 2);
-    auto [dq, dk, dv] = at::_scaled_dot_product_flash_attention_for_cpu_backward(dattn, q, k, v, attn, lse, 0.0, true,
-                                                                                  std::nullopt, scale);
-    // [B, H, T, D] x 3 -> [B, T, 3, H, D], the layout of c_attn's output.
-    at::Tensor dqkv = at::stack({dq.transpose(1, 2), dk.transpose(1, 2), dv.transpose(1, 2)}, 2);
-    at::Tensor da = AffineBackward(dqkv.view({B * T, 3 * C}), a, attnW, need(kAttnW),
-                                   need(kAttnB), gin[kAttnW], gin[kAttnB]);
-    auto [dhln, dln1w, dln1b] =
-        at::native_layer_norm_backward(da, h2, {C}, mean1, rstd1, ln1w, ln1b, lnMask(kLn1W, kLn1B));
-    gin[kLn1W] = dln1w, gin[kLn1B] = dln1b;
-    if (need(kH)) gin[kH] = dhln.add_(dh1).view({B, T, C});
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    ProbeSinks sinks;
+    sinks.rows = ctx->saved_data["probeRows"].toInt();
+    if (ctx->saved_data.count("gradIn")) sinks.gradIn = ctx->saved_data["gradIn"].toTensor();
+    sinks.gradOut = ctx->saved_data["gradOut"].toTensor();
+    sinks.paramNorms = ctx->saved_data["paramNorms"].toTensor();
+    variable_list gin = BlockBackward(ctx, grads[0], sinks);
+    gin.resize(kBlockInputs + 3);  // + nHead, eps, sinks
     return gin;
   }
 };
@@ -345,35 +443,96 @@ bool FusableDtype(const at::Tensor& t) {
 
 bool CpuAutocastOff() { return !at::autocast::is_autocast_enabled(at::kCPU); }
 
+// The block's tensors from a gpt2Block / gpt2BlockProbe call, and whether the fused path applies
+// to them: CPU, float32/float64, no autocast, every weight and bias present with GPT-2's shapes.
+struct BlockCall {
+  std::vector<at::Tensor> in = std::vector<at::Tensor>(kBlockInputs);
+  int64_t nHead = 0;
+  double eps = 0;
+  bool applies = false;
+};
+
+BlockCall ReadBlockCall(Args& a) {
+  BlockCall c;
+  at::Tensor& h = a.T(kH);
+  c.in[kH] = h;
+  for (int i = kLn1W; i < kBlockInputs; ++i) {
+    auto t = a.OptT(i);
+    if (t) c.in[i] = *t;
+  }
+  c.nHead = a.I(kBlockInputs);
+  c.eps = a.D(kBlockInputs + 1);
+  bool ok = h.dim() == 3 && h.device().is_cpu() && FusableDtype(h) && c.nHead > 0 && h.size(2) % c.nHead == 0 &&
+            h.size(1) > 0 && CpuAutocastOff();
+  const int64_t C = ok ? h.size(2) : 0;
+  const int64_t expectIn[kBlockInputs] = {0, C, C, C, 3 * C, C, C, C, C, C, 4 * C, 4 * C, C};
+  const int64_t expectOut[kBlockInputs] = {0, 0, 0, 3 * C, 0, C, 0, 0, 0, 4 * C, 0, C, 0};
+  // Every weight and bias must be present (autograd's custom nodes take no undefined inputs).
+  for (int i = kLn1W; ok && i < kBlockInputs; ++i) {
+    const at::Tensor& t = c.in[i];
+    ok = t.defined() && t.device().is_cpu() && t.scalar_type() == h.scalar_type() && t.is_contiguous() &&
+         (expectOut[i] == 0 ? t.dim() == 1 && t.size(0) == expectIn[i]
+                            : t.dim() == 2 && t.size(0) == expectIn[i] && t.size(1) == expectOut[i]);
+  }
+  c.applies = ok;
+  return c;
+}
+
+#define BLOCK_ARGS "h,ln1Weight,ln1Bias,attnWeight,attnBias,projWeight,projBias,ln2Weight,ln2Bias,fcWeight,fcBias,mlpWeight,mlpBias,nHead,eps"
+
 // gpt2Block(h, ln1w, ln1b, attnW, attnB, projW, projB, ln2w, ln2b, fcW, fcB, mlpW, mlpB, nHead, eps)
 // -> Tensor [B, T, C], or undefined where the fused path does not apply.
 Napi::Value Gpt2Block(const Napi::CallbackInfo& info) {
   return Guarded(info, "gpt2Block", [&]() -> Napi::Value {
-    Args a(info, "gpt2Block", "h,ln1Weight,ln1Bias,attnWeight,attnBias,projWeight,projBias,ln2Weight,ln2Bias,fcWeight,fcBias,mlpWeight,mlpBias,nHead,eps");
-    at::Tensor& h = a.T(kH);
-    std::vector<at::Tensor> in(kBlockInputs);
-    in[kH] = h;
-    for (int i = kLn1W; i < kBlockInputs; ++i) {
-      auto t = a.OptT(i);
-      if (t) in[i] = *t;
-    }
-    const int64_t nHead = a.I(kBlockInputs);
-    const double eps = a.D(kBlockInputs + 1);
-    bool ok = h.dim() == 3 && h.device().is_cpu() && FusableDtype(h) && nHead > 0 && h.size(2) % nHead == 0 &&
-              h.size(1) > 0 && CpuAutocastOff();
-    const int64_t C = ok ? h.size(2) : 0;
-    const int64_t expectIn[kBlockInputs] = {0, C, C, C, 3 * C, C, C, C, C, C, 4 * C, 4 * C, C};
-    const int64_t expectOut[kBlockInputs] = {0, 0, 0, 3 * C, 0, C, 0, 0, 0, 4 * C, 0, C, 0};
-    // Every weight and bias must be present (autograd's custom nodes take no undefined inputs).
-    for (int i = kLn1W; ok && i < kBlockInputs; ++i) {
-      const at::Tensor& t = in[i];
-      ok = t.defined() && t.device().is_cpu() && t.scalar_type() == h.scalar_type() && t.is_contiguous() &&
-           (expectOut[i] == 0 ? t.dim() == 1 && t.size(0) == expectIn[i]
-                              : t.dim() == 2 && t.size(0) == expectIn[i] && t.size(1) == expectOut[i]);
-    }
-    if (!ok) return info.Env().Undefined();
+    Args a(info, "gpt2Block", BLOCK_ARGS);
+    BlockCall c = ReadBlockCall(a);
+    if (!c.applies) return info.Env().Undefined();
+    const auto& in = c.in;
     return ToJS(info.Env(), GPT2BlockFn::apply(in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], in[8], in[9],
-                                               in[10], in[11], in[12], nHead, eps));
+                                               in[10], in[11], in[12], c.nHead, c.eps));
+  });
+}
+
+// gpt2BlockProbe(<gpt2Block's arguments>, probeRows, gradIn | null, gradOut, paramNorms)
+// -> [out [B, T, C], attnOut [r, T, C], mlpOut [r, T, C], firstKeyAttention [r, H, T]], or
+// undefined where the fused path does not apply. The last r = probeRows windows of h are the
+// probe: no parameter gradient includes them. The backward pass writes ∂/∂out of the probe rows
+// into gradOut [r, T, C], ∂/∂h into gradIn (when given), and the norms of the probe rows' own
+// gradients of the 12 weights and biases into paramNorms [12].
+Napi::Value Gpt2BlockProbe(const Napi::CallbackInfo& info) {
+  return Guarded(info, "gpt2BlockProbe", [&]() -> Napi::Value {
+    Args a(info, "gpt2BlockProbe", BLOCK_ARGS ",probeRows,gradIn,gradOut,paramNorms");
+    BlockCall c = ReadBlockCall(a);
+    const at::Tensor& h = c.in[kH];
+    ProbeSinks sinks;
+    sinks.rows = a.I(kBlockInputs + 2);
+    auto gradIn = a.OptT(kBlockInputs + 3);
+    sinks.gradOut = a.T(kBlockInputs + 4);
+    sinks.paramNorms = a.T(kBlockInputs + 5);
+    if (h.dim() != 3 || sinks.rows < 1 || sinks.rows > h.size(0)) {
+      throw ArgError("gpt2BlockProbe: probeRows must be at least 1 and at most the batch (" +
+                     std::to_string(h.dim() == 3 ? h.size(0) : 0) + "), got " + std::to_string(sinks.rows));
+    }
+    if (gradIn) sinks.gradIn = *gradIn;
+    auto sink = [&](const at::Tensor& t, const char* name) {
+      const bool ok = t.device().is_cpu() && t.scalar_type() == h.scalar_type() && t.is_contiguous() && t.dim() == 3 &&
+                      t.size(0) == sinks.rows && t.size(1) == h.size(1) && t.size(2) == h.size(2);
+      if (!ok) throw ArgError(std::string("gpt2BlockProbe: ") + name + " must be a contiguous CPU tensor [" +
+                              std::to_string(sinks.rows) + ", " + std::to_string(h.size(1)) + ", " +
+                              std::to_string(h.size(2)) + "] of h's dtype");
+    };
+    if (sinks.gradIn.defined()) sink(sinks.gradIn, "gradIn");
+    sink(sinks.gradOut, "gradOut");
+    const at::Tensor& pn = sinks.paramNorms;
+    if (!(pn.device().is_cpu() && pn.scalar_type() == h.scalar_type() && pn.dim() == 1 &&
+          pn.size(0) == kBlockInputs - 1)) {
+      throw ArgError("gpt2BlockProbe: paramNorms must be a CPU tensor [12] of h's dtype");
+    }
+    if (!c.applies) return info.Env().Undefined();
+    const auto& in = c.in;
+    variable_list out = GPT2BlockProbeFn::apply(in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], in[8], in[9],
+                                                in[10], in[11], in[12], c.nHead, c.eps, sinks);
+    return ToJS(info.Env(), std::vector<at::Tensor>(out.begin(), out.end()));
   });
 }
 
@@ -408,6 +567,7 @@ Napi::Value Gpt2HeadLoss(const Napi::CallbackInfo& info) {
 void RegisterFused(Napi::Env env, Napi::Object exports) {
   Napi::Object fused = Napi::Object::New(env);
   fused.Set("gpt2Block", Napi::Function::New(env, Gpt2Block, "gpt2Block"));
+  fused.Set("gpt2BlockProbe", Napi::Function::New(env, Gpt2BlockProbe, "gpt2BlockProbe"));
   fused.Set("gpt2HeadLoss", Napi::Function::New(env, Gpt2HeadLoss, "gpt2HeadLoss"));
   exports.Set("fused", fused);
 }

@@ -6,6 +6,7 @@
 // buckets, the batches' token tensors on the device) and the accumulators are made once.
 
 import type { Device, Tensor } from "../torch/index.js";
+import type { ProbeCapture } from "../models/gpt2-probe.js";
 import { adaptModel, type AnalysisModel } from "./adapter.js";
 import { Analyzer, type PreparedBatch } from "./analyzer.js";
 import { frequencyBuckets } from "./fits.js";
@@ -137,6 +138,29 @@ export class HeldOutAnalysis {
         done += batch.b;
         this.opts.onProgress?.(done, total);
       }
+      return this.analyzer.finish();
+    } catch (err) {
+      this.analyzer.reset();
+      throw err;
+    }
+  }
+
+  /** The windows as one prepared batch (ids and targets on the device), or null when they take several. */
+  get singleBatch(): PreparedBatch | null {
+    return this.batches.length === 1 ? this.batches[0]! : null;
+  }
+
+  /**
+   * The analysis from a forward and backward pass of `singleBatch` that ran elsewhere, in a
+   * training step that carried the windows along (lib/models/gpt2-probe.ts), with the model's
+   * current weights.
+   */
+  runCaptured(capture: ProbeCapture): AnalysisResult {
+    if (this.disposed) throw new Error("HeldOutAnalysis: already disposed");
+    const batch = this.singleBatch;
+    if (!batch) throw new Error("HeldOutAnalysis.runCaptured: the windows take more than one batch");
+    try {
+      this.analyzer.addCaptured(batch, capture);
       return this.analyzer.finish();
     } catch (err) {
       this.analyzer.reset();

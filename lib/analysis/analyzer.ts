@@ -13,6 +13,7 @@
 import { torch, F, Tensor } from "../torch/index.js";
 import type { Device } from "../torch/index.js";
 import { runWithCache } from "./capture.js";
+import type { ProbeCapture } from "../models/gpt2-probe.js";
 import type { AnalysisModel, ModelAdapter } from "./adapter.js";
 import { StreamingMoments, DeviceSum, RunningTopK } from "./stats.js";
 import { fitPowerLaw, firstTokenRatio } from "./fits.js";
@@ -55,6 +56,23 @@ export interface PreparedBatch {
   dispose(): void;
 }
 
+/** What one batch's forward and backward pass gives the measures (tensors in the model's dtype). */
+interface BatchPass {
+  /** h^0 … h^L [b, T, D], and ∂ℓ/∂h^l. */
+  resid: Tensor[];
+  residGrads: Tensor[];
+  /** Each block's attention and MLP output [b, T, D]. */
+  attnOut: Tensor[];
+  mlpOut: Tensor[];
+  /** Σ over the windows and queries t ≥ 1 of the attention on the first key, [L, H] (called only when measured). */
+  firstKeyMass(): Tensor;
+  logits: Tensor;
+  loss: Tensor | null;
+  /** The gradients of ℓ with respect to `blockParameters`, or (single-batch analyses) their norms [P]. */
+  paramGrads: Tensor[] | null;
+  paramGradNorms: Tensor | null;
+}
+
 // Rows of the per-(row, position) moment accumulator, in this order: L+1 rows each of
 const ROWS_FULL = ["hiddenNorm", "gradNorm"] as const;
 // then L rows each of the norms of u, a, m and then L rows each of their cosines with −g.
@@ -77,8 +95,6 @@ export class Analyzer {
   private paramNorms: Tensor | null = null;
   private readonly params: Tensor[];
   private readonly blockOf: number[];
-  /** The value vectors that make attention return A_{t,0} (indicatorValues). */
-  private firstKeyRow: Tensor | null = null;
   /** Additive causal mask for queries 1 … T−1: [T−1, T], 0 where s ≤ t, −∞ above. */
   private readonly causalMask: Tensor | null;
   private readonly names: string[];
@@ -189,21 +205,16 @@ export class Analyzer {
 
   /** Analyses a batch made by `prepareBatch` (`last` as for addBatch). */
   addPrepared(batch: PreparedBatch, last = false): void {
-    if (this.disposed) throw new Error("Analyzer: already disposed");
-    if (this.paramNorms) throw new Error("Analyzer: a batch was added after the one given as last");
-    const T = this.T;
-    const L = this.L;
-    const { b, w0 } = batch;
+    this.checkOpen();
     const wasTraining = this.model.training;
     this.model.eval();
     try {
       torch.tidy(() => {
-        const tgt = batch.targets;
         const cache = runWithCache(this.model, batch.ids, {
           namesFilter: this.names,
           withGrads: true,
           gradNamesFilter: this.gradFilter,
-          targets: tgt,
+          targets: batch.targets,
           reduction: "sum",
           params: this.params,
         });
@@ -212,66 +223,109 @@ export class Analyzer {
           if (!t) throw new Error(`analysis: hook point '${n}' was not reached by the forward pass`);
           return t;
         };
-        const Hraw = this.residNames.map(act);
-        const Graw = this.residNames.map((n) => cache.grads.get(n)!);
-        const f32 = (t: Tensor): Tensor => t.detach().float(); // no copy for a float32 model
-        const H = Hraw.map(f32);
-        const G = Graw.map(f32);
-        const D = (this.D = H[0]!.shape[2]!);
-        // Layer by layer (no stacked copies of the activations): ‖h^l‖, ‖g^l‖, and for every block
-        // the norms of u, a, m and their dot products with g^l, each [b, T].
-        const hn = H.map((h) => h.norm(2, -1));
-        const gn = G.map((g) => g.norm(2, -1));
-        const norms: Tensor[] = [];
-        const dots: Tensor[] = [];
-        for (let l = 0; l < L; l++) {
-          const u = H[l + 1]!.sub(H[l]!);
-          norms.push(u.norm(2, -1));
-          dots.push(u.mul(G[l]!).sum(-1));
-        }
-        for (const name of [(l: number) => this.adapter.attnOutName(l), (l: number) => this.adapter.mlpOutName(l)]) {
-          for (let l = 0; l < L; l++) {
-            const x = f32(act(name(l)));
-            norms.push(x.norm(2, -1));
-            dots.push(x.mul(G[l]!).sum(-1));
-          }
-        }
-        const n3 = torch.stack(norms).view([3, L, b, T]);
-        // cos(x, −g) = −x·g / (‖x‖‖g‖), 0 when either is 0.
-        const cos3 = torch.stack(dots).view([3, L, b, T]).neg().div(n3.mul(torch.stack(gn.slice(0, L))).clamp(1e-30));
-        const hgn = torch.stack([...hn, ...gn]); // [2(L+1), b, T]
-        const rows = torch.cat([hgn, n3.view([3 * L, b, T]), cos3.view([3 * L, b, T])], 0);
-        this.moments.update(rows, 1);
-
-        torch.noGrad(() => {
-          this.lensSum.add(this.logitLens(Hraw, cache.logits, cache.loss, tgt, b));
-          if (this.attnSum) this.attnSum.add(this.attnFirstToken(act, b));
-
-          // Massive activations: running top-k of |h| with flat (window, position, dim) labels.
-          this.absSum.add(torch.stack(H.map((h) => h.abs().sum()))); // Σ|h| per layer (float32, cascade summation)
-          const top = this.topAbs(H, b);
-          this.top.update(top.values, w0 === 0 ? top.labels : top.labels.add(w0 * T * D));
-
-          // Norms by token-frequency bucket (positions t >= 1; the indicators are 0 at t = 0).
-          this.freqSum.add(hgn.narrow(0, 0, L + 1).reshape([L + 1, b * T]).matmul(batch.buckets));
-        });
-
-        // Parameter gradients of ℓ, summed over batches (divided by N·T at the end). A single batch
-        // needs only their norms (computed in float32 with a higher-precision accumulator).
-        const pg = cache.paramGrads;
-        if (pg.length > 0 && last && this.windows === 0) {
-          this.paramNorms = torch.keep(torch.stack(pg.map((g) => g.norm(2, null, { dtype: "float32" }))));
-        } else {
-          const wide = pg.length > 0 && pg[0]!.dtype !== "float32";
-          pg.forEach((g, i) => {
-            const acc = this.paramAcc[i];
-            if (acc) acc.add_(g);
-            else this.paramAcc[i] = torch.keep(wide ? g.float() : g);
-          });
-        }
+        const L = this.L;
+        const layers = Array.from({ length: L }, (_, l) => l);
+        this.accumulate(batch, {
+          resid: this.residNames.map(act),
+          residGrads: this.residNames.map((n) => cache.grads.get(n)!),
+          attnOut: layers.map((l) => act(this.adapter.attnOutName(l))),
+          mlpOut: layers.map((l) => act(this.adapter.mlpOutName(l))),
+          firstKeyMass: () => this.attnFirstToken(act, batch.b),
+          logits: cache.logits,
+          loss: cache.loss,
+          paramGrads: cache.paramGrads,
+          paramGradNorms: null,
+        }, last);
       });
     } finally {
       this.model.train(wasTraining);
+    }
+  }
+
+  /**
+   * Analyses a batch whose forward and backward pass ran elsewhere: in a training step that carried
+   * the batch's windows along (lib/models/gpt2-probe.ts). `capture` must come from `batch.ids` and
+   * `batch.targets` with the model's current weights, its backward pass done; a single-batch
+   * analysis only (`finish()` comes next).
+   */
+  addCaptured(batch: PreparedBatch, capture: ProbeCapture): void {
+    this.checkOpen();
+    if (this.windows > 0) throw new Error("Analyzer.addCaptured: only a single-batch analysis can use a captured pass");
+    const P = capture.paramGradNorms.shape[1]!;
+    if (capture.resid.length !== this.L + 1 || capture.paramGradNorms.shape[0] !== this.L || this.params.length !== this.L * P ||
+      this.blockOf.some((l, i) => l !== Math.floor(i / P))) {
+      throw new Error("Analyzer.addCaptured: the capture does not match the model's layers and block parameters");
+    }
+    torch.tidy(() => {
+      const T = this.T;
+      this.accumulate(batch, {
+        ...capture,
+        // Σ over windows and queries t ≥ 1 of A[t, 0], [L, H].
+        firstKeyMass: () => torch.stack(capture.firstKeyAttention).narrow(3, 1, T - 1).sum([1, 3]),
+        paramGrads: null,
+        paramGradNorms: capture.paramGradNorms.reshape([-1]),
+      }, true);
+    });
+  }
+
+  private checkOpen(): void {
+    if (this.disposed) throw new Error("Analyzer: already disposed");
+    if (this.paramNorms) throw new Error("Analyzer: a batch was added after the one given as last");
+  }
+
+  /**
+   * The measures of one batch, added to the running sums. The per-token measures are computed for
+   * all layers at once on the stacked residual stream, so a batch costs a fixed few dozen tensor
+   * operations beyond its forward and backward pass.
+   */
+  private accumulate(batch: PreparedBatch, pass: BatchPass, last: boolean): void {
+    const T = this.T;
+    const L = this.L;
+    const { b, w0 } = batch;
+    const f32 = (t: Tensor): Tensor => t.detach().float(); // no copy for a float32 model
+    const Hs = f32(torch.stack(pass.resid)); // [L+1, b, T, D]
+    const Gs = f32(torch.stack(pass.residGrads));
+    const D = (this.D = Hs.shape[3]!);
+    // The parts of every block's update: u = h^(l+1) − h^l, its attention part a and MLP part m,
+    // [3L, b, T, D]; their norms and their cosines with −g^l = −∂ℓ/∂h^l.
+    const parts = torch.cat([Hs.narrow(0, 1, L).sub(Hs.narrow(0, 0, L)), f32(torch.stack(pass.attnOut)), f32(torch.stack(pass.mlpOut))], 0);
+    const n3 = parts.norm(2, -1).view([3, L, b, T]);
+    const dots = parts.view([3, L, b, T, D]).mul(Gs.narrow(0, 0, L)).sum(-1);
+    const hgn = torch.cat([Hs.norm(2, -1), Gs.norm(2, -1)], 0); // [2(L+1), b, T]
+    // cos(x, −g) = −x·g / (‖x‖‖g‖), 0 when either is 0.
+    const cos3 = dots.neg_().div_(n3.mul(hgn.narrow(0, L + 1, L)).clamp_(1e-30));
+    this.moments.update(torch.cat([hgn, n3.view([3 * L, b, T]), cos3.view([3 * L, b, T])], 0), 1);
+
+    torch.noGrad(() => {
+      this.lensSum.add(this.logitLens(pass.resid, pass.logits, pass.loss, batch.targets, b));
+      if (this.attnSum) this.attnSum.add(pass.firstKeyMass());
+
+      // Massive activations: running top-k of |h| with flat (window, position, dim) labels.
+      this.absSum.add(Hs.abs().sum([1, 2, 3])); // Σ|h| per layer
+      const top = this.topAbs(Hs, b);
+      this.top.update(top.values, w0 === 0 ? top.labels : top.labels.add(w0 * T * D));
+
+      // Norms by token-frequency bucket (positions t >= 1; the indicators are 0 at t = 0).
+      this.freqSum.add(hgn.narrow(0, 0, L + 1).reshape([L + 1, b * T]).matmul(batch.buckets));
+    });
+
+    // Parameter gradients of ℓ, summed over batches (divided by N·T at the end). A single batch
+    // needs only their norms (computed in float32 with a higher-precision accumulator).
+    if (pass.paramGradNorms) {
+      this.paramNorms = torch.keep(pass.paramGradNorms.clone());
+    } else {
+      const pg = pass.paramGrads ?? [];
+      if (pg.length > 0 && last && this.windows === 0) {
+        // (float64 gradients keep their own precision; 16-bit ones are reduced in float32)
+        this.paramNorms = torch.keep(torch.stack(pg.map((g) => (g.dtype === "float64" ? g.norm() : g.norm(2, null, { dtype: "float32" })))));
+      } else {
+        const wide = pg.length > 0 && pg[0]!.dtype !== "float32";
+        pg.forEach((g, i) => {
+          const acc = this.paramAcc[i];
+          if (acc) acc.add_(g);
+          else this.paramAcc[i] = torch.keep(wide ? g.float() : g);
+        });
+      }
     }
     for (let k = 0; k < this.freqOcc.length; k++) this.freqOcc[k]! += batch.occurrences[k]!;
     this.windows += b;
@@ -283,14 +337,16 @@ export class Analyzer {
    * with the largest max_d |h| (if a value were in another row, each of those k rows would hold a
    * value at least as large), so only those rows are searched. Equal values may come out in any order.
    */
-  private topAbs(H: Tensor[], b: number): { values: Tensor; labels: Tensor } {
+  private topAbs(Hs: Tensor, b: number): { values: Tensor; labels: Tensor } {
     const D = this.D;
     const rows = b * this.T;
     const kr = Math.min(this.k, rows);
+    const layers = Hs.shape[0]!;
+    const flat = Hs.view([layers, rows, D]);
     // max_d |h| per row, [L+1, b·T], from the row maxima and minima.
-    const rowMax = torch.stack(H.map((h) => h.amax(-1).maximum(h.amin(-1).neg()).view([rows])));
+    const rowMax = flat.amax(-1).maximum(flat.amin(-1).neg());
     const topRows = rowMax.topk(kr, 1).indices; // [L+1, kr]
-    const cand = torch.stack(H.map((h, l) => h.view([rows, D]).indexSelect(0, topRows.select(0, l)))).abs().view([H.length, kr * D]);
+    const cand = flat.gather(1, topRows.unsqueeze(2).expand([layers, kr, D])).abs().view([layers, kr * D]);
     const top = cand.topk(Math.min(this.k, kr * D), 1);
     const row = topRows.gather(1, top.indices.div(D, { roundingMode: "floor" }));
     return { values: top.values, labels: row.mul(D).add(top.indices.remainder(D)) };
@@ -338,6 +394,7 @@ export class Analyzer {
     const perWindow = H * (T - 1) * T;
     const chunk = Math.max(1, Math.min(b, Math.floor((this.opts.attnChunkScores ?? 2 ** 24) / perWindow)));
     const masses: Tensor[] = [];
+    let indicator: Tensor | null = null;
     for (let l = 0; l < L; l++) {
       const q = act(this.adapter.qName(l)).detach().float(); // [b, H, T, Dh]
       const k = act(this.adapter.kName(l)).detach().float();
@@ -346,7 +403,8 @@ export class Analyzer {
       if (fused) {
         // softmax(s·q·kᵀ) v with v_s = e_0 for s = 0 and 0 otherwise: output column 0 is A_{t,0}. The
         // fused attention kernel never forms the T×T scores.
-        const v = this.indicatorValues(Dh, q.device).expand([b, H, T, Dh]);
+        indicator ??= this.indicatorValues(Dh, q.device);
+        const v = indicator.expand([b, H, T, Dh]);
         const out = F.scaledDotProductAttention(q, k, v, { isCausal: true, scale });
         masses.push(out.select(3, 0).narrow(2, 1, T - 1).sum([0, 2])); // [H]
         continue;
@@ -367,15 +425,17 @@ export class Analyzer {
     return torch.stack(masses);
   }
 
-  /** [T, Dh] float32: ones in the row of key 0, zeros below (made once). */
+  /**
+   * [T, Dh] float32: ones in the row of key 0, zeros below. Made for each batch (two small
+   * operations) rather than kept, so that the analysis holds the same tensors whichever way its
+   * batches were computed.
+   */
   private indicatorValues(Dh: number, device: string): Tensor {
-    const c = this.firstKeyRow;
-    if (c && c.shape[1] === Dh && c.device === device) return c;
-    c?.dispose();
     const v = torch.zeros([this.T, Dh], { device: device as Device });
     v.narrow(0, 0, 1).fill_(1);
-    return (this.firstKeyRow = torch.keep(v));
+    return v;
   }
+
 
   /**
    * Reduces the accumulators to an AnalysisResult, reading them back in one host transfer, and
@@ -513,6 +573,5 @@ export class Analyzer {
     this.freqSum.dispose();
     this.top.dispose();
     this.causalMask?.dispose();
-    this.firstKeyRow?.dispose();
   }
 }

@@ -13,7 +13,15 @@
 //
 // The held-out windows' tensors, their token-frequency buckets and the analysis accumulators are
 // set up at the first snapshot and reused by every later one (HeldOutAnalysis), so a snapshot
-// costs its forward and backward pass and a fixed few dozen reductions per layer.
+// costs its forward and backward pass and a fixed few dozen reductions.
+//
+// Where it can (a GPT-2 on the CPU in float32/float64 without dropout, the windows one batch), the
+// snapshot of the weights after step s rides along in step s+1: the held-out windows are appended
+// to that step's first micro-batch as extra rows (lib/models/gpt2-probe.ts), whose forward pass
+// still runs on the weights after step s. The training rows' loss and gradients are exactly those
+// of the step without them; the windows cost about their share of the batch, where a pass of their
+// own is a few small kernels on one thread. The last step's snapshot, and one still due when a run
+// stops, are taken in a pass of their own.
 //
 // On a CPU, a snapshot runs with the process's thread count or with one thread, whichever measured
 // faster (ThreadChoice): a snapshot of a few windows is a few hundred small operations, and with
@@ -21,7 +29,10 @@
 // which on a shared 2-core machine costs more than the second core gives back.
 
 import { torch } from "../torch/index.js";
-import { registerTrainerPlugin, type TrainerPlugin, type TrainerPluginOptions, type StepContext, type EndContext, type TrainerContext } from "../train/plugins.js";
+import { registerTrainerPlugin, type TrainerPlugin, type TrainerPluginOptions, type StepContext, type EndContext, type TrainerContext, type StepForwardContext, type RideAlong } from "../train/plugins.js";
+import type { TrainConfig } from "../train/config.js";
+import { GPT2 } from "../models/gpt2.js";
+import { forwardProbed, probedForwardApplies } from "../models/gpt2-probe.js";
 import { HeldOutAnalysis } from "./analyze.js";
 import type { AnalysisModel } from "./adapter.js";
 import type { AnalysisResult } from "./result.js";
@@ -39,6 +50,8 @@ export interface AnalysisPluginOptions {
   flushSeconds?: number;
   /** On a CPU, run each snapshot with the faster of the process's thread count and one thread (default true). */
   chooseThreads?: boolean;
+  /** Let snapshots ride along in the next training step where they can (default true; see canRideAlong). */
+  rideAlong?: boolean;
 }
 
 /**
@@ -97,6 +110,8 @@ export class AnalysisPlugin implements TrainerPlugin {
   private analysis: HeldOutAnalysis | null = null;
   private threads: ThreadChoice | null = null;
   private lastFlush = 0;
+  /** The step whose snapshot rides along in the next training step (null when none is due). */
+  private due: number | null = null;
   private lastFlushMs = 0;
   /** Milliseconds spent in each snapshot (for overhead measurements). */
   readonly timesMs: number[] = [];
@@ -122,50 +137,105 @@ export class AnalysisPlugin implements TrainerPlugin {
       this.written = kept.length;
     }
     this.lastFlush = Date.now();
+    // A snapshot that was to ride along in the step after the checkpoint, when the run stopped
+    // before that step finished: the resumed weights are the ones it would have analysed.
+    const s0 = ctx.startStep;
+    if ((ctx.resumed || this.opts.resumed) && s0 > 0 && s0 % this.opts.every === 0 && !(prior?.snapshots ?? []).some((s) => s.step === s0)) {
+      this.snapshot(ctx.model as AnalysisModel, s0);
+    }
   }
 
-  /** Analyses the held-out windows with the model as it is now and records the snapshot. */
-  snapshot(model: AnalysisModel, step: number): Snapshot {
+  /** The analysis set-up for `model` (made at the first snapshot, and again if the model changed). */
+  private analysisFor(model: AnalysisModel): { analysis: HeldOutAnalysis; fresh: boolean } {
     if (!this.heldOut) throw new Error("AnalysisPlugin: setup() was not called");
+    if (this.analysis?.fits(model)) return { analysis: this.analysis, fresh: false };
+    this.analysis?.dispose();
+    this.analysis = null;
+    this.analysis = new HeldOutAnalysis(model, this.heldOut, {
+      seqLen: this.opts.seqLen,
+      batchSize: this.opts.batchSize,
+      maxWindows: this.opts.windows,
+    });
+    return { analysis: this.analysis, fresh: true };
+  }
+
+  /** Analyses the held-out windows with the model as it is now, in a pass of its own, and records the snapshot. */
+  snapshot(model: AnalysisModel, step: number): Snapshot {
     const t0 = performance.now();
-    let fresh = false;
-    if (!this.analysis?.fits(model)) {
-      this.analysis?.dispose();
-      this.analysis = null;
-      this.analysis = new HeldOutAnalysis(model, this.heldOut, {
-        seqLen: this.opts.seqLen,
-        batchSize: this.opts.batchSize,
-        maxWindows: this.opts.windows,
-      });
-      fresh = true;
-    }
+    const { analysis, fresh } = this.analysisFor(model);
     let res: AnalysisResult;
-    if (this.analysis.device === "cpu" && this.opts.chooseThreads !== false) {
+    if (analysis.device === "cpu" && this.opts.chooseThreads !== false) {
       const base = torch.getNumThreads();
       if (this.threads?.base !== base) this.threads = new ThreadChoice(base);
       const n = this.threads.next();
       if (n !== base) torch.setNumThreads(n);
       const t1 = performance.now();
       try {
-        res = this.analysis.run();
+        res = analysis.run();
       } finally {
         if (n !== base) torch.setNumThreads(base);
       }
       // The first run on a new set-up is not a fair sample.
       if (!fresh) this.threads.record(n, performance.now() - t1);
     } else {
-      res = this.analysis.run();
+      res = analysis.run();
     }
-    const ms = performance.now() - t0;
-    this.timesMs.push(ms);
-    const snap: Snapshot = { step, ...res, meta: { analysisMs: ms } };
+    return this.record(step, res, { analysisMs: performance.now() - t0 });
+  }
+
+  private record(step: number, res: AnalysisResult, meta: Snapshot["meta"] & { analysisMs: number }): Snapshot {
+    this.timesMs.push(meta.analysisMs);
+    const snap: Snapshot = { step, ...res, meta };
     this.pending.push(JSON.stringify(snap));
     return snap;
   }
 
+  /**
+   * Whether the snapshot of the weights after a step can ride along in the next training step:
+   * a GPT-2 trained on the CPU in float32/float64 without dropout, the held-out windows one batch.
+   */
+  private canRideAlong(model: unknown, config: Partial<TrainConfig>): boolean {
+    if (this.opts.rideAlong === false || !(model instanceof GPT2)) return false;
+    if (config.device !== "cpu" || config.dtype === "bfloat16" || model.config.dropout !== 0) return false;
+    if (!probedForwardApplies(model)) return false;
+    const { analysis } = this.analysisFor(model as unknown as AnalysisModel);
+    return analysis.singleBatch !== null;
+  }
+
+  /** Carries a snapshot that is due along in this step's first micro-batch (see canRideAlong). */
+  stepForward(ctx: StepForwardContext): RideAlong | null {
+    const step = this.due;
+    if (step === null) return null;
+    this.due = null;
+    const model = ctx.model as AnalysisModel;
+    // The weights are still those after step `due` (the snapshot is taken before they change).
+    if (ctx.step !== step) return null;
+    const { analysis } = this.analysisFor(model);
+    const batch = analysis.singleBatch;
+    const probed = batch && ctx.model instanceof GPT2 ? forwardProbed(ctx.model, ctx.inputs, ctx.targets, batch.ids, batch.targets) : undefined;
+    if (!probed) {
+      this.snapshot(model, step);
+      return null;
+    }
+    return {
+      loss: probed.loss,
+      extra: probed.probeLoss,
+      afterBackward: () => {
+        const t0 = performance.now();
+        const res = analysis.runCaptured(probed.capture);
+        // analysisMs: the measures alone; the windows' share of the forward and backward pass is in the step's time.
+        this.record(step, res, { analysisMs: performance.now() - t0, rodeAlong: true });
+      },
+    };
+  }
+
   afterStep(ctx: StepContext): void {
-    if (ctx.step % this.opts.every !== 0) return;
-    this.snapshot(ctx.model as AnalysisModel, ctx.step);
+    if (ctx.step % this.opts.every === 0) {
+      // The last step's snapshot has no next step to ride along in.
+      if (ctx.step < (ctx.config.steps ?? 0) && this.canRideAlong(ctx.model, ctx.config)) this.due = ctx.step;
+      else this.snapshot(ctx.model as AnalysisModel, ctx.step);
+    }
+    if (this.pending.length === 0) return;
     const now = Date.now();
     const gap = Math.max((this.opts.flushSeconds ?? 5) * 1000, 10 * this.lastFlushMs);
     if (now - this.lastFlush >= gap) this.flush();
@@ -175,7 +245,15 @@ export class AnalysisPlugin implements TrainerPlugin {
     this.flush();
   }
 
-  teardown(_ctx: EndContext): void {
+  teardown(ctx: EndContext): void {
+    // A snapshot still due (the run stopped before the next step): the weights are unchanged since.
+    if (this.due !== null && this.due === ctx.step) {
+      try {
+        this.snapshot(ctx.model as AnalysisModel, this.due);
+      } finally {
+        this.due = null;
+      }
+    }
     this.dispose();
     this.flush();
   }

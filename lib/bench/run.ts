@@ -26,8 +26,8 @@ export interface BenchOptions {
   /** Intra-op threads on both sides (default 1 on CPU: see BENCHMARKS.md; the cores on CUDA). */
   threads?: number;
   profile?: boolean;
-  /** Measure the analysis plugin's overhead (every step, this many windows); 0 skips it. */
-  analyzeWindows?: number;
+  /** Measure the analysis plugin's overhead (every step) with each of these numbers of windows; 0 or [] skips it. */
+  analyzeWindows?: number | number[];
   /** Steps timed with and without analysis. */
   analyzeSteps?: number;
   /** Start both sides from the same weights (written by innerloop, read by PyTorch). Default true except gpt2-124m. */
@@ -201,16 +201,16 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
       log(`  innerloop ${fmtMs(r.innerloop.medianMs)}  PyTorch ${fmtMs(r.pytorch.medianMs)}  ratio ${r.ratio.toFixed(3)} (CPU time: ${fmtMs(r.innerloop.medianCpuMs)} / ${fmtMs(r.pytorch.medianCpuMs)} = ${r.cpuRatio.toFixed(3)})`);
     }
 
-    const aw = o.analyzeWindows ?? 0;
-    if (aw > 0) {
-      report.analysis = [];
+    const windowCounts = [o.analyzeWindows ?? []].flat().filter((k) => k > 0);
+    if (windowCounts.length > 0) report.analysis = [];
+    for (const aw of windowCounts) {
       for (const c of configs.filter((c) => !c.cudaOnly)) {
         log(`analysis overhead: ${c.name}, analysis of ${aw} windows after every step`);
         const spec = specFor(c, { analysis: { windows: aw, steps: o.analyzeSteps ?? 10 }, reps: 1, warmup: 1 });
-        const file = join(dir, `${c.name}-analysis.json`);
+        const file = join(dir, `${c.name}-analysis-${aw}.json`);
         writeFileSync(file, JSON.stringify(spec));
         const il = await runInnerloopSide(file, spawnOpts);
-        report.analysis.push({ config: c.name, ...(il.result.analysis ?? { available: false, reason: "no result" }) });
+        report.analysis!.push({ config: c.name, ...(il.result.analysis ?? { available: false, reason: "no result" }) });
       }
     }
 

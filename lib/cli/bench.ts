@@ -31,7 +31,11 @@ registerCommand({
     { name: "threads", type: "int", min: 1, max: 1024, valueName: "N", help: "intra-op threads on both sides", defaultText: "1 on cpu, the cores on cuda" },
     { name: "steps", type: "int", min: 0, max: 1000000, valueName: "N", help: "steps of the memory run (tiny config; 0 = skip)", defaultText: "2000" },
     { name: "analyze-every", type: "int", min: 0, max: 1, valueName: "1|0", help: "measure the analysis overhead with analysis after every step (0 = skip)", defaultText: "1" },
-    { name: "analyze-windows", type: "int", min: 1, max: 4096, valueName: "K", help: "windows each analysis covers", defaultText: "16 (the trainer's default)" },
+    {
+      name: "analyze-windows", type: "string", valueName: "K[,K]", help: "windows each analysis covers (a list: one overhead measurement each; the soak takes one)",
+      check: (v) => (v.split(",").every((k) => /^\s*\d+\s*$/.test(k) && Number(k) >= 1 && Number(k) <= 4096) ? undefined : "a comma-separated list of integers from 1 to 4096"),
+      defaultText: "1,16 (16 is the trainer's default; the soak: 16)",
+    },
     { name: "profile", type: "boolean", help: "also time forward/backward/clip/AdamW/zero-grad apart and count native calls" },
     { name: "soak", type: "int", min: 1, max: 10000000, valueName: "N", help: "run only the soak: N training steps with analysis on, memory at start and end" },
     { name: "soak-analyze-every", type: "int", min: 1, max: 1000000, valueName: "K", help: "analysis snapshot every K steps during the soak", defaultText: "10" },
@@ -62,7 +66,7 @@ registerCommand({
       rounds: flagNumber(args, "rounds"),
       threads: flagNumber(args, "threads"),
       steps: flagNumber(args, "steps") ?? 2000,
-      analyzeWindows: analyze ? (flagNumber(args, "analyze-windows") ?? 16) : 0,
+      analyzeWindows: analyze ? windowCounts(args) ?? [1, 16] : [],
       profile: flagBoolean(args, "profile") ?? false,
       log: (line) => ctx.stderr.write(line + "\n"),
       echo: ctx.verbose ? ctx.stderr : undefined,
@@ -88,7 +92,7 @@ async function runSoakCommand(args: Parameters<typeof flagNumber>[0], steps: num
       steps,
       warmupSteps: flagNumber(args, "soak-warmup") ?? Math.min(500, Math.max(20, Math.round(steps / 10))),
       analyzeEvery,
-      analyzeWindows: flagNumber(args, "analyze-windows") ?? 16,
+      analyzeWindows: soakWindows(args),
       sampleEvery: Math.max(10, Math.round(steps / 10)),
       threads: flagNumber(args, "threads") ?? 1,
     },
@@ -102,4 +106,16 @@ async function runSoakCommand(args: Parameters<typeof flagNumber>[0], steps: num
     ctx.stderr.write(`wrote ${out}\n`);
   }
   return 0;
+}
+
+/** --analyze-windows as a list of window counts (undefined when absent). */
+function windowCounts(args: Parameters<typeof flagString>[0]): number[] | undefined {
+  return flagString(args, "analyze-windows")?.split(",").map((k) => Number(k.trim()));
+}
+
+/** The soak's single window count (default 16, the trainer's). */
+function soakWindows(args: Parameters<typeof flagString>[0]): number {
+  const ks = windowCounts(args) ?? [16];
+  if (ks.length !== 1) throw new UsageError("--analyze-windows: the soak takes one window count");
+  return ks[0]!;
 }

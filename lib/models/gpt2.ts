@@ -173,8 +173,8 @@ export class GPT2Block extends Module {
     return torch.gpt2Block(h, this.fusedWeights(), this.attn.nHead, this.eps);
   }
 
-  // Read at each call: parameters can be replaced (load, to(), user code).
-  private fusedWeights(): GPT2BlockWeights {
+  /** The block's weights for the fused paths; read at each call: parameters can be replaced (load, to(), user code). */
+  fusedWeights(): GPT2BlockWeights {
     const { ln1, attn, ln2, mlp } = this;
     return {
       ln1Weight: ln1.weight, ln1Bias: ln1.bias,

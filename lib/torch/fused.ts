@@ -72,3 +72,42 @@ export function gpt2HeadLoss(
   if (!fusedPaths || lnWeight === null || lnBias === null) return undefined;
   return native.fused.gpt2HeadLoss(h, lnWeight, lnBias, wte, targets, ignoreIndex, eps);
 }
+
+/** Where a probed block's backward pass writes what it measures of the probe rows (gpt2BlockProbe). */
+export interface GPT2BlockProbeSinks {
+  /** Number r of probe windows: the last r rows of the batch. */
+  rows: number;
+  /** [r, T, C]: receives ∂/∂h of the probe rows (the block's input); null to skip. */
+  gradIn: Tensor | null;
+  /** [r, T, C]: receives ∂/∂output of the probe rows. */
+  gradOut: Tensor;
+  /** [12]: receives the norm of the probe rows' own gradient of each weight and bias, in GPT2BlockWeights order. */
+  paramNorms: Tensor;
+}
+
+/** What a probed block returns besides its output: the probe rows' parts of the update. */
+export interface GPT2BlockProbeOutputs {
+  /** The block's output for every row [B, T, C] (differentiable). */
+  out: Tensor;
+  /** Attention output (c_proj, with bias) of the probe rows [r, T, C]. */
+  attnOut: Tensor;
+  /** MLP output of the probe rows [r, T, C]. */
+  mlpOut: Tensor;
+  /** Attention of each query on the first key, A[b, head, t, 0], of the probe rows [r, H, T]. */
+  firstKeyAttention: Tensor;
+}
+
+/**
+ * gpt2Block with probe rows: the last `sinks.rows` windows of h are analysed, not trained on. The
+ * block's output is the same for every row; the parameter gradients of its backward pass are those
+ * of the other rows only, and what it measures of the probe rows goes into `sinks`. Undefined where
+ * the fused path does not apply (or is turned off).
+ */
+export function gpt2BlockProbe(h: Tensor, w: GPT2BlockWeights, nHead: number, eps: number, sinks: GPT2BlockProbeSinks): GPT2BlockProbeOutputs | undefined {
+  if (!fusedPaths) return undefined;
+  const r = native.fused.gpt2BlockProbe(h, w.ln1Weight, w.ln1Bias, w.attnWeight, w.attnBias, w.projWeight, w.projBias,
+    w.ln2Weight, w.ln2Bias, w.fcWeight, w.fcBias, w.mlpWeight, w.mlpBias, nHead, eps, sinks.rows, sinks.gradIn, sinks.gradOut, sinks.paramNorms);
+  if (r === undefined) return undefined;
+  const [out, attnOut, mlpOut, firstKeyAttention] = r as Tensor[];
+  return { out: out!, attnOut: attnOut!, mlpOut: mlpOut!, firstKeyAttention: firstKeyAttention! };
+}

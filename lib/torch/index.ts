@@ -99,6 +99,7 @@ export const torch = {
   setFusedPaths: fused.setFusedPaths,
   fusedPathsEnabled: fused.fusedPathsEnabled,
   gpt2Block: fused.gpt2Block,
+  gpt2BlockProbe: fused.gpt2BlockProbe,
   gpt2HeadLoss: fused.gpt2HeadLoss,
   /** Old names kept for callers written against the first contract. */
   _fusedAdamW: fused.fusedAdamW,

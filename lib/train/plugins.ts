@@ -7,6 +7,8 @@
  * add it with `trainer.addPlugin(plugin)`. The trainer calls, in order:
  *
  *   setup(ctx)            once, before the first step (also after a resume)
+ *   stepForward(ctx)      at the start of every step: may run its first micro-batch's forward
+ *                         pass itself, carrying work of its own along (see RideAlong)
  *   afterStep(ctx)        after every optimizer step, with that step's metrics
  *   afterEval(ctx)        after each validation pass, with `valLoss`
  *   onCheckpoint(ctx)     after a checkpoint was written to `ctx.runDir`
@@ -36,6 +38,7 @@
  * values; `ctx.valTokens` is the held-out token stream to take windows from.
  */
 import type { TrainConfig } from "./config.js";
+import type { Tensor } from "../torch/index.js";
 
 /** What a plugin sees of the run. Shared by all hooks. */
 export interface TrainerContext {
@@ -76,12 +79,40 @@ export interface EndContext extends TrainerContext {
   reason: "finished" | "interrupted" | "failed";
 }
 
+export interface StepForwardContext extends TrainerContext {
+  /** Optimizer steps done so far: the step about to run is `step + 1`. */
+  step: number;
+  /** The first micro-batch of the step: input and target token ids [B, T] on the run's device. */
+  inputs: Tensor;
+  targets: Tensor;
+}
+
+/**
+ * A forward pass run by a plugin for the trainer, with work of the plugin's own riding along in
+ * the same batch (the analysis plugin's held-out windows: lib/models/gpt2-probe.ts).
+ */
+export interface RideAlong {
+  /** The micro-batch's training loss: the value and parameter gradients of `model.forward(inputs, { targets }).loss`. */
+  loss: Tensor;
+  /** A scalar the trainer adds to the differentiated loss; its gradient reaches no parameter. */
+  extra: Tensor;
+  /** Called right after the backward pass, inside the micro-step's tensor scope. */
+  afterBackward(): void;
+}
+
 type MaybePromise<T> = T | Promise<T>;
 
 export interface TrainerPlugin {
   /** A short name for messages. */
   name?: string;
   setup?(ctx: TrainerContext): MaybePromise<void>;
+  /**
+   * Runs the forward pass of the step's first micro-batch instead of the trainer, or returns null
+   * to leave it alone. The trainer differentiates loss / gradAccum + extra, then calls
+   * afterBackward(). The step's time (stepMs) includes all of it. At most one plugin rides along
+   * per step (the first that answers).
+   */
+  stepForward?(ctx: StepForwardContext): RideAlong | null;
   afterStep?(ctx: StepContext): MaybePromise<void>;
   afterEval?(ctx: EvalContext): MaybePromise<void>;
   onCheckpoint?(ctx: StepContext | EndContext): MaybePromise<void>;

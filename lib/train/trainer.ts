@@ -6,6 +6,8 @@
  *
  *   lr = schedule(step)
  *   for each of gradAccum micro-batches: loss = model(x, y) / gradAccum; loss.backward()
+ *     (a plugin may run the first micro-batch's forward pass itself, with work of its own riding
+ *     along in the batch: plugins.ts, RideAlong; the loss and gradients are the same)
  *   gradNorm = clip(grads, gradClip)           (the norm is logged even without clipping)
  *   optimizer.step(); zero grads
  *
@@ -22,7 +24,7 @@ import type { TrainConfig } from "./config.js";
 import { configProblems } from "./config.js";
 import { MetricsWriter, type StepRow } from "./metrics.js";
 import { Progress } from "./progress.js";
-import type { EndContext, StepContext, TrainerContext, TrainerPlugin } from "./plugins.js";
+import type { EndContext, RideAlong, StepContext, TrainerContext, TrainerPlugin } from "./plugins.js";
 import { loadRunData, type RunData, type BatchSampler } from "./data.js";
 import { createModel, type TrainModel } from "./model.js";
 import { readCheckpoint, writeRunCheckpoint, type TrainerState } from "./state.js";
@@ -309,8 +311,11 @@ export class Trainer {
       let acc: Tensor | null = null;
       for (let micro = 0; micro < c.gradAccum; micro++) {
         const { inputs, targets } = this.sampler.next(c.device, this.rows);
-        const loss = this.forwardLoss(inputs, targets);
-        (c.gradAccum > 1 ? loss.div(c.gradAccum) : loss).backward();
+        const ride = micro === 0 ? this.rideAlong(inputs, targets) : null;
+        const loss = ride ? ride.loss : this.forwardLoss(inputs, targets);
+        const scaled = c.gradAccum > 1 ? loss.div(c.gradAccum) : loss;
+        (ride ? scaled.add(ride.extra) : scaled).backward();
+        ride?.afterBackward();
         const l = loss.detach();
         acc = acc === null ? l : acc.add(l);
       }
@@ -345,6 +350,15 @@ export class Trainer {
   /** Drops the gradients; in a scope, because reading `p.grad` makes a wrapper that must be freed. */
   private zeroGrad(): void {
     torch.tidy(() => this.optimizer.zeroGrad());
+  }
+
+  /** The first plugin's ride-along forward pass of the step's first micro-batch, if one offers it. */
+  private rideAlong(inputs: Tensor, targets: Tensor): RideAlong | null {
+    for (const p of this.plugins) {
+      const r = p.stepForward?.({ ...this.context(), step: this.step, inputs, targets });
+      if (r) return r;
+    }
+    return null;
   }
 
   private forwardLoss(inputs: Tensor, targets: Tensor): Tensor {
