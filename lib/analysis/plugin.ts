@@ -23,10 +23,11 @@
 // own is a few small kernels on one thread. The last step's snapshot, and one still due when a run
 // stops, are taken in a pass of their own.
 //
-// On a CPU, a snapshot runs with the process's thread count or with one thread, whichever measured
-// faster (ThreadChoice): a snapshot of a few windows is a few hundred small operations, and with
-// libgomp's passive waiting (lib/torch/native.ts) each of them pays for waking the second thread,
-// which on a shared 2-core machine costs more than the second core gives back.
+// On a CPU, a snapshot of its own, and the measures of one that rode along, run with the process's
+// thread count or with one thread, whichever measured faster for that kind of work (ThreadChoice):
+// they are many small operations, and with libgomp's passive waiting (lib/torch/native.ts) each of
+// them pays for waking the second thread, which on a shared 2-core machine costs more than the
+// second core gives back.
 
 import { torch } from "../torch/index.js";
 import { registerTrainerPlugin, type TrainerPlugin, type TrainerPluginOptions, type StepContext, type EndContext, type TrainerContext, type StepForwardContext, type RideAlong } from "../train/plugins.js";
@@ -108,7 +109,7 @@ export class AnalysisPlugin implements TrainerPlugin {
   private written = 0;
   private heldOut: TokenStream | null = null;
   private analysis: HeldOutAnalysis | null = null;
-  private threads: ThreadChoice | null = null;
+  private readonly threads = new Map<"snapshot" | "measures", ThreadChoice>();
   private lastFlush = 0;
   /** The step whose snapshot rides along in the next training step (null when none is due). */
   private due: number | null = null;
@@ -163,24 +164,29 @@ export class AnalysisPlugin implements TrainerPlugin {
   snapshot(model: AnalysisModel, step: number): Snapshot {
     const t0 = performance.now();
     const { analysis, fresh } = this.analysisFor(model);
-    let res: AnalysisResult;
-    if (analysis.device === "cpu" && this.opts.chooseThreads !== false) {
-      const base = torch.getNumThreads();
-      if (this.threads?.base !== base) this.threads = new ThreadChoice(base);
-      const n = this.threads.next();
-      if (n !== base) torch.setNumThreads(n);
-      const t1 = performance.now();
-      try {
-        res = analysis.run();
-      } finally {
-        if (n !== base) torch.setNumThreads(base);
-      }
-      // The first run on a new set-up is not a fair sample.
-      if (!fresh) this.threads.record(n, performance.now() - t1);
-    } else {
-      res = analysis.run();
-    }
+    const res = this.withThreadChoice(analysis.device, "snapshot", () => analysis.run(), fresh);
     return this.record(step, res, { analysisMs: performance.now() - t0 });
+  }
+
+  /**
+   * Runs `f` on a CPU with the thread count that measured faster for this kind of work so far
+   * (ThreadChoice, one per kind: whole snapshots, and the measures of snapshots that rode along).
+   * A first run on a new set-up (`unfair`) is not recorded.
+   */
+  private withThreadChoice<R>(device: string, kind: "snapshot" | "measures", f: () => R, unfair: boolean): R {
+    if (device !== "cpu" || this.opts.chooseThreads === false) return f();
+    const base = torch.getNumThreads();
+    let choice = this.threads.get(kind);
+    if (choice?.base !== base) this.threads.set(kind, (choice = new ThreadChoice(base)));
+    const n = choice.next();
+    if (n !== base) torch.setNumThreads(n);
+    const t1 = performance.now();
+    try {
+      return f();
+    } finally {
+      if (n !== base) torch.setNumThreads(base);
+      if (!unfair) choice.record(n, performance.now() - t1);
+    }
   }
 
   private record(step: number, res: AnalysisResult, meta: Snapshot["meta"] & { analysisMs: number }): Snapshot {
@@ -222,7 +228,7 @@ export class AnalysisPlugin implements TrainerPlugin {
       extra: probed.probeLoss,
       afterBackward: () => {
         const t0 = performance.now();
-        const res = analysis.runCaptured(probed.capture);
+        const res = this.withThreadChoice(analysis.device, "measures", () => analysis.runCaptured(probed.capture), false);
         // analysisMs: the measures alone; the windows' share of the forward and backward pass is in the step's time.
         this.record(step, res, { analysisMs: performance.now() - t0, rodeAlong: true });
       },
