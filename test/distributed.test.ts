@@ -188,3 +188,24 @@ describe("data-parallel training (Gloo, 2 processes)", () => {
     }
   });
 });
+
+describe("NCCL process groups", () => {
+  // Where this build has no NCCL (a CPU libtorch), asking for it says so; where it has NCCL but no
+  // GPU is visible (scripts/check-cuda-build.sh runs this file with a CUDA build on a CPU-only
+  // machine), libtorch's refusal comes through as a TorchError. Neither hangs or crashes.
+  it("is refused with a clear error where it cannot run", async () => {
+    const d = await import("../lib/torch/distributed.js");
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const init = () => d.initProcessGroup({ backend: "nccl", rank: 0, worldSize: 1, masterAddr: "127.0.0.1", masterPort: port, timeoutMs: 5000 });
+    if (!d.hasNccl()) expect(init).toThrow(/this build of innerloop has no NCCL support/);
+    else if (!torch.cuda.isAvailable()) expect(init).toThrow(/NCCL.*(GPU|CUDA)/);
+    else {
+      // With a GPU: a one-process group forms and all-reduces on the device.
+      const g = init();
+      const t = torch.ones([4], { device: "cuda" });
+      g.allReduce([t]);
+      expect(t.cpu().toArray()).toEqual([1, 1, 1, 1]);
+      g.destroy();
+    }
+  });
+});
