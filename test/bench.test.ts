@@ -108,12 +108,15 @@ describe("innerloop bench", () => {
     expect(report.memory!.innerloop!.syncLoop!.liveTensorsEnd).toBe(report.memory!.innerloop!.liveTensorsStart);
     expect(report.memory!.pytorch!.rssEndKB).toBeGreaterThan(0);
 
-    // The analysis plugin ran after every step.
-    const a = report.analysis![0]!;
-    expect(a.config).toBe("micro");
-    expect(a.available).toBe(true);
-    expect(a.windows).toBe(2);
-    expect(a.medianAnalysisMs!).toBeGreaterThan(0);
+    // The analysis plugin ran after every step: riding along in the next step (micro: a GPT-2 in
+    // float32 without dropout, on the CPU), and in a pass of its own.
+    expect(report.analysis!.map((a) => [a.config, a.windows, a.rideAlong, a.available])).toEqual([["micro", 2, true, true], ["micro", 2, false, true]]);
+    const [ride, own] = report.analysis!;
+    expect(ride!.rodeAlong!).toBeGreaterThan(0);
+    expect(own!.rodeAlong).toBe(0);
+    for (const a of [ride!, own!]) expect(a.medianAnalysisMs!).toBeGreaterThan(0);
+    expect(r.stdout).toMatch(/rides along/);
+    expect(r.stdout).toMatch(/own pass/);
 
     // The printed table names both sides' times and the ratio.
     expect(r.stdout).toMatch(/\| micro +\| 2 x 64 +\| 8 +\| 1 +\|/);

@@ -205,12 +205,14 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
     if (windowCounts.length > 0) report.analysis = [];
     for (const aw of windowCounts) {
       for (const c of configs.filter((c) => !c.cudaOnly)) {
-        log(`analysis overhead: ${c.name}, analysis of ${aw} windows after every step`);
-        const spec = specFor(c, { analysis: { windows: aw, steps: o.analyzeSteps ?? 10 }, reps: 1, warmup: 1 });
-        const file = join(dir, `${c.name}-analysis-${aw}.json`);
-        writeFileSync(file, JSON.stringify(spec));
-        const il = await runInnerloopSide(file, spawnOpts);
-        report.analysis!.push({ config: c.name, ...(il.result.analysis ?? { available: false, reason: "no result" }) });
+        for (const rideAlong of [true, false]) {
+          log(`analysis overhead: ${c.name}, analysis of ${aw} windows after every step${rideAlong ? "" : ", each in a pass of its own"}`);
+          const spec = specFor(c, { analysis: { windows: aw, steps: o.analyzeSteps ?? 10, rideAlong }, reps: 1, warmup: 1 });
+          const file = join(dir, `${c.name}-analysis-${aw}-${rideAlong ? "ride" : "own"}.json`);
+          writeFileSync(file, JSON.stringify(spec));
+          const il = await runInnerloopSide(file, spawnOpts);
+          report.analysis!.push({ config: c.name, ...(il.result.analysis ?? { available: false, reason: "no result" }) });
+        }
       }
     }
 

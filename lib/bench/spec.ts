@@ -39,7 +39,8 @@ export interface SideSpec {
   /** After the timed steps, run this many more and report memory at their start and end. */
   soakSteps?: number;
   /** innerloop only: time steps with the analysis plugin running after every step. */
-  analysis?: { windows: number; steps: number };
+  /** rideAlong: let snapshots ride along in the next step where they can (the trainer's default), or always take a pass of their own. */
+  analysis?: { windows: number; steps: number; rideAlong: boolean };
 }
 
 export const DEFAULT_OPTIM: Readonly<OptimSpec> = Object.freeze({
@@ -110,5 +111,5 @@ export interface SideResult {
     /** innerloop: after `steps` more in one synchronous loop (no turn of the event loop between steps). */
     syncLoop?: { rssEndKB: number | null; liveTensorsEnd: number };
   };
-  analysis?: { available: boolean; reason?: string; windows?: number; medianStepMs?: number; medianWithAnalysisMs?: number; medianAnalysisMs?: number; overhead?: number };
+  analysis?: { available: boolean; reason?: string; windows?: number; rideAlong?: boolean; rodeAlong?: number; medianStepMs?: number; medianWithAnalysisMs?: number; medianAnalysisMs?: number; overhead?: number };
 }

@@ -324,7 +324,8 @@ async function analysisOverhead(spec: SideSpec): Promise<NonNullable<SideResult[
     // The held-out windows: the benchmark's own random tokens, repeated as often as needed.
     const held = new Int32Array(windows * (T + 1));
     for (let i = 0; i < held.length; i++) held[i] = tokens[i % tokens.length]!;
-    const p = new plugin.AnalysisPlugin({ runDir, every: 1, windows, seqLen: T, batchSize: Math.min(s.batch, windows) });
+    const { rideAlong } = spec.analysis!;
+    const p = new plugin.AnalysisPlugin({ runDir, every: 1, windows, seqLen: T, batchSize: Math.min(s.batch, windows), rideAlong });
     // What the trainer tells the plugin of the run: it decides from it whether snapshots can ride
     // along in the next step (a run that never ends, so that every snapshot has a next step).
     const config = { steps: Number.MAX_SAFE_INTEGER, device: spec.device, dtype: spec.precision === "bf16-autocast" ? "bfloat16" : "float32" };
@@ -348,6 +349,7 @@ async function analysisOverhead(spec: SideSpec): Promise<NonNullable<SideResult[
       if (analysed) analysedSteps++;
     };
     const plain: number[] = [];
+    let rodeAlong = 0;
     const withAnalysis: number[] = [];
     const analysisOnly: number[] = [];
     const warm = Math.min(spec.warmup, 2);
@@ -371,13 +373,15 @@ async function analysisOverhead(spec: SideSpec): Promise<NonNullable<SideResult[
         plain.push(msBetween(t0, t1));
         withAnalysis.push(msBetween(t1, t3));
         // A snapshot that rode along in the step: its measures' time (the rest is in the step's).
-        analysisOnly.push(p.timesMs.length > snapshots && msBetween(t2, t3) < p.timesMs.at(-1)! ? p.timesMs.at(-1)! : msBetween(t2, t3));
+        const rode = p.timesMs.length > snapshots;
+        if (rode) rodeAlong++;
+        analysisOnly.push(rode ? p.timesMs.at(-1)! : msBetween(t2, t3));
       }
     }
     p.teardown({ ...ctx, step: warm + steps, reason: "finished" } as never);
     const a = median(plain);
     const b = median(withAnalysis);
-    return { available: true, windows, medianStepMs: a, medianWithAnalysisMs: b, medianAnalysisMs: median(analysisOnly), overhead: b / a - 1 };
+    return { available: true, windows, rideAlong, rodeAlong, medianStepMs: a, medianWithAnalysisMs: b, medianAnalysisMs: median(analysisOnly), overhead: b / a - 1 };
   } finally {
     teardown(s);
     rmSync(runDir, { recursive: true, force: true });
