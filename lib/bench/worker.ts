@@ -366,6 +366,8 @@ async function analysisOverhead(spec: SideSpec): Promise<NonNullable<SideResult[
       step(x, y, true);
       sync();
       const t2 = process.hrtime.bigint();
+      // A snapshot taken inside the step rode along in it.
+      const rode = p.timesMs.length > snapshots;
       p.afterStep({ ...ctx, step: analysedSteps, loss: 0, lr: spec.optim.lr, stepMs: 0, tokensPerSec: 0, gradNorm: 0 } as never);
       sync();
       const t3 = process.hrtime.bigint();
@@ -373,7 +375,6 @@ async function analysisOverhead(spec: SideSpec): Promise<NonNullable<SideResult[
         plain.push(msBetween(t0, t1));
         withAnalysis.push(msBetween(t1, t3));
         // A snapshot that rode along in the step: its measures' time (the rest is in the step's).
-        const rode = p.timesMs.length > snapshots;
         if (rode) rodeAlong++;
         analysisOnly.push(rode ? p.timesMs.at(-1)! : msBetween(t2, t3));
       }
