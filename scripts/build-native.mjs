@@ -23,7 +23,7 @@ try {
   execFileSync(process.execPath, args, { stdio: "inherit", cwd: root });
 } catch {
   console.error("innerloop: building the native addon failed (see the compiler output above).");
-  console.error("  It needs cmake >= 3.18, a C++17 compiler and libtorch >= 2.4; see README.md, Troubleshooting.");
+  console.error("  It needs cmake >= 3.18, a C++17 compiler (C++20 for libtorch >= 2.14) and libtorch >= 2.4; see README.md, Troubleshooting.");
   process.exit(1);
 }
 
