@@ -269,6 +269,17 @@ describe("the trainer with snapshots riding along", () => {
     expectResultsClose(snap4 as AnalysisResult, fresh, 2e-4);
   }, 60_000);
 
+  it("with gradient accumulation the windows ride along in the first micro-batch only, and the loss curve is still unchanged", async () => {
+    const dir = tmp();
+    const plain = tmp();
+    const c = { ...config(2), gradAccum: 2, steps: 4 };
+    await train(dir, c);
+    await train(plain, { ...c, analyzeEvery: 0 });
+    expect(losses(dir)).toEqual(losses(plain));
+    const snaps = readTimeline(dir)!.snapshots;
+    expect(snaps.map((s) => [s.step, (s.meta as { rodeAlong?: boolean }).rodeAlong ?? false])).toEqual([[2, true], [4, false]]);
+  }, 60_000);
+
   it("a run stopped while a snapshot was due takes it before it ends; one that lost it takes it when resumed", async () => {
     const dir = tmp();
     await train(dir, config(2), { stopAtStep: 4 });
