@@ -304,6 +304,20 @@ describe("innerloop train and sample", () => {
     expect(uneven.stderr).toContain("--batch-size (5) must be divisible by the number of processes (2)");
   });
 
+  it("--nproc 2 with analysis snapshots: rank 0's snapshots ride along and the loss curve is that of the run without them", async () => {
+    const args = ["train", "--preset", "tiny", "--batch-size", "4", "--seq-len", "32", "--steps", "6", "--eval-every", "0", "--checkpoint-every", "0", "--analyze-windows", "2"];
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const withA = await cli([...args, "--nproc", "2", "--master-port", String(port), "--analyze-every", "2", "--out", path.join(tmp, "dpa")]);
+    expect(withA.code, withA.stderr).toBe(0);
+    const without = await cli([...args, "--nproc", "2", "--master-port", String(port + 1), "--out", path.join(tmp, "dpa-none")]);
+    expect(without.code, without.stderr).toBe(0);
+    const losses = (d: string) => (readRows(path.join(tmp, d)) as Array<{ loss?: number }>).filter((r) => r.loss !== undefined).map((r) => r.loss);
+    expect(losses("dpa")).toHaveLength(6);
+    expect(losses("dpa")).toEqual(losses("dpa-none"));
+    const t = JSON.parse(fs.readFileSync(path.join(tmp, "dpa", "analysis", "timeline.json"), "utf8")) as { snapshots: Array<{ step: number; meta: { rodeAlong?: boolean } }> };
+    expect(t.snapshots.map((s) => [s.step, s.meta.rodeAlong ?? false])).toEqual([[2, true], [4, true], [6, false]]);
+  });
+
   it("a second signal exits at once, leaving the last complete checkpoint", async () => {
     const dir = path.join(tmp, "twice");
     const metrics = path.join(dir, "metrics.jsonl");
