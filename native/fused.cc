@@ -173,6 +173,23 @@ at::Tensor BlockComposed(const std::vector<at::Tensor>& in, int64_t nHead, doubl
   return (h1 + m).view({B, T, C});
 }
 
+// The backward pass of a fused node under create_graph: `outs`, recomputed from the node's inputs
+// `in` with twice-differentiable ops, differentiated against `gradOuts` with respect to the inputs
+// the node needs a gradient for, into `gin` at their positions.
+void GradOfComposed(AutogradContext* ctx, const std::vector<at::Tensor>& in, const variable_list& outs,
+                    const variable_list& gradOuts, variable_list& gin) {
+  std::vector<at::Tensor> leaves;
+  std::vector<size_t> where;
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (ctx->needs_input_grad(i)) {
+      leaves.push_back(in[i]);
+      where.push_back(i);
+    }
+  }
+  variable_list g = torch::autograd::grad(outs, leaves, gradOuts, true, true, true);
+  for (size_t j = 0; j < where.size(); ++j) gin[where[j]] = g[j];
+}
+
 // Where a probed block (GPT2BlockProbeFn) puts what its backward pass measures of the probe rows:
 // the gradient at the block's output and, for the first block, at its input, and the norm of the
 // probe rows' own gradient for each of the block's 12 weights and biases (BlockInput order).
@@ -233,17 +250,7 @@ variable_list BlockBackward(AutogradContext* ctx, const at::Tensor& gradOut, con
     // create_graph: differentiate the composed block so that the gradients are differentiable.
     TORCH_CHECK(sinks.rows == 0, "gpt2BlockProbe: a probed block has no second-order backward");
     std::vector<at::Tensor> in(sv.begin(), sv.begin() + kBlockInputs);
-    std::vector<at::Tensor> leaves;
-    std::vector<size_t> where;
-    for (size_t i = 0; i < in.size(); ++i) {
-      if (ctx->needs_input_grad(i)) {
-        leaves.push_back(in[i]);
-        where.push_back(i);
-      }
-    }
-    at::Tensor out = BlockComposed(in, nHead, eps);
-    variable_list g = torch::autograd::grad({out}, leaves, {gradOut}, true, true, true);
-    for (size_t j = 0; j < where.size(); ++j) gin[where[j]] = g[j];
+    GradOfComposed(ctx, in, {BlockComposed(in, nHead, eps)}, {gradOut}, gin);
     return gin;
   }
   const at::Tensor &h = sv[0], &ln1w = sv[1], &ln1b = sv[2], &attnW = sv[3], &attnB = sv[4], &projW = sv[5],
@@ -399,19 +406,11 @@ struct GPT2HeadLossFn : public torch::autograd::Function<GPT2HeadLossFn> {
     const at::Tensor &dLogits = grads[0], &dLoss = grads[1];
     if (at::GradMode::is_enabled()) {
       std::vector<at::Tensor> in{h, lnW, lnB, wte};
-      std::vector<at::Tensor> leaves;
-      std::vector<size_t> where;
-      for (size_t i = 0; i < in.size(); ++i) {
-        if (ctx->needs_input_grad(i)) {
-          leaves.push_back(in[i]);
-          where.push_back(i);
-        }
-      }
       std::vector<at::Tensor> outs = HeadComposed(in, flat, ignoreIndex, eps);
-      variable_list gOuts{dLogits.defined() ? dLogits : at::zeros_like(outs[0]),
-                          dLoss.defined() ? dLoss : at::zeros_like(outs[1])};
-      variable_list g = torch::autograd::grad(outs, leaves, gOuts, true, true, true);
-      for (size_t j = 0; j < where.size(); ++j) gin[where[j]] = g[j];
+      GradOfComposed(ctx, in, outs,
+                     {dLogits.defined() ? dLogits : at::zeros_like(outs[0]),
+                      dLoss.defined() ? dLoss : at::zeros_like(outs[1])},
+                     gin);
       return gin;
     }
     const int64_t B = h.size(0), T = h.size(1), C = h.size(2);
