@@ -10,3 +10,5 @@ export { KVCache } from "./kv-cache.js";
 export { sampleNext } from "./sampling.js";
 export { ConfigError } from "./errors.js";
 export type { SampleOptions } from "./sampling.js";
+export { forwardProbed, probedForwardApplies } from "./gpt2-probe.js";
+export type { ProbeCapture, ProbedForward } from "./gpt2-probe.js";
