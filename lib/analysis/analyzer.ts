@@ -283,7 +283,8 @@ export class Analyzer {
     const L = this.L;
     const { b, w0 } = batch;
     const f32 = (t: Tensor): Tensor => t.detach().float(); // no copy for a float32 model
-    const Hs = f32(torch.stack(pass.resid)); // [L+1, b, T, D]
+    const stacked = torch.stack(pass.resid).detach(); // [L+1, b, T, D], the model's dtype (logit lens)
+    const Hs = stacked.float();
     const Gs = f32(torch.stack(pass.residGrads));
     const D = (this.D = Hs.shape[3]!);
     // The parts of every block's update: u = h^(l+1) − h^l, its attention part a and MLP part m,
@@ -297,7 +298,7 @@ export class Analyzer {
     this.moments.update(torch.cat([hgn, n3.view([3 * L, b, T]), cos3.view([3 * L, b, T])], 0), 1);
 
     torch.noGrad(() => {
-      this.lensSum.add(this.logitLens(pass.resid, pass.logits, pass.loss, batch.targets, b));
+      this.lensSum.add(this.logitLens(stacked, pass.logits, pass.loss, batch.targets, b));
       if (this.attnSum) this.attnSum.add(pass.firstKeyMass());
 
       // Massive activations: running top-k of |h| with flat (window, position, dim) labels.
@@ -352,8 +353,11 @@ export class Analyzer {
     return { values: top.values, labels: row.mul(D).add(top.indices.remainder(D)) };
   }
 
-  /** Summed cross-entropy of the logit lens at every h^l, [L+1]; l = L is the model's own loss. */
-  private logitLens(hs: Tensor[], logits: Tensor, loss: Tensor | null, tgt: Tensor, b: number): Tensor {
+  /**
+   * Summed cross-entropy of the logit lens at every h^l, [L+1], from the stacked h^0 … h^L
+   * [L+1, b, T, D]; l = L is the model's own loss.
+   */
+  private logitLens(stacked: Tensor, logits: Tensor, loss: Tensor | null, tgt: Tensor, b: number): Tensor {
     const L = this.L;
     const T = this.T;
     const v = logits.shape[2]!;
@@ -365,7 +369,7 @@ export class Analyzer {
     // h^0..h^(L−1) decoded together, in chunks of at most 2^24 logits, so that a large vocabulary
     // (GPT-2's 50257) does not need L more copies of the full [B, T, V] logits at once.
     const rowsAll = L * b * T;
-    const flat = torch.stack(hs.slice(0, L)).detach().view([rowsAll, hs[0]!.shape[2]!]);
+    const flat = stacked.narrow(0, 0, L).view([rowsAll, stacked.shape[3]!]);
     const flatTgt = L === 1 ? tgt.reshape([-1]) : tgt.reshape([1, -1]).expand([L, b * T]).reshape([-1]);
     const chunk = Math.max(1, Math.floor((this.opts.lensChunkLogits ?? 2 ** 24) / v));
     const ce = (s: number, n: number): Tensor =>
