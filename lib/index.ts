@@ -11,3 +11,4 @@ export * as optim from "./optim/index.js";
 export * as models from "./models/index.js";
 export * as data from "./data/index.js";
 export * as analysis from "./analysis/index.js";
+export * as train from "./train/index.js";

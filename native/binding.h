@@ -164,5 +164,6 @@ void RegisterOptim(Napi::Env env, Napi::Object exports);
 void RegisterDistributed(Napi::Env env, Napi::Object exports);
 void RegisterFused(Napi::Env env, Napi::Object exports);
 void RegisterCpuAllocator(Napi::Env env, Napi::Object exports);
+void RegisterCudaGraph(Napi::Env env, Napi::Object exports);
 
 }  // namespace innerloop

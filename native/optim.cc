@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#include <unordered_set>
 
 #include "binding.h"
 
@@ -77,14 +78,47 @@ struct Group {
   std::vector<at::Tensor> params, grads, expAvgs, expAvgSqs, steps;
 };
 
-// fusedAdamW(params, expAvgs, expAvgSqs, steps, lr, beta1, beta2, eps, weightDecay)
-// Parameters without a gradient are skipped. `steps` are float32 scalar tensors
-// on the parameter's device, incremented by the kernel.
+// Adds 1 to every distinct step tensor of the parameters being updated (a tensor shared by
+// several parameters counts once): CPU float32 scalars directly, the others with one foreach add.
+void IncrementSteps(std::map<std::pair<std::string, int>, Group>& groups) {
+  std::unordered_set<const c10::TensorImpl*> seen;
+  std::vector<at::Tensor> onDevice;
+  for (auto& [key, g] : groups) {
+    for (auto& s : g.steps) {
+      if (!seen.insert(s.unsafeGetTensorImpl()).second) continue;
+      if (CpuF32Contiguous(s) && s.numel() == 1) {
+        *s.data_ptr<float>() += 1;
+      } else {
+        onDevice.push_back(s);
+      }
+    }
+  }
+  if (!onDevice.empty()) at::_foreach_add_(onDevice, 1);
+}
+
+// fusedAdamW(params, expAvgs, expAvgSqs, steps, lr, beta1, beta2, eps, weightDecay, incrementSteps)
+// Parameters without a gradient are skipped. `steps` are float32 scalar tensors on the parameter's
+// device. Without incrementSteps the caller has already counted this step in them (as torch.optim
+// does before calling the kernel); with it they are incremented here, on the device, which is what
+// a step captured into a CUDA graph needs (a count read on the host would be frozen into the
+// graph). `lr` is a number or a 0-dim tensor; a tensor on the device is read by the kernel when it
+// runs, so a captured step follows a learning-rate schedule that refills it between replays.
 Napi::Value FusedAdamW(const Napi::CallbackInfo& info) {
   return Guarded(info, "adamw", [&]() -> Napi::Value {
-    Args a(info, "adamw", "params,expAvgs,expAvgSqs,stateSteps,lr,beta1,beta2,eps,weightDecay");
+    Args a(info, "adamw", "params,expAvgs,expAvgSqs,stateSteps,lr,beta1,beta2,eps,weightDecay,incrementSteps");
     std::vector<at::Tensor> params = a.TL(0), expAvgs = a.TL(1), expAvgSqs = a.TL(2), steps = a.TL(3);
-    double lr = a.D(4), beta1 = a.D(5), beta2 = a.D(6), eps = a.D(7), wd = a.D(8);
+    std::optional<at::Tensor> lrTensor;
+    double lr = 0;
+    if (a.Has(4) && !info[4].IsNumber()) {
+      lrTensor = a.T(4);
+      if (lrTensor->dim() != 0 || !at::isFloatingType(lrTensor->scalar_type())) {
+        a.Fail(4, "a number or a 0-dim floating-point tensor");
+      }
+    } else {
+      lr = a.D(4);
+    }
+    double beta1 = a.D(5), beta2 = a.D(6), eps = a.D(7), wd = a.D(8);
+    const bool increment = a.B(9, false);
     if (expAvgs.size() != params.size() || expAvgSqs.size() != params.size() || steps.size() != params.size()) {
       throw ArgError("adamw: state lists must have one entry per parameter");
     }
@@ -102,6 +136,10 @@ Napi::Value FusedAdamW(const Napi::CallbackInfo& info) {
     }
     c10::InferenceMode guard(false);
     at::NoGradGuard noGrad;
+    if (increment) IncrementSteps(groups);
+    if (lrTensor && groups.count(std::make_pair(std::string("cpu"), static_cast<int>(at::kFloat))) != 0) {
+      lr = lrTensor->item<double>();  // the CPU loop below takes the rate as a number
+    }
     auto cpuKey = std::make_pair(std::string("cpu"), static_cast<int>(at::kFloat));
     auto cpu = groups.find(cpuKey);
     if (cpu != groups.end()) {
@@ -132,8 +170,16 @@ Napi::Value FusedAdamW(const Napi::CallbackInfo& info) {
       }
     }
     for (auto& [key, g] : groups) {
-      at::_fused_adamw_(g.params, g.grads, g.expAvgs, g.expAvgSqs, {}, g.steps, lr, beta1, beta2, wd, eps,
-                        /*amsgrad=*/false, /*maximize=*/false);
+      if (lrTensor) {
+        const at::Tensor onDevice = lrTensor->device() == g.params.front().device()
+                                        ? *lrTensor
+                                        : lrTensor->to(g.params.front().device(), at::kFloat);
+        at::_fused_adamw_(g.params, g.grads, g.expAvgs, g.expAvgSqs, {}, g.steps, onDevice, beta1, beta2, wd, eps,
+                          /*amsgrad=*/false, /*maximize=*/false);
+      } else {
+        at::_fused_adamw_(g.params, g.grads, g.expAvgs, g.expAvgSqs, {}, g.steps, lr, beta1, beta2, wd, eps,
+                          /*amsgrad=*/false, /*maximize=*/false);
+      }
     }
     return info.Env().Undefined();
   });

@@ -1187,6 +1187,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   RegisterDistributed(env, exports);
   RegisterFused(env, exports);
   RegisterCpuAllocator(env, exports);
+  RegisterCudaGraph(env, exports);
   return exports;
 }
 

@@ -26,6 +26,8 @@ export interface BenchOptions {
   /** Intra-op threads on both sides (default 1 on CPU: see BENCHMARKS.md; the cores on CUDA). */
   threads?: number;
   profile?: boolean;
+  /** CUDA: also time innerloop's step captured into a CUDA graph, against the same PyTorch eager runs. */
+  cudaGraph?: boolean;
   /** Measure the analysis plugin's overhead (every step) with each of these numbers of windows; 0 or [] skips it. */
   analyzeWindows?: number | number[];
   /** Steps timed with and without analysis. */
@@ -199,6 +201,19 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
       report.deviceName = il.deviceName ?? pt.deviceName;
       report.configs.push(r);
       log(`  innerloop ${fmtMs(r.innerloop.medianMs)}  PyTorch ${fmtMs(r.pytorch.medianMs)}  ratio ${r.ratio.toFixed(3)} (CPU time: ${fmtMs(r.innerloop.medianCpuMs)} / ${fmtMs(r.pytorch.medianCpuMs)} = ${r.cpuRatio.toFixed(3)})`);
+      if (o.cudaGraph && device === "cuda") {
+        // The same configuration and batch, innerloop's step captured into a CUDA graph, against
+        // the PyTorch eager runs just made (its weights are the ones written for them).
+        const weights = (o.sameWeights ?? !c.cudaOnly) ? join(dir, `${c.name}-init.safetensors`) : undefined;
+        const file = join(dir, `${c.name}-innerloop-graph.json`);
+        writeFileSync(file, JSON.stringify(specFor(c, { cudaGraph: true, batchCandidates: [il.config.batch], weightsFile: weights })));
+        const runs: SideResult[] = [];
+        for (let k = 0; k < rounds; k++) runs.push((await runInnerloopSide(file, spawnOpts)).result);
+        const g = compare(c, pool(runs), pt, o.sameWeights ?? !c.cudaOnly);
+        g.name = `${c.name} (CUDA graph)`;
+        report.configs.push(g);
+        log(`  innerloop with a CUDA graph ${fmtMs(g.innerloop.medianMs)}  ratio ${g.ratio.toFixed(3)}`);
+      }
     }
 
     const windowCounts = [o.analyzeWindows ?? []].flat().filter((k) => k > 0);

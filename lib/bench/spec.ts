@@ -38,6 +38,8 @@ export interface SideSpec {
   profile?: boolean;
   /** After the timed steps, run this many more and report memory at their start and end. */
   soakSteps?: number;
+  /** innerloop only: the whole step captured into a CUDA graph and replayed (lib/train/graph-step.ts). */
+  cudaGraph?: boolean;
   /** innerloop only: time steps with the analysis plugin running after every step. */
   /** rideAlong: let snapshots ride along in the next step where they can (the trainer's default), or always take a pass of their own. */
   analysis?: { windows: number; steps: number; rideAlong: boolean };
@@ -101,6 +103,8 @@ export interface SideResult {
   maxRssKB: number;
   cudaMaxAllocated?: number;
   profile?: PhaseProfile;
+  /** innerloop with `cudaGraph`: whether the step was captured (every timed step a replay). */
+  cudaGraph?: { captured: boolean };
   soak?: {
     steps: number;
     rssStartKB: number | null;

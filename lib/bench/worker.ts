@@ -15,6 +15,7 @@ import type { Device, Tensor } from "../torch/index.js";
 import { saveSafetensors, loadSafetensors } from "../torch/safetensors.js";
 import { GPT2 } from "../models/index.js";
 import { AdamW, clipGradNormTensor_, weightDecayGroups } from "../optim/index.js";
+import { GraphedTrainStep } from "../train/graph-step.js";
 import { median, msBetween, rssKB, maxRssKB } from "./stats.js";
 import { countNativeCalls, opOverheadUs } from "./probe.js";
 import type { SideResult, SideSpec, PhaseProfile } from "./spec.js";
@@ -22,6 +23,7 @@ import type { SideResult, SideSpec, PhaseProfile } from "./spec.js";
 const rssAtStart = rssKB();
 
 interface Setup {
+  graph?: GraphedTrainStep;
   model: GPT2;
   opt: AdamW;
   params: Tensor[];
@@ -60,7 +62,13 @@ function setup(spec: SideSpec, tokens: Int32Array, batch: number): Setup {
   model.to({ device });
   model.train();
   const o = spec.optim;
-  const opt = new AdamW(weightDecayGroups(model.parameters(), o.weightDecay), { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps });
+  const opt = new AdamW(weightDecayGroups(model.parameters(), o.weightDecay), {
+    lr: o.lr,
+    beta1: o.beta1,
+    beta2: o.beta2,
+    eps: o.eps,
+    capturable: spec.cudaGraph === true,
+  });
   const T = m.seqLen;
   const batches: Array<[Tensor, Tensor]> = [];
   for (let i = 0; i < spec.nBatches; i++) {
@@ -83,6 +91,7 @@ function setup(spec: SideSpec, tokens: Int32Array, batch: number): Setup {
 }
 
 function teardown(s: Partial<Setup>): void {
+  s.graph?.dispose();
   s.opt?.dispose();
   s.model?.dispose();
   for (const [x, y] of s.batches ?? []) {
@@ -116,7 +125,12 @@ export async function main(spec: SideSpec): Promise<SideResult> {
       const clip = spec.optim.clip;
       const fwd = (x: Tensor, y: Tensor): Tensor => model.forward(x, { targets: y }).loss!;
       forwardLoss = autocast ? (x, y) => torch.autocast(spec.device, "bfloat16", () => fwd(x, y)) : fwd;
-      step = (x, y) => {
+      if (spec.cudaGraph) {
+        // The same step captured after three eager ones (within the warmup) and replayed; the
+        // loss it returns is a copy, the graph's own output being rewritten by the next replay.
+        const graph = (s.graph = new GraphedTrainStep({ params, optimizer: opt, forwardLoss, gradAccum: 1, gradClip: clip, warmup: Math.min(3, Math.max(1, spec.warmup - 1)) }));
+        step = (x, y) => graph.run([{ inputs: x, targets: y }]).lossSum.clone();
+      } else step = (x, y) => {
         const loss = torch.tidy(() => {
           const l = forwardLoss(x, y);
           l.backward();
@@ -178,7 +192,7 @@ export async function main(spec: SideSpec): Promise<SideResult> {
       batch: s.batch,
       precision: spec.precision,
       params: s.model.numParameters(),
-      optimizer: s.opt.isFused ? "AdamW(fused)" : "AdamW",
+      optimizer: s.opt.isFused ? (s.graph ? "AdamW(fused, capturable)" : "AdamW(fused)") : "AdamW",
       clip: spec.optim.clip,
       weightDecay: spec.optim.weightDecay,
     },
@@ -194,7 +208,9 @@ export async function main(spec: SideSpec): Promise<SideResult> {
   };
   if (cuda) result.cudaMaxAllocated = torch.cuda.maxMemoryAllocated();
 
-  if (spec.profile) result.profile = await profile(spec, s, forwardLoss, step, sync);
+  if (s.graph) result.cudaGraph = { captured: s.graph.captured };
+  // The phases of a replayed graph cannot be timed apart: the profile is of the eager step.
+  if (spec.profile && !s.graph) result.profile = await profile(spec, s, forwardLoss, step, sync);
   if (spec.soakSteps) result.soak = await soak(spec.soakSteps, s, step, sync);
   teardown(s);
   return result;

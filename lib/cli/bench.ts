@@ -37,6 +37,7 @@ registerCommand({
       defaultText: "1,16 (16 is the trainer's default; the soak: 16)",
     },
     { name: "profile", type: "boolean", help: "also time forward/backward/clip/AdamW/zero-grad apart and count native calls" },
+    { name: "cuda-graph", type: "boolean", help: "with --device cuda: also time innerloop's step captured into a CUDA graph" },
     { name: "soak", type: "int", min: 1, max: 10000000, valueName: "N", help: "run only the soak: N training steps with analysis on, memory at start and end" },
     { name: "soak-analyze-every", type: "int", min: 1, max: 1000000, valueName: "K", help: "analysis snapshot every K steps during the soak", defaultText: "10" },
     { name: "soak-warmup", type: "int", min: 1, max: 1000000, valueName: "N", help: "steps before the soak's first measurement", defaultText: "N/10, at most 500" },
@@ -57,6 +58,8 @@ registerCommand({
       const { torch } = await import("../torch/index.js");
       if (!torch.cuda.isAvailable()) throw new Error("--device cuda: CUDA is not available on this machine");
     }
+    const cudaGraph = flagBoolean(args, "cuda-graph") ?? false;
+    if (cudaGraph && device !== "cuda") throw new UsageError("--cuda-graph needs --device cuda");
     const analyze = (flagNumber(args, "analyze-every") ?? 1) === 1;
     const report = await runBench({
       configs,
@@ -68,6 +71,7 @@ registerCommand({
       steps: flagNumber(args, "steps") ?? 2000,
       analyzeWindows: analyze ? windowCounts(args) ?? [1, 16] : [],
       profile: flagBoolean(args, "profile") ?? false,
+      cudaGraph,
       log: (line) => ctx.stderr.write(line + "\n"),
       echo: ctx.verbose ? ctx.stderr : undefined,
     });

@@ -5,7 +5,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { registerCommand, flagNumber, flagString } from "./commands.js";
+import { registerCommand, flagBoolean, flagNumber, flagString } from "./commands.js";
 import { UsageError } from "./errors.js";
 import { validateFlagValue, type FlagSpec, type ParsedArgs } from "./flags.js";
 import { DEFAULT_TRAIN_CONFIG, PRESETS, configProblems, resolveConfig, type TrainConfig } from "../train/config.js";
@@ -47,6 +47,7 @@ export const TRAIN_CONFIG_FLAGS: readonly FlagSpec[] = [
   { name: "dtype", type: "enum", choices: ["float32", "bfloat16"], help: "bfloat16: bf16 autocast and TF32 on CUDA (weights stay float32)", defaultText: d.dtype },
   { name: "analyze-every", type: "int", min: 0, help: "analyse held-out windows every N steps into RUN/analysis/ (0 = never)", defaultText: String(d.analyzeEvery) },
   { name: "analyze-windows", type: "int", min: 1, valueName: "K", help: "held-out windows per analysis", defaultText: String(d.analyzeWindows) },
+  { name: "cuda-graph", type: "boolean", help: "capture the whole step into a CUDA graph after 3 eager steps and replay it (CUDA, one process)" },
 ];
 
 const OTHER_FLAGS: readonly FlagSpec[] = [
@@ -66,7 +67,7 @@ const LAUNCH_FLAGS: readonly FlagSpec[] = [
 ];
 
 /** Flags that may accompany --resume: they do not change the computation of the steps. */
-const RESUME_FLAGS = new Set(["resume", "steps", "device", "checkpoint-every", "eval-every", ...LAUNCH_FLAGS.map((f) => f.name)]);
+const RESUME_FLAGS = new Set(["resume", "steps", "device", "checkpoint-every", "eval-every", "cuda-graph", ...LAUNCH_FLAGS.map((f) => f.name)]);
 
 export function camel(kebab: string): string {
   return kebab.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -176,10 +177,12 @@ registerCommand({
       // The launcher: validate here (one clear error instead of one per worker), then start the
       // workers, each running this same command line as one rank.
       const resumeFrom = flagString(args, "resume");
-      const batchSize =
-        resumeFrom === undefined
-          ? trainConfigFromArgs(args).config.batchSize
-          : (await import("../train/state.js")).readTrainerState(resumeFrom).config.batchSize;
+      const config =
+        resumeFrom === undefined ? trainConfigFromArgs(args).config : (await import("../train/state.js")).readTrainerState(resumeFrom).config;
+      const batchSize = config.batchSize;
+      if (flagBoolean(args, "cuda-graph") ?? config.cudaGraph === true) {
+        throw new UsageError("--cuda-graph trains in one process: it cannot be combined with --nproc or --nnodes above 1");
+      }
       if (batchSize % (nproc * nnodes) !== 0) {
         throw new UsageError(`--batch-size (${batchSize}) must be divisible by the number of processes (${nproc * nnodes})`);
       }
@@ -212,6 +215,7 @@ registerCommand({
           device: flagString(args, "device") as TrainConfig["device"] | undefined,
           checkpointEvery: flagNumber(args, "checkpoint-every"),
           evalEvery: flagNumber(args, "eval-every"),
+          cudaGraph: flagBoolean(args, "cuda-graph"),
         },
       };
     } else {

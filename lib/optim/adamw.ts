@@ -1,11 +1,16 @@
 // AdamW (Loshchilov & Hutter): Adam with weight decay decoupled from the gradient, as
 // torch.optim.AdamW. The update of all parameters of a group is one native call
 // (torch._fusedAdamW) where the addon provides it.
+//
+// Capturable mode (torch.optim.AdamW(capturable=True)): the step counts live in tensors on the
+// parameters' device and are incremented there, and the learning rate is a tensor the kernel reads
+// when it runs, so that a step captured into a CUDA graph (torch.cuda.CudaGraph) counts its steps
+// and follows the schedule on every replay. Nothing in a capturable step reads a value back.
 
 import { torch } from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
 import { Optimizer, checkNonNegative } from "./optimizer.js";
-import type { BaseHyper, ParamGroup, ParamsArg } from "./optimizer.js";
+import type { BaseHyper, OptimizerStateDict, ParamGroup, ParamsArg } from "./optimizer.js";
 
 export interface AdamWHyper extends BaseHyper {
   beta1: number;
@@ -13,30 +18,47 @@ export interface AdamWHyper extends BaseHyper {
   eps: number;
 }
 
+const DEFAULTS: AdamWHyper = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 };
+
 export interface AdamWOptions extends Partial<AdamWHyper> {
   /** Use the TypeScript reference update instead of the fused native one. */
   foreach?: false;
+  /**
+   * Step counts and learning rate in tensors on the parameters' device, for steps captured into a
+   * CUDA graph. The state dict is the same as without it.
+   */
+  capturable?: boolean;
 }
-
-const DEFAULTS: AdamWHyper = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 };
 
 type FusedAdamW = (
   params: Tensor[],
   expAvgs: Tensor[],
   expAvgSqs: Tensor[],
   steps: Tensor[],
-  opts: { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number },
+  opts: { lr: number | Tensor; beta1: number; beta2: number; eps: number; weightDecay: number; incrementSteps?: boolean },
 ) => void;
 
 export class AdamW extends Optimizer<AdamWHyper> {
   protected readonly typeName = "AdamW";
   private readonly fused: FusedAdamW | null;
+  readonly capturable: boolean;
+  /** Capturable mode: each parameter's step count on its device (authoritative; ParamState.step is synced on save). */
+  private readonly deviceSteps = new Map<Tensor, Tensor>();
+  /** Capturable mode: each group's learning rate as a tensor, and the value last written into it. */
+  private readonly lrTensors = new Map<ParamGroup<AdamWHyper>, { t: Tensor; value: number }>();
 
   constructor(params: ParamsArg<AdamWHyper>, opts: AdamWOptions = {}) {
-    const { foreach, ...hyper } = opts;
+    const { foreach, capturable, ...hyper } = opts;
     super(params, { ...DEFAULTS, ...stripUndefined(hyper) });
     const native = (torch as unknown as { fusedAdamW?: FusedAdamW }).fusedAdamW;
     this.fused = foreach === false || typeof native !== "function" ? null : native;
+    if (capturable !== undefined && typeof capturable !== "boolean") {
+      throw new TypeError(`AdamW: capturable must be a boolean, got ${typeof capturable}`);
+    }
+    this.capturable = capturable === true;
+    if (this.capturable && this.fused === null) {
+      throw new Error("AdamW: capturable needs the fused native kernel (not available with foreach: false)");
+    }
   }
 
   /** True when steps run through the fused native kernel. */
@@ -61,9 +83,88 @@ export class AdamW extends Optimizer<AdamWHyper> {
   step(): void {
     torch.tidy(() =>
       torch.noGrad(() => {
-        for (const group of this.paramGroups) this.stepGroup(group);
+        for (const group of this.paramGroups) {
+          if (this.capturable) this.stepGroupCapturable(group);
+          else this.stepGroup(group);
+        }
       }),
     );
+  }
+
+  /**
+   * Capturable mode: writes each group's current learning rate into the tensor the kernel reads.
+   * step() does it itself when it runs eagerly; before replaying a captured step, call this
+   * (a capture records the kernels, not this host-side write).
+   */
+  refreshLr(): void {
+    if (!this.capturable) return;
+    for (const group of this.paramGroups) this.lrTensor(group);
+  }
+
+  private lrTensor(group: ParamGroup<AdamWHyper>): Tensor {
+    let e = this.lrTensors.get(group);
+    if (e === undefined) {
+      const p = group.params[0]!;
+      // float32 on a GPU (what libtorch's CUDA kernel reads), float64 on the CPU (read exactly).
+      const dtype = p.device === "cpu" ? "float64" : "float32";
+      const t = torch.keep(torch.full([], group.lr, { dtype, device: p.device as never }));
+      this.lrTensors.set(group, (e = { t, value: group.lr }));
+    } else if (e.value !== group.lr && !torch.cuda.isCapturing()) {
+      e.t.fill_(group.lr);
+      e.value = group.lr;
+    }
+    return e.t;
+  }
+
+  private stepGroupCapturable(group: ParamGroup<AdamWHyper>): void {
+    const capturing = torch.cuda.isCapturing();
+    const params: Tensor[] = [];
+    const expAvgs: Tensor[] = [];
+    const expAvgSqs: Tensor[] = [];
+    const steps: Tensor[] = [];
+    const present = torch.hasGrads(group.params);
+    for (let i = 0; i < group.params.length; i++) {
+      if (!present[i]) continue;
+      const p = group.params[i]!;
+      let s = this.state.get(p);
+      let step = this.deviceSteps.get(p);
+      if (s === undefined || step === undefined) {
+        // Creating state inside a capture would record zero-filling kernels that every replay runs.
+        if (capturing) throw new Error("AdamW: a captured step needs the optimizer's state: run one step eagerly before capturing");
+        s ??= this.newState(p, ["exp_avg", "exp_avg_sq"]);
+        step = torch.keep(torch.full([], s.step, { dtype: "float32", device: p.device as never }));
+        this.deviceSteps.set(p, step);
+      }
+      params.push(p);
+      expAvgs.push(s.tensors.exp_avg!);
+      expAvgSqs.push(s.tensors.exp_avg_sq!);
+      steps.push(step);
+    }
+    if (params.length === 0) return;
+    const { beta1, beta2, eps, weightDecay } = group;
+    this.fused!(params, expAvgs, expAvgSqs, steps, { lr: this.lrTensor(group), beta1, beta2, eps, weightDecay, incrementSteps: true });
+  }
+
+  /** The step counts of capturable mode are read back from the device here (this waits for it). */
+  override stateDict(): OptimizerStateDict {
+    if (this.capturable) {
+      if (torch.cuda.isCapturing()) throw new Error("AdamW.stateDict: not while a CUDA graph is capturing");
+      for (const [p, t] of this.deviceSteps) this.state.get(p)!.step = Math.round(t.item() as number);
+    }
+    return super.stateDict();
+  }
+
+  protected override afterStateLoaded(p: Tensor): void {
+    this.deviceSteps.get(p)?.dispose();
+    this.deviceSteps.delete(p);
+  }
+
+  protected override disposeState(): void {
+    for (const t of this.deviceSteps.values()) t.dispose();
+    this.deviceSteps.clear();
+    for (const e of this.lrTensors.values()) e.t.dispose();
+    this.lrTensors.clear();
+    super.disposeState();
   }
 
   private stepGroup(group: ParamGroup<AdamWHyper>): void {

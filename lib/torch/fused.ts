@@ -3,11 +3,23 @@
 import { native } from "./native.js";
 import type { Tensor } from "./tensor.js";
 
-export interface AdamWStepOptions { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number }
+export interface AdamWStepOptions {
+  /** A number, or a 0-dim tensor that the kernel reads when it runs (what a captured step needs). */
+  lr: number | Tensor;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /**
+   * Add 1 to the step tensors on their device before the update (a step tensor shared by several
+   * parameters counts once). Without it the caller has counted the step already, as torch.optim does.
+   */
+  incrementSteps?: boolean;
+}
 
 /** One AdamW step (torch's fused kernel) over params with gradients; state tensors are updated in place. */
 export function fusedAdamW(params: Tensor[], expAvgs: Tensor[], expAvgSqs: Tensor[], steps: Tensor[], o: AdamWStepOptions): void {
-  native.fusedAdamW(params, expAvgs, expAvgSqs, steps, o.lr, o.beta1, o.beta2, o.eps, o.weightDecay);
+  native.fusedAdamW(params, expAvgs, expAvgSqs, steps, o.lr, o.beta1, o.beta2, o.eps, o.weightDecay, o.incrementSteps === true);
 }
 
 export interface SgdStepOptions { lr: number; momentum: number; dampening: number; weightDecay: number; nesterov: boolean }

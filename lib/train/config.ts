@@ -48,6 +48,11 @@ export interface TrainConfig {
   analyzeEvery: number;
   /** Held-out windows the analysis plugin uses. */
   analyzeWindows: number;
+  /**
+   * Capture the whole training step into a CUDA graph after a few eager steps and replay it
+   * (lib/train/graph-step.ts): one launch per step instead of one per kernel. CUDA, one process.
+   */
+  cudaGraph?: boolean;
 }
 
 export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
@@ -102,7 +107,11 @@ export const PRESETS: Readonly<Record<string, Partial<TrainConfig>>> = Object.fr
   },
 });
 
-type FieldRule = { kind: "int" | "number"; min: number; max?: number; minExclusive?: boolean; maxExclusive?: boolean } | { kind: "enum"; values: readonly string[] } | { kind: "string" };
+type FieldRule =
+  | { kind: "int" | "number"; min: number; max?: number; minExclusive?: boolean; maxExclusive?: boolean }
+  | { kind: "enum"; values: readonly string[] }
+  | { kind: "string" }
+  | { kind: "boolean" };
 
 /** Each field's type and range (the CLI's flags allow the same values). */
 const FIELD_RULES: Readonly<Record<keyof TrainConfig, FieldRule & { optional?: boolean }>> = {
@@ -130,6 +139,7 @@ const FIELD_RULES: Readonly<Record<keyof TrainConfig, FieldRule & { optional?: b
   dtype: { kind: "enum", values: ["float32", "bfloat16"] },
   analyzeEvery: { kind: "int", min: 0 },
   analyzeWindows: { kind: "int", min: 1 },
+  cudaGraph: { kind: "boolean", optional: true },
 };
 
 function fieldProblem(name: string, rule: FieldRule, v: unknown): string | undefined {
@@ -139,6 +149,8 @@ function fieldProblem(name: string, rule: FieldRule, v: unknown): string | undef
       return typeof v === "string" && v !== "" ? undefined : `${name} must be a non-empty string${got}`;
     case "enum":
       return typeof v === "string" && rule.values.includes(v) ? undefined : `${name} must be one of ${rule.values.join(", ")}${got}`;
+    case "boolean":
+      return typeof v === "boolean" ? undefined : `${name} must be true or false${got}`;
     default: {
       const kind = rule.kind === "int" ? "an integer" : "a number";
       const range = `${rule.minExclusive ? ">" : ">="} ${rule.min}${rule.max !== undefined ? ` and ${rule.maxExclusive ? "<" : "<="} ${rule.max}` : ""}`;
@@ -173,6 +185,7 @@ export function configProblems(c: TrainConfig): string[] {
   if (c.nEmbd % c.nHead !== 0) p.push(`n-embd (${c.nEmbd}) must be a multiple of n-head (${c.nHead})`);
   if (c.minLr > c.lr) p.push(`min-lr (${c.minLr}) must not exceed lr (${c.lr})`);
   if (c.dtype === "bfloat16" && !c.device.startsWith("cuda")) p.push(`dtype bfloat16 needs a CUDA device (device is ${c.device})`);
+  if (c.cudaGraph === true && !c.device.startsWith("cuda")) p.push(`cuda-graph needs a CUDA device (device is ${c.device})`);
   if (c.data.endsWith(".bin") && c.tokenizer !== "gpt2") {
     p.push("a .bin file holds token ids of GPT-2's BPE: use --tokenizer gpt2 with it");
   }

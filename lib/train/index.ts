@@ -16,3 +16,5 @@ export { sampleText, runTokenizer } from "./sample.js";
 export type { SampleTextOptions } from "./sample.js";
 export { loadRunData, padVocab } from "./data.js";
 export type { RunData, BatchSampler } from "./data.js";
+export { GraphedTrainStep } from "./graph-step.js";
+export type { GraphStepOptions, GraphStepOutput, Microbatch } from "./graph-step.js";

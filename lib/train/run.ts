@@ -16,7 +16,7 @@ export interface RunOptions {
   /** A new run's full configuration. */
   config?: TrainConfig;
   /** With `resume`: the settings that may change. */
-  overrides?: { steps?: number; device?: Device; checkpointEvery?: number; evalEvery?: number };
+  overrides?: { steps?: number; device?: Device; checkpointEvery?: number; evalEvery?: number; cudaGraph?: boolean };
 }
 
 export interface RunTrainingOptions extends RunOptions {

@@ -11,6 +11,9 @@
  *   gradNorm = clip(grads, gradClip)           (the norm is logged even without clipping)
  *   optimizer.step(); zero grads
  *
+ * With `cudaGraph` the same step is captured into a CUDA graph after a few eager steps and
+ * replayed (graph-step.ts); the loss and gradient norm are then checked after the update.
+ *
  * Exactness of resume: everything a step depends on is either a function of
  * the step number (the learning rate) or saved in the checkpoint (weights,
  * AdamW moments and step counts, the torch RNG states that dropout draws
@@ -30,6 +33,7 @@ import { createModel, type TrainModel } from "./model.js";
 import { readCheckpoint, writeRunCheckpoint, type TrainerState } from "./state.js";
 import { hasCheckpoint } from "./checkpoint.js";
 import { ConfigError } from "../models/errors.js";
+import { GraphedTrainStep } from "./graph-step.js";
 
 export class NonFiniteLossError extends Error {
   override name = "NonFiniteLossError";
@@ -76,7 +80,7 @@ export interface TrainerOptions {
   /** Continue the run in `runDir` from its last checkpoint. */
   resume?: boolean;
   /** With `resume`: settings that do not change the computation of a step (a new total of steps, another device...). */
-  overrides?: Partial<Pick<TrainConfig, "steps" | "device" | "checkpointEvery" | "evalEvery">>;
+  overrides?: Partial<Pick<TrainConfig, "steps" | "device" | "checkpointEvery" | "evalEvery" | "cudaGraph">>;
   /** Progress display; `quiet` prints nothing. */
   progress?: { quiet?: boolean; tty?: boolean; stream?: NodeJS.WritableStream };
   /** Stop (with a checkpoint) once this step is done, as an interruption would. For tests and schedulers. */
@@ -120,6 +124,8 @@ export class Trainer {
   readonly isMain: boolean;
   /** This rank's rows of each global batch. */
   private readonly rows: { start: number; end: number } | undefined;
+  /** With `cudaGraph`: the captured step (made at the first step). */
+  private graphStep: GraphedTrainStep | null = null;
 
   private constructor(
     opts: TrainerOptions,
@@ -152,6 +158,7 @@ export class Trainer {
       }
       const per = config.batchSize / worldSize;
       this.rows = { start: rank * per, end: (rank + 1) * per };
+      if (config.cudaGraph === true) throw new RangeError("cuda-graph trains in one process: it cannot be combined with data-parallel training");
     }
     this.schedule = warmupCosine({ lr: config.lr, minLr: config.minLr, warmupSteps: config.warmup, decaySteps: config.steps });
   }
@@ -301,6 +308,7 @@ export class Trainer {
 
   /** One optimizer step; returns its metrics row. */
   private trainStep(tokensPerStep: number): StepRow {
+    if (this.config.cudaGraph === true) return this.graphedTrainStep(tokensPerStep);
     const c = this.config;
     const lr = this.schedule(this.step);
     this.optimizer.setLr(lr);
@@ -342,6 +350,43 @@ export class Trainer {
     this.optimizer.step();
     this.zeroGrad();
     if (this.isCuda) torch.cuda.synchronize();
+    const stepMs = performance.now() - t0;
+    this.step = stepNo;
+    return { step: stepNo, loss, lr, stepMs, tokensPerSec: tokensPerStep / (stepMs / 1000), gradNorm };
+  }
+
+  /**
+   * One optimizer step through the captured CUDA graph: the micro-batches are copied into its
+   * inputs and the graph is replayed (the first steps run eagerly, then it is captured). The
+   * loss and gradient norm are read after the update, so a non-finite one stops the run after
+   * the step that produced it; the checkpoints on disk are those written before.
+   */
+  private graphedTrainStep(tokensPerStep: number): StepRow {
+    const c = this.config;
+    const lr = this.schedule(this.step);
+    this.optimizer.setLr(lr);
+    this.model.train();
+    this.graphStep ??= new GraphedTrainStep({
+      params: this.params,
+      optimizer: this.optimizer,
+      forwardLoss: (x, y) => this.forwardLoss(x, y),
+      gradAccum: c.gradAccum,
+      gradClip: c.gradClip > 0 ? c.gradClip : Number.POSITIVE_INFINITY,
+    });
+    const graphStep = this.graphStep;
+    torch.cuda.synchronize();
+    const t0 = performance.now();
+    const out = torch.tidy(() => {
+      const batches = [];
+      for (let micro = 0; micro < c.gradAccum; micro++) batches.push(this.sampler.next(c.device, this.rows));
+      return graphStep.run(batches);
+    });
+    const loss = (out.lossSum.item() as number) / c.gradAccum;
+    const gradNorm = out.gradNorm.item() as number;
+    const stepNo = this.step + 1;
+    if (!Number.isFinite(loss)) throw new NonFiniteLossError(stepNo, "loss", loss, this.lastCheckpointStep, this.runDir);
+    if (!Number.isFinite(gradNorm)) throw new NonFiniteLossError(stepNo, "gradient norm", gradNorm, this.lastCheckpointStep, this.runDir);
+    torch.cuda.synchronize();
     const stepMs = performance.now() - t0;
     this.step = stepNo;
     return { step: stepNo, loss, lr, stepMs, tokensPerSec: tokensPerStep / (stepMs / 1000), gradNorm };
@@ -390,6 +435,8 @@ export class Trainer {
 
   /** Frees the model, the optimizer state and open data files. The trainer cannot be used afterwards. */
   close(): void {
+    this.graphStep?.dispose();
+    this.graphStep = null;
     this.data.close();
     this.optimizer.dispose();
     this.model.dispose();
@@ -416,7 +463,14 @@ export class Trainer {
 }
 
 function makeOptimizer(model: TrainModel, c: TrainConfig): AdamW {
-  return new AdamW(weightDecayGroups(model.parameters(), c.weightDecay), { lr: c.lr, beta1: 0.9, beta2: 0.95, eps: 1e-8 });
+  return new AdamW(weightDecayGroups(model.parameters(), c.weightDecay), {
+    lr: c.lr,
+    beta1: 0.9,
+    beta2: 0.95,
+    eps: 1e-8,
+    // A captured step reads its step counts and learning rate from the device.
+    capturable: c.cudaGraph === true,
+  });
 }
 
 function checkDevice(c: TrainConfig): void {

@@ -100,7 +100,7 @@ node --input-type=module -e '
 step version 60 node bin/innerloop.js --version
 
 # --- 4. The CUDA benchmark, GPT-2 124M first: the number that matters most.
-step bench-gpt2 130 node bin/innerloop.js bench --device cuda --config gpt2-124m --reps 20 --warmup 5 \
+step bench-gpt2 160 node bin/innerloop.js bench --device cuda --config gpt2-124m --reps 20 --warmup 5 --cuda-graph \
   --steps 0 --analyze-every 0 --profile --json "$OUT/bench-gpt2.json"
 
 # --- 5. CUDA tests: the test files with device loops (each runs its cases on cpu and on cuda), eight
@@ -112,7 +112,7 @@ step tests 150 node node_modules/vitest/vitest.mjs run \
   --reporter=default --reporter=json --outputFile="$OUT/vitest.json" "${TESTS[@]}"
 
 # --- 6. The small configurations on CUDA, with the memory run and the analysis overhead.
-step bench-cuda-small 110 node bin/innerloop.js bench --device cuda --config tiny,mid --reps 20 --warmup 5 \
+step bench-cuda-small 110 node bin/innerloop.js bench --device cuda --config tiny,mid --reps 20 --warmup 5 --cuda-graph \
   --steps 1000 --analyze-every 1 --profile --json "$OUT/bench-cuda-small.json"
 
 # --- 7. If time is left: the CPU configurations on this quiet machine, one thread per side.
