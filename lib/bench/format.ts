@@ -105,14 +105,15 @@ export function formatReport(r: BenchReport): string {
   if (r.analysis?.length) {
     out.push("");
     out.push("analysis overhead (analysis plugin after every step, i.e. --analyze-every 1; \"rides along\": the snapshot's windows");
-    out.push("go through the next step as extra rows and \"analysis alone\" is its measures, the rest being in the step):");
+    out.push("go through the next step as extra rows and \"analysis alone\" is its measures, the rest being in the step;");
+    out.push("\"paired\": the median over steps of (step with analysis / the plain step just before it) - 1):");
     out.push(
       table(
-        ["config", "windows", "snapshot", "step", "step + analysis", "analysis alone", "overhead"],
+        ["config", "windows", "snapshot", "step", "step + analysis", "analysis alone", "overhead (paired)", "ratio of medians"],
         r.analysis.map((a) =>
           a.available
-            ? [a.config, String(a.windows), a.rodeAlong ? "rides along" : "own pass", fmtMs(a.medianStepMs!), fmtMs(a.medianWithAnalysisMs!), fmtMs(a.medianAnalysisMs!), `${(100 * a.overhead!).toFixed(1)}%`]
-            : [a.config, "-", "-", "-", "-", "-", `unavailable: ${a.reason}`],
+            ? [a.config, String(a.windows), a.rodeAlong ? "rides along" : "own pass", fmtMs(a.medianStepMs!), fmtMs(a.medianWithAnalysisMs!), fmtMs(a.medianAnalysisMs!), `${(100 * a.overhead!).toFixed(1)}%`, a.overheadOfMedians === undefined ? "-" : `${(100 * a.overheadOfMedians).toFixed(1)}%`]
+            : [a.config, "-", "-", "-", "-", "-", `unavailable: ${a.reason}`, "-"],
         ),
       ),
     );

@@ -222,7 +222,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
       for (const c of configs.filter((c) => !c.cudaOnly)) {
         for (const rideAlong of [true, false]) {
           log(`analysis overhead: ${c.name}, analysis of ${aw} windows after every step${rideAlong ? "" : ", each in a pass of its own"}`);
-          const spec = specFor(c, { analysis: { windows: aw, steps: o.analyzeSteps ?? 10, rideAlong }, reps: 1, warmup: 1 });
+          const spec = specFor(c, { analysis: { windows: aw, steps: o.analyzeSteps ?? 20, rideAlong }, reps: 1, warmup: 1 });
           const file = join(dir, `${c.name}-analysis-${aw}-${rideAlong ? "ride" : "own"}.json`);
           writeFileSync(file, JSON.stringify(spec));
           const il = await runInnerloopSide(file, spawnOpts);

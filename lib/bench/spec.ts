@@ -115,5 +115,5 @@ export interface SideResult {
     /** innerloop: after `steps` more in one synchronous loop (no turn of the event loop between steps). */
     syncLoop?: { rssEndKB: number | null; liveTensorsEnd: number };
   };
-  analysis?: { available: boolean; reason?: string; windows?: number; rideAlong?: boolean; rodeAlong?: number; medianStepMs?: number; medianWithAnalysisMs?: number; medianAnalysisMs?: number; overhead?: number };
+  analysis?: { available: boolean; reason?: string; windows?: number; rideAlong?: boolean; rodeAlong?: number; medianStepMs?: number; medianWithAnalysisMs?: number; medianAnalysisMs?: number; overhead?: number; overheadOfMedians?: number };
 }
