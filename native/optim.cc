@@ -171,9 +171,10 @@ Napi::Value FusedAdamW(const Napi::CallbackInfo& info) {
     }
     for (auto& [key, g] : groups) {
       if (lrTensor) {
-        const at::Tensor onDevice = lrTensor->device() == g.params.front().device()
-                                        ? *lrTensor
-                                        : lrTensor->to(g.params.front().device(), at::kFloat);
+        // libtorch's CUDA kernel reads the rate as a float32 on the parameters' device (to() is a
+        // no-op when it already is one); its CPU kernel reads any CPU tensor's value.
+        const at::Device dev = g.params.front().device();
+        const at::Tensor onDevice = dev.is_cpu() && lrTensor->is_cpu() ? *lrTensor : lrTensor->to(dev, at::kFloat);
         at::_fused_adamw_(g.params, g.grads, g.expAvgs, g.expAvgSqs, {}, g.steps, onDevice, beta1, beta2, wd, eps,
                           /*amsgrad=*/false, /*maximize=*/false);
       } else {

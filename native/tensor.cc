@@ -179,7 +179,12 @@ void ThrowTorchError(Napi::Env env, const char* fn, const std::string& message, 
   std::string full = std::string(fn) + ": " + msg;
   if (oom) {
 #ifdef INNERLOOP_WITH_CUDA
-    if (torch::cuda::is_available()) c10::cuda::CUDACachingAllocator::emptyCache();
+    // Best effort: releasing the cache must not turn an error into a crash (it refuses, for one,
+    // while a graph capture is under way).
+    try {
+      if (torch::cuda::is_available()) c10::cuda::CUDACachingAllocator::emptyCache();
+    } catch (...) {
+    }
 #endif
   }
   Napi::FunctionReference* ctor = oom ? gOomError : gTorchError;
@@ -1072,7 +1077,7 @@ NATIVE(CudaEmptyCache) {
     try {
       c10::cuda::CUDACachingAllocator::emptyCache();
     } catch (const c10::Error&) {
-      // Nothing is cached before CUDA is initialised.
+      // Nothing is cached before CUDA is initialised; a capture under way refuses to release.
     }
   }
 #endif

@@ -78,6 +78,21 @@ describe("capturable AdamW", () => {
     expect(again.stateDict().meta.steps).toEqual({ 0: 6, 1: 6, 2: 6 });
   });
 
+  it("while a captured step holds it, what would move its state under the graph throws", () => {
+    const [a] = twinParams("cpu");
+    const opt = new AdamW(a, { capturable: true });
+    stepOnce(a, opt, 0);
+    const sd = opt.stateDict();
+    opt.capturedBy({});
+    expect(() => opt.zeroGrad()).toThrow(/captured in a CUDA graph/);
+    expect(() => opt.loadStateDict(sd)).toThrow(/captured in a CUDA graph/);
+    expect(() => opt.dispose()).toThrow(/captured in a CUDA graph/);
+    expect(opt.stateDict().meta.steps).toEqual(sd.meta.steps); // reading is fine
+    opt.capturedBy(null);
+    opt.loadStateDict(sd);
+    opt.dispose();
+  });
+
   it("refuses what it cannot do, with errors that say why", () => {
     const [a] = twinParams("cpu");
     expect(() => new AdamW(a, { capturable: true, foreach: false })).toThrow(/capturable needs the fused native kernel/);

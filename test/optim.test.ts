@@ -143,6 +143,11 @@ describe("optimizer details", () => {
     expect(() =>
       opt.loadStateDict({ meta: { ...opt.stateDict().meta, steps: { "0": 1 } }, tensors: { "state.0.exp_avg": torch.keep(torch.zeros([3])) } }),
     ).toThrow(/shape/);
+    // Its own state dict (which holds its own tensors) loads back unchanged.
+    const before = opt.stateDict().tensors["state.0.exp_avg"]!.toArray();
+    opt.loadStateDict(opt.stateDict());
+    expect(opt.stateDict().tensors["state.0.exp_avg"]!.toArray()).toEqual(before);
+    expect(opt.stateDict().meta.steps).toEqual({ "0": 1 });
     opt.dispose();
     sgd.dispose();
     a.dispose();

@@ -46,6 +46,8 @@ export class AdamW extends Optimizer<AdamWHyper> {
   private readonly deviceSteps = new Map<Tensor, Tensor>();
   /** Capturable mode: each group's learning rate as a tensor, and the value last written into it. */
   private readonly lrTensors = new Map<ParamGroup<AdamWHyper>, { t: Tensor; value: number }>();
+  /** What holds a captured step of this optimizer (its state must then stay where it is). */
+  private captor: object | null = null;
 
   constructor(params: ParamsArg<AdamWHyper>, opts: AdamWOptions = {}) {
     const { foreach, capturable, ...hyper } = opts;
@@ -143,6 +145,36 @@ export class AdamW extends Optimizer<AdamWHyper> {
     if (params.length === 0) return;
     const { beta1, beta2, eps, weightDecay } = group;
     this.fused!(params, expAvgs, expAvgSqs, steps, { lr: this.lrTensor(group), beta1, beta2, eps, weightDecay, incrementSteps: true });
+  }
+
+  /**
+   * Marks this optimizer's step as captured in a CUDA graph by `owner` (null: no longer). While it
+   * is, what would free or replace the state or the gradients the graph reads and writes in place
+   * (loadStateDict, zeroGrad, dispose) throws instead of silently breaking the graph.
+   */
+  capturedBy(owner: object | null): void {
+    this.captor = owner;
+  }
+
+  private checkNotCaptured(what: string): void {
+    if (this.captor !== null) {
+      throw new Error(`AdamW.${what}: this optimizer's step is captured in a CUDA graph; dispose the captured step first`);
+    }
+  }
+
+  override zeroGrad(): void {
+    this.checkNotCaptured("zeroGrad");
+    super.zeroGrad();
+  }
+
+  override loadStateDict(sd: OptimizerStateDict): void {
+    this.checkNotCaptured("loadStateDict");
+    super.loadStateDict(sd);
+  }
+
+  override dispose(): void {
+    this.checkNotCaptured("dispose");
+    super.dispose();
   }
 
   /** The step counts of capturable mode are read back from the device here (this waits for it). */

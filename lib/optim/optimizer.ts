@@ -170,7 +170,9 @@ export abstract class Optimizer<H extends BaseHyper> {
       const { params: _ignored, ...hyper } = sg;
       Object.assign(this.paramGroups[gi]!, hyper);
     });
-    this.disposeState();
+    // Copy first, then free the old state: `sd` may hold this optimizer's own tensors
+    // (opt.loadStateDict(opt.stateDict())).
+    const copies = new Map<number, Record<string, Tensor>>();
     for (const [i, rec] of byParam) {
       const p = params[i]!;
       const own: Record<string, Tensor> = {};
@@ -178,6 +180,11 @@ export abstract class Optimizer<H extends BaseHyper> {
         // tidy frees the intermediate of to(); clone() makes sure the state never aliases `t`.
         own[n] = torch.keep(torch.tidy(() => torch.noGrad(() => t.to({ device: p.device as never, dtype: p.dtype }).clone())));
       }
+      copies.set(i, own);
+    }
+    this.disposeState();
+    for (const [i, own] of copies) {
+      const p = params[i]!;
       this.state.set(p, { step: meta.steps[String(i)]!, tensors: own });
       this.afterStateLoaded(p);
     }

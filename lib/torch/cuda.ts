@@ -28,10 +28,12 @@ export function isCapturing(): boolean { return native.cudaIsCapturing(); }
  * static outputs: every replay rewrites them in place. Inputs are read from the tensors `fn` read:
  * to replay on new data, copy it into those tensors first (`x.copy_(batch)`).
  *
- * Rules, as in PyTorch: run `fn` eagerly a few times before capturing (so that lazily created
- * state such as optimizer moments exists before, not inside, the capture); nothing in `fn` may
- * wait for the device or read a value back; shapes are fixed by the capture. A capture that
- * breaks a rule throws, and the graph is left empty and can capture again.
+ * Rules, as in PyTorch: run `fn` eagerly a few times before capturing, inside `onStream` (so that
+ * lazily created state such as optimizer moments exists before, not inside, the capture, and
+ * belongs to the capture's stream); nothing in `fn` may wait for the device or read a value back;
+ * shapes are fixed by the capture. A capture that breaks a rule throws, and the graph is left
+ * empty and can capture again (with libtorch before 2.14 the memory the failed capture took stays
+ * reserved until the process ends).
  */
 export class CudaGraph {
   private handle: number | null;
@@ -46,7 +48,22 @@ export class CudaGraph {
     return this.capturedFlag;
   }
 
-  /** Records what `fn` launches; returns what `fn` returns. Nothing runs until `replay()`. */
+  /**
+   * Runs `fn` eagerly on the graph's own stream (after the work queued so far, and before the work
+   * queued after it): the warm-up steps belong there, so that what they set up per stream is the
+   * capture's.
+   */
+  onStream<T>(fn: () => T): T {
+    const h = this.live();
+    native.cudaGraphStreamEnter(h);
+    try {
+      return fn();
+    } finally {
+      native.cudaGraphStreamLeave(h);
+    }
+  }
+
+  /** Records what `fn` launches, on the graph's stream; returns what `fn` returns. Nothing runs until `replay()`. */
   capture<T>(fn: () => T): T {
     const h = this.live();
     native.cudaGraphCaptureBegin(h);

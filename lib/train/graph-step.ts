@@ -6,8 +6,9 @@
  * step; a replay removes that cost.
  *
  * How (PyTorch's "whole network capture"):
- * - the first `warmup` steps run eagerly, so that everything created lazily (AdamW's moments and
- *   step tensors, cuBLAS workspaces, the autograd engine's device threads) exists before capture;
+ * - the first `warmup` steps run eagerly, on the graph's own stream, so that everything created
+ *   lazily (AdamW's moments and step tensors, cuBLAS workspaces, the autograd engine's device
+ *   threads) exists before capture and belongs to the stream the capture records;
  * - before capturing, gradients are dropped; the captured backward pass then writes them (the
  *   first micro-batch's) and adds to them (the others'), into memory of the graph's own pool, and
  *   every replay does the same into the same memory: gradients are not dropped between replays;
@@ -53,6 +54,7 @@ export interface GraphStepOutput {
 export class GraphedTrainStep {
   private readonly opts: Required<GraphStepOptions>;
   private eagerSteps = 0;
+  /** Made at the first step (the warm-up runs on its stream); `captured` once the step is recorded. */
   private graph: InstanceType<typeof torch.cuda.CudaGraph> | null = null;
   private staticInputs: Tensor[] = [];
   private staticTargets: Tensor[] = [];
@@ -70,7 +72,7 @@ export class GraphedTrainStep {
 
   /** True once the step has been captured (every later call is a replay). */
   get captured(): boolean {
-    return this.graph !== null;
+    return this.graph?.captured === true;
   }
 
   /**
@@ -80,17 +82,19 @@ export class GraphedTrainStep {
   run(batches: Microbatch[]): GraphStepOutput {
     const o = this.opts;
     if (batches.length !== o.gradAccum) throw new RangeError(`GraphedTrainStep.run: expected ${o.gradAccum} micro-batches, got ${batches.length}`);
-    if (this.graph === null && this.eagerSteps < o.warmup) {
+    this.graph ??= new torch.cuda.CudaGraph(deviceIndex(o.params[0]!.device));
+    const graph = this.graph;
+    if (!graph.captured && this.eagerSteps < o.warmup) {
       this.eagerSteps++;
       this.disposeOutputs();
       torch.tidy(() => o.optimizer.zeroGrad());
-      this.outputs = torch.keep(this.body(batches));
+      this.outputs = torch.keep(graph.onStream(() => this.body(batches)));
       return this.outputs;
     }
-    if (this.graph === null) this.capture(batches);
+    if (!graph.captured) this.capture(graph, batches);
     this.copyInputs(batches);
     o.optimizer.refreshLr();
-    this.graph!.replay();
+    graph.replay();
     return this.outputs!;
   }
 
@@ -98,6 +102,7 @@ export class GraphedTrainStep {
   dispose(): void {
     this.graph?.dispose();
     this.graph = null;
+    this.opts.optimizer.capturedBy(null);
     this.disposeOutputs();
     for (const t of [...this.staticInputs, ...this.staticTargets]) t.dispose();
     this.staticInputs = [];
@@ -121,23 +126,25 @@ export class GraphedTrainStep {
     });
   }
 
-  private capture(batches: Microbatch[]): void {
+  private capture(graph: InstanceType<typeof torch.cuda.CudaGraph>, batches: Microbatch[]): void {
     const o = this.opts;
+    for (const t of [...this.staticInputs, ...this.staticTargets]) t.dispose();
     this.staticInputs = batches.map((b) => torch.keep(torch.emptyLike(b.inputs)));
     this.staticTargets = batches.map((b) => torch.keep(torch.emptyLike(b.targets)));
     this.copyInputs(batches);
     this.disposeOutputs();
     torch.tidy(() => o.optimizer.zeroGrad());
     o.optimizer.refreshLr();
-    const graph = new torch.cuda.CudaGraph(deviceIndex(o.params[0]!.device));
     const statics = this.staticInputs.map((inputs, i) => ({ inputs, targets: this.staticTargets[i]! }));
     try {
       this.outputs = torch.keep(graph.capture(() => this.body(statics)));
     } catch (e) {
-      graph.dispose();
+      // The gradients a failed capture made were never computed: drop them.
+      torch.tidy(() => o.optimizer.zeroGrad());
       throw e;
     }
-    this.graph = graph;
+    // From here the graph reads and writes the optimizer's state and the gradients in place.
+    o.optimizer.capturedBy(this);
   }
 
   private copyInputs(batches: Microbatch[]): void {

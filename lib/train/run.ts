@@ -85,6 +85,12 @@ async function train(o: RunOptions, parallel: DataParallel | undefined, stdout: 
     try {
       result = await trainer.run();
     } catch (e) {
+      // Free the native state now (a captured CUDA graph above all), not at process exit.
+      try {
+        trainer.close();
+      } catch {
+        // the first error is the one to report
+      }
       if (e instanceof OutOfMemoryError) {
         throw new OutOfMemoryError(`${e.message.split("\n")[0]} (lower --batch-size and raise --grad-accum to keep the same effective batch)`);
       }
