@@ -131,10 +131,10 @@ export class GraphedTrainStep {
     for (const t of [...this.staticInputs, ...this.staticTargets]) t.dispose();
     this.staticInputs = batches.map((b) => torch.keep(torch.emptyLike(b.inputs)));
     this.staticTargets = batches.map((b) => torch.keep(torch.emptyLike(b.targets)));
-    this.copyInputs(batches);
     this.disposeOutputs();
     torch.tidy(() => o.optimizer.zeroGrad());
-    o.optimizer.refreshLr();
+    // Nothing runs during the capture: the inputs and the learning rate are written before each
+    // replay, this step's first included (run()).
     const statics = this.staticInputs.map((inputs, i) => ({ inputs, targets: this.staticTargets[i]! }));
     try {
       this.outputs = torch.keep(graph.capture(() => this.body(statics)));
