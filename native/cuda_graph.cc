@@ -109,12 +109,8 @@ void RestoreAfterCapture(Graph& g) {
 
 // A capture that failed: its graph cannot be replayed; make room for a new one (see above).
 void DiscardFailedCapture(Graph& g) {
-  if (kFailedCaptureIsReleasable) {
-    g.graph = std::make_unique<at::cuda::CUDAGraph>();
-  } else {
-    (void)g.graph.release();
-    g.graph = std::make_unique<at::cuda::CUDAGraph>();
-  }
+  if (!kFailedCaptureIsReleasable) (void)g.graph.release();
+  g.graph = std::make_unique<at::cuda::CUDAGraph>();
 }
 
 NATIVE_FN(CudaGraphCreate) {

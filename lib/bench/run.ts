@@ -145,14 +145,17 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
     };
   };
 
+  /** Whether both sides start from the same weights, and the file the innerloop side writes them to. */
+  const sameWeights = (c: BenchConfig): boolean => o.sameWeights ?? !c.cudaOnly;
+  const initWeights = (c: BenchConfig): string | undefined => (sameWeights(c) ? join(dir, `${c.name}-init.safetensors`) : undefined);
+
   /**
    * Runs both sides with the same spec, `rounds` times alternating (innerloop, PyTorch, PyTorch,
    * innerloop, ...) so that a change in machine load hits both alike; the step times of all rounds
    * are pooled. The innerloop side writes the initial weights the reference reads.
    */
   const runPair = async (c: BenchConfig, extra: Partial<SideSpec> = {}, rounds = 1): Promise<[SideResult, SideResult]> => {
-    const same = o.sameWeights ?? !c.cudaOnly;
-    const weights = same ? join(dir, `${c.name}-init.safetensors`) : undefined;
+    const weights = initWeights(c);
     const base = specFor(c, extra);
     const ilFile = join(dir, `${c.name}-innerloop.json`);
     const ptFile = join(dir, `${c.name}-pytorch.json`);
@@ -197,19 +200,18 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
     for (const c of configs) {
       log(`${c.name}: ${c.model.nLayer} layers x ${c.model.nEmbd}, T ${c.model.seqLen}, batch ${c.batchCandidates.join(" or ")}, ${reps} reps after ${warmup} warmup`);
       const [il, pt] = await runPair(c, { profile: o.profile ?? false }, rounds);
-      const r = compare(c, il, pt, o.sameWeights ?? !c.cudaOnly);
+      const r = compare(c, il, pt, sameWeights(c));
       report.deviceName = il.deviceName ?? pt.deviceName;
       report.configs.push(r);
       log(`  innerloop ${fmtMs(r.innerloop.medianMs)}  PyTorch ${fmtMs(r.pytorch.medianMs)}  ratio ${r.ratio.toFixed(3)} (CPU time: ${fmtMs(r.innerloop.medianCpuMs)} / ${fmtMs(r.pytorch.medianCpuMs)} = ${r.cpuRatio.toFixed(3)})`);
       if (o.cudaGraph && device === "cuda") {
         // The same configuration and batch, innerloop's step captured into a CUDA graph, against
         // the PyTorch eager runs just made (its weights are the ones written for them).
-        const weights = (o.sameWeights ?? !c.cudaOnly) ? join(dir, `${c.name}-init.safetensors`) : undefined;
         const file = join(dir, `${c.name}-innerloop-graph.json`);
-        writeFileSync(file, JSON.stringify(specFor(c, { cudaGraph: true, batchCandidates: [il.config.batch], weightsFile: weights })));
+        writeFileSync(file, JSON.stringify(specFor(c, { cudaGraph: true, batchCandidates: [il.config.batch], weightsFile: initWeights(c) })));
         const runs: SideResult[] = [];
         for (let k = 0; k < rounds; k++) runs.push((await runInnerloopSide(file, spawnOpts)).result);
-        const g = compare(c, pool(runs), pt, o.sameWeights ?? !c.cudaOnly);
+        const g = compare(c, pool(runs), pt, sameWeights(c));
         g.name = `${c.name} (CUDA graph)`;
         report.configs.push(g);
         log(`  innerloop with a CUDA graph ${fmtMs(g.innerloop.medianMs)}  ratio ${g.ratio.toFixed(3)}`);

@@ -10,6 +10,7 @@
 import { torch, Tensor } from "../torch/index.js";
 import type { Device, DType } from "../torch/index.js";
 import type { HookPoint } from "./hook-point.js";
+import { sameShape } from "../util/shape.js";
 
 export type StateDict = Record<string, Tensor>;
 
@@ -357,11 +358,6 @@ export class Module {
   }
 }
 
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 /** 'cuda' means the current CUDA device, which a tensor reports as 'cuda:0'. */
 function normalizeDevice(d: Device): string {

@@ -10,7 +10,7 @@
 import { torch } from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
 import { Optimizer, checkNonNegative } from "./optimizer.js";
-import type { BaseHyper, OptimizerStateDict, ParamGroup, ParamsArg } from "./optimizer.js";
+import type { BaseHyper, OptimizerStateDict, ParamGroup, ParamState, ParamsArg } from "./optimizer.js";
 
 export interface AdamWHyper extends BaseHyper {
   beta1: number;
@@ -119,32 +119,43 @@ export class AdamW extends Optimizer<AdamWHyper> {
   }
 
   private stepGroupCapturable(group: ParamGroup<AdamWHyper>): void {
+    // Creating state inside a capture would record zero-filling kernels that every replay runs.
     const capturing = torch.cuda.isCapturing();
-    const params: Tensor[] = [];
-    const expAvgs: Tensor[] = [];
-    const expAvgSqs: Tensor[] = [];
-    const steps: Tensor[] = [];
+    const items = this.withGradsAndState(group, !capturing);
+    if (items.length === 0) return;
+    const steps = items.map(({ p, s }) => {
+      let step = this.deviceSteps.get(p);
+      if (step === undefined) {
+        if (capturing) throw new Error(NO_STATE_WHILE_CAPTURING);
+        step = torch.keep(torch.full([], s.step, { dtype: "float32", device: p.device as never }));
+        this.deviceSteps.set(p, step);
+      }
+      return step;
+    });
+    const { beta1, beta2, eps, weightDecay } = group;
+    const { params, expAvgs, expAvgSqs } = unzipState(items);
+    this.fused!(params, expAvgs, expAvgSqs, steps, { lr: this.lrTensor(group), beta1, beta2, eps, weightDecay, incrementSteps: true });
+  }
+
+  /**
+   * The group's parameters that have a gradient (the fused kernel reads the gradients itself: ask
+   * which exist instead of wrapping each one), with their state, made here on first use when
+   * `mayCreate`.
+   */
+  private withGradsAndState(group: ParamGroup<AdamWHyper>, mayCreate: boolean): Array<{ p: Tensor; s: ParamState }> {
     const present = torch.hasGrads(group.params);
+    const items: Array<{ p: Tensor; s: ParamState }> = [];
     for (let i = 0; i < group.params.length; i++) {
       if (!present[i]) continue;
       const p = group.params[i]!;
       let s = this.state.get(p);
-      let step = this.deviceSteps.get(p);
-      if (s === undefined || step === undefined) {
-        // Creating state inside a capture would record zero-filling kernels that every replay runs.
-        if (capturing) throw new Error("AdamW: a captured step needs the optimizer's state: run one step eagerly before capturing");
-        s ??= this.newState(p, ["exp_avg", "exp_avg_sq"]);
-        step = torch.keep(torch.full([], s.step, { dtype: "float32", device: p.device as never }));
-        this.deviceSteps.set(p, step);
+      if (s === undefined) {
+        if (!mayCreate) throw new Error(NO_STATE_WHILE_CAPTURING);
+        s = this.newState(p, ["exp_avg", "exp_avg_sq"]);
       }
-      params.push(p);
-      expAvgs.push(s.tensors.exp_avg!);
-      expAvgSqs.push(s.tensors.exp_avg_sq!);
-      steps.push(step);
+      items.push({ p, s });
     }
-    if (params.length === 0) return;
-    const { beta1, beta2, eps, weightDecay } = group;
-    this.fused!(params, expAvgs, expAvgSqs, steps, { lr: this.lrTensor(group), beta1, beta2, eps, weightDecay, incrementSteps: true });
+    return items;
   }
 
   /**
@@ -200,25 +211,10 @@ export class AdamW extends Optimizer<AdamWHyper> {
   }
 
   private stepGroup(group: ParamGroup<AdamWHyper>): void {
-    const params: Tensor[] = [];
-    const grads: Tensor[] = [];
-    const expAvgs: Tensor[] = [];
-    const expAvgSqs: Tensor[] = [];
-    const counts: number[] = [];
-    // The fused kernel reads the gradients itself: ask which exist instead of wrapping each one.
-    const present = torch.hasGrads(group.params);
-    for (let i = 0; i < group.params.length; i++) {
-      if (!present[i]) continue;
-      const p = group.params[i]!;
-      const s = this.state.get(p) ?? this.newState(p, ["exp_avg", "exp_avg_sq"]);
-      s.step += 1;
-      params.push(p);
-      if (this.fused === null) grads.push(p.grad!);
-      expAvgs.push(s.tensors.exp_avg!);
-      expAvgSqs.push(s.tensors.exp_avg_sq!);
-      counts.push(s.step);
-    }
-    if (params.length === 0) return;
+    const items = this.withGradsAndState(group, true);
+    if (items.length === 0) return;
+    for (const { s } of items) s.step += 1;
+    const { params, expAvgs, expAvgSqs } = unzipState(items);
     const { lr, beta1, beta2, eps, weightDecay } = group;
     if (this.fused !== null) {
       // The kernel reads each parameter's step, already incremented (as torch.optim passes it),
@@ -226,18 +222,27 @@ export class AdamW extends Optimizer<AdamWHyper> {
       // tensor shared by the whole group.
       const device = params[0]!.device;
       const byCount = new Map<number, Tensor>();
-      const steps = counts.map((c) => {
-        let t = byCount.get(c);
-        if (t === undefined) byCount.set(c, (t = torch.full([], c, { dtype: "float32", device: device as never })));
+      const steps = items.map(({ s }) => {
+        let t = byCount.get(s.step);
+        if (t === undefined) byCount.set(s.step, (t = torch.full([], s.step, { dtype: "float32", device: device as never })));
         return t;
       });
       this.fused(params, expAvgs, expAvgSqs, steps, { lr, beta1, beta2, eps, weightDecay });
       return;
     }
-    for (let i = 0; i < params.length; i++) {
-      adamwReference(params[i]!, grads[i]!, expAvgs[i]!, expAvgSqs[i]!, counts[i]!, group);
-    }
+    for (const { p, s } of items) adamwReference(p, p.grad!, s.tensors.exp_avg!, s.tensors.exp_avg_sq!, s.step, group);
   }
+}
+
+const NO_STATE_WHILE_CAPTURING = "AdamW: a captured step needs the optimizer's state: run one step eagerly before capturing";
+
+/** The lists the fused kernel takes, in the order of `items`. */
+function unzipState(items: Array<{ p: Tensor; s: ParamState }>): { params: Tensor[]; expAvgs: Tensor[]; expAvgSqs: Tensor[] } {
+  return {
+    params: items.map(({ p }) => p),
+    expAvgs: items.map(({ s }) => s.tensors.exp_avg!),
+    expAvgSqs: items.map(({ s }) => s.tensors.exp_avg_sq!),
+  };
 }
 
 /** One AdamW update of one parameter with plain tensor ops (torch.optim.AdamW's formula). */

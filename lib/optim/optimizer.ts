@@ -3,6 +3,7 @@
 // resume exactly.
 
 import { torch, Tensor } from "../torch/index.js";
+import { sameShape } from "../util/shape.js";
 
 /** Hyperparameters shared by every optimizer. */
 export interface BaseHyper {
@@ -148,7 +149,7 @@ export abstract class Optimizer<H extends BaseHyper> {
       const i = Number(m[1]);
       const p = params[i];
       if (p === undefined) throw new Error(`optimizer loadStateDict: '${key}' names parameter ${i}, there are ${params.length}`);
-      if (t.shape.length !== p.shape.length || t.shape.some((d, k) => d !== p.shape[k])) {
+      if (!sameShape(t.shape, p.shape)) {
         throw new Error(`optimizer loadStateDict: '${key}' has shape [${t.shape}], parameter ${i} has [${p.shape}]`);
       }
       let rec = byParam.get(i);

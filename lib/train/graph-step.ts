@@ -22,6 +22,7 @@
  */
 import { torch, type Tensor } from "../torch/index.js";
 import { AdamW, clipGradNormTensor_ } from "../optim/index.js";
+import { sameShape } from "../util/shape.js";
 
 export interface GraphStepOptions {
   /** The trained parameters (those the optimizer updates). */
@@ -168,7 +169,7 @@ export class GraphedTrainStep {
 }
 
 function checkSameShape(t: Tensor, s: Tensor, what: string): void {
-  if (t.shape.length !== s.shape.length || t.shape.some((d, k) => d !== s.shape[k])) {
+  if (!sameShape(t.shape, s.shape)) {
     throw new RangeError(`GraphedTrainStep.run: ${what} of shape [${t.shape}], but the captured step takes [${s.shape}] (shapes are fixed by the capture)`);
   }
 }

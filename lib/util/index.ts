@@ -1,3 +1,4 @@
 /** Small helpers shared by every layer (no torch imports here). */
 export * from "./atomic.js";
 export * from "./prng.js";
+export * from "./shape.js";
