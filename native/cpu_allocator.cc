@@ -10,11 +10,18 @@
 // a request of the same size class: resident memory stays at the step's working set and the pages
 // stay warm. Smaller buffers go to libtorch's own allocation functions, as before.
 //
+// Buffers under kLargeBytes (most tensors of a small model, and the many temporaries of any step)
+// come from a per-thread cache of freed blocks, without a lock: through glibc they cost an aligned
+// allocation each (posix_memalign, which skips malloc's own per-thread cache) and a lookup in the
+// table of large blocks on every free. That cache keeps at most kSmallPerClass blocks of a size
+// class and kSmallBytesPerThread bytes in all, and frees what it holds when its thread ends.
+//
 // The cache is bounded (INNERLOOP_CPU_CACHE_MB, default 2048 MiB; 0 disables caching): past the
 // bound, freed blocks are unmapped. When a mapping fails, the cache is released and the mapping
 // tried once more; then the request fails with libtorch's wording ("can't allocate memory"), which
 // the addon turns into an OutOfMemoryError. `cpuCacheInfo()` reports the cache, `cpuEmptyCache()`
 // returns it to the system.
+#include <malloc.h>
 #include <sys/mman.h>
 
 #include <c10/core/CPUAllocator.h>
@@ -42,14 +49,115 @@ size_t SizeClass(size_t n) {
   return (n + step - 1) / step * step;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Small blocks. Size classes: multiples of 64 bytes up to 1 KiB, then 8 classes per power of two
+// up to kLargeBytes. A freed block goes to the largest class its usable size covers, so a block
+// taken from class c always holds at least c's size.
+constexpr size_t kAlign = 64;  // libtorch's CPU alignment (c10::alloc_cpu)
+constexpr int kSmallPerClass = 32;
+constexpr size_t kSmallBytesPerThread = 8 << 20;
+constexpr int kLinearClasses = 16;                              // 64, 128, ..., 1024
+constexpr int kGeometricClasses = 8 * 6;                        // (1 KiB, 64 KiB], 8 per doubling
+constexpr int kSmallClasses = kLinearClasses + kGeometricClasses;
+
+size_t SmallClassSize(int c) {
+  if (c < kLinearClasses) return static_cast<size_t>(c + 1) * 64;
+  const int g = c - kLinearClasses;  // 1 KiB * 2^(g / 8) * (1 + (g % 8 + 1) / 8)
+  const size_t base = size_t{1024} << (g / 8);
+  return base + base / 8 * static_cast<size_t>(g % 8 + 1);
+}
+
+// The smallest class that holds n bytes (n < kLargeBytes), or -1.
+int SmallClassUp(size_t n) {
+  if (n <= 1024) return n == 0 ? 0 : static_cast<int>((n - 1) / 64);
+  int c = kLinearClasses;
+  size_t base = 1024;
+  while (base * 2 < n) base *= 2, c += 8;
+  const size_t step = base / 8;
+  c += static_cast<int>((n - base + step - 1) / step) - 1;
+  return c < kSmallClasses ? c : -1;
+}
+
+// The largest class whose size is at most n, or -1.
+int SmallClassDown(size_t n) {
+  int c = SmallClassUp(n);
+  if (c < 0) c = kSmallClasses - 1;
+  while (c >= 0 && SmallClassSize(c) > n) --c;
+  return c;
+}
+
+struct SmallCache {
+  void* blocks[kSmallClasses][kSmallPerClass];
+  int count[kSmallClasses] = {};
+  size_t bytes = 0;
+  ~SmallCache() {
+    for (int c = 0; c < kSmallClasses; ++c) {
+      for (int i = 0; i < count[c]; ++i) std::free(blocks[c][i]);
+    }
+  }
+};
+
+// The calling thread's cache: made on first use, freed when the thread ends; afterwards (a tensor
+// freed by a static destructor at exit) blocks go straight back to malloc.
+enum class CacheState : unsigned char { kNone, kLive, kGone };
+thread_local CacheState tSmallState = CacheState::kNone;
+
+struct SmallCacheOwner {
+  SmallCache* cache = new SmallCache();
+  SmallCacheOwner() { tSmallState = CacheState::kLive; }
+  ~SmallCacheOwner() {
+    tSmallState = CacheState::kGone;
+    delete cache;
+  }
+};
+
+SmallCache* ThreadSmallCache() {
+  if (tSmallState == CacheState::kGone) return nullptr;
+  thread_local SmallCacheOwner owner;
+  return owner.cache;
+}
+
+void* SmallAllocate(size_t n) {
+  const int c = SmallClassUp(n);
+  SmallCache* cache = ThreadSmallCache();
+  if (cache != nullptr && cache->count[c] > 0) {
+    void* p = cache->blocks[c][--cache->count[c]];
+    cache->bytes -= malloc_usable_size(p);
+    return p;
+  }
+  void* p = nullptr;
+  if (posix_memalign(&p, kAlign, SmallClassSize(c)) != 0) p = nullptr;
+  if (p == nullptr) {
+    TORCH_CHECK_WITH(OutOfMemoryError, false, "DefaultCPUAllocator: can't allocate memory: you tried to allocate ", n,
+                     " bytes.");
+  }
+  return p;
+}
+
+void SmallDelete(void* p) {
+  if (p == nullptr) return;
+  SmallCache* cache = ThreadSmallCache();
+  if (cache != nullptr) {
+    const size_t usable = malloc_usable_size(p);
+    const int c = SmallClassDown(usable);
+    if (c >= 0 && cache->count[c] < kSmallPerClass && cache->bytes + usable <= kSmallBytesPerThread) {
+      cache->blocks[c][cache->count[c]++] = p;
+      cache->bytes += usable;
+      return;
+    }
+  }
+  std::free(p);
+}
+
 class CachingCpuAllocator final : public c10::Allocator {
  public:
   explicit CachingCpuAllocator(size_t capBytes) : cap_(capBytes) {}
 
   c10::DataPtr allocate(size_t n) override {
+    if (n == 0) return {nullptr, nullptr, &SmallDelete, c10::Device(c10::DeviceType::CPU)};
     if (n < kLargeBytes) {
-      void* p = c10::alloc_cpu(n);
-      return {p, p, &Delete, c10::Device(c10::DeviceType::CPU)};
+      void* p = SmallAllocate(n);
+      return {p, p, &SmallDelete, c10::Device(c10::DeviceType::CPU)};
     }
     const size_t size = SizeClass(n);
     {
@@ -106,7 +214,7 @@ class CachingCpuAllocator final : public c10::Allocator {
       }
     }
     if (size != 0) munmap(p, size);
-    else c10::free_cpu(p);
+    else SmallDelete(p);  // raw_deallocate of a small block
   }
 
   void EmptyCache() {

@@ -253,6 +253,9 @@ variable_list BlockBackward(AutogradContext* ctx, const at::Tensor& gradOut, con
     GradOfComposed(ctx, in, {BlockComposed(in, nHead, eps)}, {gradOut}, gin);
     return gin;
   }
+  // Nothing below is recorded by autograd (grad mode is off): skip its dispatch layers, as a custom
+  // node's forward does, instead of passing each kernel call through them.
+  at::AutoDispatchBelowADInplaceOrView belowAutograd;
   const at::Tensor &h = sv[0], &ln1w = sv[1], &ln1b = sv[2], &attnW = sv[3], &attnB = sv[4], &projW = sv[5],
                    &projB = sv[6], &ln2w = sv[7], &ln2b = sv[8], &fcW = sv[9], &fcB = sv[10], &mlpW = sv[11],
                    &mlpB = sv[12], &h2 = sv[13], &a = sv[14], &mean1 = sv[15], &rstd1 = sv[16], &y = sv[17],
@@ -413,6 +416,7 @@ struct GPT2HeadLossFn : public torch::autograd::Function<GPT2HeadLossFn> {
                      gin);
       return gin;
     }
+    at::AutoDispatchBelowADInplaceOrView belowAutograd;  // as in the block's backward
     const int64_t B = h.size(0), T = h.size(1), C = h.size(2);
     at::Tensor dl;  // d logits [B*T, V]
     if (dLoss.defined()) {

@@ -106,7 +106,15 @@ void IncrementSteps(std::map<std::pair<std::string, int>, Group>& groups) {
 Napi::Value FusedAdamW(const Napi::CallbackInfo& info) {
   return Guarded(info, "adamw", [&]() -> Napi::Value {
     Args a(info, "adamw", "params,expAvgs,expAvgSqs,stateSteps,lr,beta1,beta2,eps,weightDecay,incrementSteps");
-    std::vector<at::Tensor> params = a.TL(0), expAvgs = a.TL(1), expAvgSqs = a.TL(2), steps = a.TL(3);
+    std::vector<at::Tensor> params = a.TL(0), expAvgs = a.TL(1), expAvgSqs = a.TL(2), steps;
+    // One count for every parameter (the usual case) comes as a number: no tensor per step.
+    std::optional<double> sharedStep;
+    if (info.Length() > 3 && info[3].IsNumber()) {
+      sharedStep = a.D(3);
+      if (!(*sharedStep >= 1) || std::floor(*sharedStep) != *sharedStep) a.Fail(3, "a step count of at least 1");
+    } else {
+      steps = a.TL(3);
+    }
     std::optional<at::Tensor> lrTensor;
     double lr = 0;
     if (a.Has(4) && !info[4].IsNumber()) {
@@ -119,9 +127,18 @@ Napi::Value FusedAdamW(const Napi::CallbackInfo& info) {
     }
     double beta1 = a.D(5), beta2 = a.D(6), eps = a.D(7), wd = a.D(8);
     const bool increment = a.B(9, false);
-    if (expAvgs.size() != params.size() || expAvgSqs.size() != params.size() || steps.size() != params.size()) {
+    if (sharedStep && increment) throw ArgError("adamw: incrementSteps needs step tensors, not a number");
+    if (expAvgs.size() != params.size() || expAvgSqs.size() != params.size() ||
+        (!sharedStep && steps.size() != params.size())) {
       throw ArgError("adamw: state lists must have one entry per parameter");
     }
+    // The shared count as one float32 scalar per device, made only where a kernel needs a tensor.
+    std::map<std::string, at::Tensor> sharedStepTensors;
+    auto stepFor = [&](const at::Tensor& p) -> at::Tensor {
+      at::Tensor& t = sharedStepTensors[p.device().str()];
+      if (!t.defined()) t = at::full({}, *sharedStep, at::TensorOptions().dtype(at::kFloat).device(p.device()));
+      return t;
+    };
     std::map<std::pair<std::string, int>, Group> groups;
     for (size_t k = 0; k < params.size(); ++k) {
       const at::Tensor& g = params[k].grad();
@@ -132,7 +149,7 @@ Napi::Value FusedAdamW(const Napi::CallbackInfo& info) {
       grp.grads.push_back(g);
       grp.expAvgs.push_back(expAvgs[k]);
       grp.expAvgSqs.push_back(expAvgSqs[k]);
-      grp.steps.push_back(steps[k]);
+      if (!sharedStep) grp.steps.push_back(steps[k]);
     }
     c10::InferenceMode guard(false);
     at::NoGradGuard noGrad;
@@ -149,12 +166,13 @@ Napi::Value FusedAdamW(const Napi::CallbackInfo& info) {
         fast = CpuF32Contiguous(g.params[k]) && CpuF32Contiguous(g.grads[k]) && CpuF32Contiguous(g.expAvgs[k]) &&
                CpuF32Contiguous(g.expAvgSqs[k]) && g.grads[k].numel() == g.params[k].numel() &&
                g.expAvgs[k].numel() == g.params[k].numel() && g.expAvgSqs[k].numel() == g.params[k].numel() &&
-               CpuF32Contiguous(g.steps[k]) && g.steps[k].numel() == 1;
+               (sharedStep || (CpuF32Contiguous(g.steps[k]) && g.steps[k].numel() == 1));
       }
       if (fast) {
         for (size_t k = 0; k < g.params.size(); ++k) {
           // As libtorch's kernel: the step count is read as float, the corrections in double.
-          const double step = *g.steps[k].data_ptr<float>();
+          const double step = sharedStep ? static_cast<double>(static_cast<float>(*sharedStep))
+                                         : *g.steps[k].data_ptr<float>();
           const double bc1 = 1 - std::pow(beta1, step), bc2 = 1 - std::pow(beta2, step);
           float* p = g.params[k].data_ptr<float>();
           const float* gr = g.grads[k].data_ptr<float>();
@@ -170,6 +188,9 @@ Napi::Value FusedAdamW(const Napi::CallbackInfo& info) {
       }
     }
     for (auto& [key, g] : groups) {
+      if (sharedStep) {
+        for (const at::Tensor& p : g.params) g.steps.push_back(stepFor(p));
+      }
       if (lrTensor) {
         // libtorch's CUDA kernel reads the rate as a float32 on the parameters' device (to() is a
         // no-op when it already is one); its CPU kernel reads any CPU tensor's value.

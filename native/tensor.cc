@@ -54,6 +54,23 @@ void ReportExternal(napi_env env, int64_t delta) {
 // N-API type tags, which allocate a BigInt per object).
 std::unordered_set<const TensorWrap*> gWrappers;
 
+// A list of tensors handed to the addon once and then passed by handle (tensorList()): the
+// optimizer and gradient utilities take the same lists every step, and reading a JS array costs
+// a property read and an unwrap per element. The handle holds a reference to each element's JS
+// object, so that its wrapper outlives the handle; it does not hold the tensors themselves: a
+// tensor disposed meanwhile is reported as disposed, as it would be in an array.
+struct TensorList {
+  std::vector<TensorWrap*> items;
+  std::vector<napi_ref> refs;
+};
+std::unordered_set<const TensorList*> gLists;
+
+void FinalizeTensorList(Napi::Env env, TensorList* l) {
+  for (napi_ref r : l->refs) napi_delete_reference(env, r);
+  gLists.erase(l);
+  delete l;
+}
+
 }  // namespace
 
 Scope* CurrentScope() { return gScope; }
@@ -356,6 +373,20 @@ std::optional<std::vector<int64_t>> Args::OptIL(size_t i) {
 }
 
 std::vector<at::Tensor> Args::TL(size_t i) {
+  if (i < info_.Length() && info_[i].IsExternal()) {
+    const auto* l = static_cast<const TensorList*>(info_[i].As<Napi::External<void>>().Data());
+    if (gLists.count(l) == 0) Fail(i, "an array of Tensors");
+    std::vector<at::Tensor> out;
+    out.reserve(l->items.size());
+    for (size_t k = 0; k < l->items.size(); ++k) {
+      if (l->items[k]->disposed()) {
+        throw ArgError(std::string(fn_) + ": element " + std::to_string(k) + " of " + Label(i) +
+                       " is a tensor that was disposed");
+      }
+      out.push_back(l->items[k]->tensor());
+    }
+    return out;
+  }
   if (i >= info_.Length() || !info_[i].IsArray()) Fail(i, "an array of Tensors");
   Napi::Array arr = info_[i].As<Napi::Array>();
   uint32_t n = arr.Length();
@@ -583,6 +614,28 @@ NATIVE(Dispose) {
 NATIVE(IsDisposed) {
   TensorWrap* w = TensorWrap::Unwrap(info[0]);
   return Napi::Boolean::New(info.Env(), w == nullptr || w->disposed());
+}
+
+// tensorList(tensors) -> a handle that list arguments accept in place of the array.
+NATIVE(MakeTensorList) {
+  return Guarded(info, "tensorList", [&]() -> Napi::Value {
+    Args a(info, "tensorList", "tensors");
+    a.TL(0);  // every element a live tensor, with the usual messages
+    Napi::Array arr = info[0].As<Napi::Array>();
+    auto* l = new TensorList();
+    for (uint32_t k = 0; k < arr.Length(); ++k) {
+      Napi::Value e = arr.Get(k);
+      napi_ref r = nullptr;
+      if (napi_create_reference(info.Env(), e, 1, &r) != napi_ok) {
+        FinalizeTensorList(info.Env(), l);
+        throw ArgError("tensorList: could not reference element " + std::to_string(k));
+      }
+      l->refs.push_back(r);
+      l->items.push_back(TensorWrap::Unwrap(e));
+    }
+    gLists.insert(l);
+    return Napi::External<TensorList>::New(info.Env(), l, FinalizeTensorList);
+  });
 }
 
 NATIVE(IsTensor) {
@@ -1166,7 +1219,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   const Entry entries[] = {
       {"initErrors", InitErrors}, {"setCreateHook", SetCreateHook},
       {"scopeBegin", ScopeBegin}, {"scopeEnd", ScopeEnd}, {"keep", Keep}, {"track", Track},
-      {"dispose", Dispose}, {"isDisposed", IsDisposed}, {"isTensor", IsTensor}, {"memory", Memory},
+      {"dispose", Dispose}, {"isDisposed", IsDisposed}, {"isTensor", IsTensor}, {"tensorList", MakeTensorList}, {"memory", Memory},
       {"zeros", Zeros}, {"ones", Ones}, {"empty", Empty}, {"full", Full}, {"randn", Randn},
       {"rand", Rand}, {"randint", Randint}, {"arange", Arange}, {"linspace", Linspace}, {"eye", Eye},
       {"zerosLike", ZerosLike}, {"onesLike", OnesLike}, {"emptyLike", EmptyLike}, {"randnLike", RandnLike},

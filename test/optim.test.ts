@@ -181,6 +181,91 @@ describe("optimizer details", () => {
   });
 });
 
+describe("lists kept by the addon across steps", () => {
+  // From the second call with the same array, the optimizer and the gradient utilities pass the
+  // addon a handle to the list (lib/torch/fused.ts): what it sees must stay what the array holds.
+  const param = (v: number[]) => torch.keep(torch.tensor(v).requiresGrad_(true));
+  const grad = (p: Tensor, v: number[]) => (p.grad = torch.keep(torch.tensor(v)));
+
+  it("a parameter disposed after some steps is reported by the next step, zeroGrad and clipping", () => {
+    const a = param([1, 2]);
+    const b = param([3, 4]);
+    const params = [a, b];
+    const opt = new AdamW(params, { lr: 0.1 });
+    for (let i = 0; i < 3; i++) {
+      grad(a, [1, 1]);
+      grad(b, [1, 1]);
+      clipGradNorm_(params, 1);
+      opt.step();
+      opt.zeroGrad();
+    }
+    grad(a, [1, 1]);
+    grad(b, [1, 1]);
+    b.dispose();
+    expect(() => opt.step()).toThrow(/element 1 of argument 0 \(params\) is a tensor that was disposed/);
+    expect(() => clipGradNorm_(params, 1)).toThrow(/element 1 of argument 0 \(parameters\) is a tensor that was disposed/);
+    expect(() => opt.zeroGrad()).toThrow(/element 1 of argument 0 \(params\) is a tensor that was disposed/);
+    a.dispose();
+  });
+
+  it("an array changed in place between calls is read again", () => {
+    const a = param([0, 0]);
+    const b = param([0, 0]);
+    const c = param([0, 0]);
+    grad(a, [3, 4]);
+    grad(b, [0, 0]);
+    grad(c, [6, 8]);
+    const list = [a, b];
+    expect(clipGradNorm_(list, Infinity)).toBeCloseTo(5, 5);
+    expect(clipGradNorm_(list, Infinity)).toBeCloseTo(5, 5);  // now through the kept list
+    list[1] = c;
+    expect(clipGradNorm_(list, Infinity)).toBeCloseTo(Math.hypot(3, 4, 6, 8), 5);
+    list.pop();
+    expect(clipGradNorm_(list, Infinity)).toBeCloseTo(5, 5);
+    for (const t of [a, b, c]) t.dispose();
+  });
+
+  it("parameters whose step counts differ (one skipped a step) match the plain-op AdamW", () => {
+    const run = (fused: boolean) => {
+      const a = param([1, -2, 3]);
+      const b = param([0.5, 0.25]);
+      const opt = new AdamW([a, b], { lr: 0.05, weightDecay: 0.1, ...(fused ? {} : { foreach: false as const }) });
+      expect(opt.isFused).toBe(fused);
+      for (let i = 0; i < 6; i++) {
+        grad(a, [0.1 * i, -0.2, 0.3]);
+        if (i % 3 !== 1) grad(b, [0.4, -0.1 * i]);  // b has no gradient in steps 1 and 4
+        opt.step();
+        opt.zeroGrad();
+      }
+      const out = [...(a.toArray() as number[]), ...(b.toArray() as number[])];
+      expect(opt.stateDict().meta.steps).toEqual({ "0": 6, "1": 4 });
+      opt.dispose();
+      a.dispose();
+      b.dispose();
+      return out;
+    };
+    const fused = run(true);
+    const plain = run(false);
+    // float32 on both sides, in different orders of operations
+    for (let i = 0; i < fused.length; i++) expect(fused[i]).toBeCloseTo(plain[i]!, 5);
+  });
+
+  it("takes one step count as a number, and refuses a count below 1 or with incrementSteps", () => {
+    const a = param([1, 2]);
+    grad(a, [1, 1]);
+    const m = torch.keep(torch.zeros([2]));
+    const v = torch.keep(torch.zeros([2]));
+    const o = { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 };
+    expect(() => torch.fusedAdamW([a], [m], [v], 0, o)).toThrow(/step count of at least 1/);
+    expect(() => torch.fusedAdamW([a], [m], [v], 1.5, o)).toThrow(/step count of at least 1/);
+    expect(() => torch.fusedAdamW([a], [m], [v], 1, { ...o, incrementSteps: true })).toThrow(/incrementSteps needs step tensors/);
+    torch.fusedAdamW([a], [m], [v], 1, o);
+    // Adam's first step moves every coordinate by lr (m / sqrt(v) = sign(g) after bias correction).
+    expectClose(a, [0.9, 1.9], { rtol: 1e-6, atol: 1e-6 });
+    for (const t of [a, m, v]) t.dispose();
+  });
+});
+
 describe("learning-rate schedules", () => {
   it("warmupCosine follows nanoGPT's formula", () => {
     const s = warmupCosine({ lr: 1, minLr: 0.1, warmupSteps: 4, decaySteps: 14 });

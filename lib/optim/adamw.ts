@@ -34,7 +34,7 @@ type FusedAdamW = (
   params: Tensor[],
   expAvgs: Tensor[],
   expAvgSqs: Tensor[],
-  steps: Tensor[],
+  steps: Tensor[] | number,
   opts: { lr: number | Tensor; beta1: number; beta2: number; eps: number; weightDecay: number; incrementSteps?: boolean },
 ) => void;
 
@@ -118,6 +118,26 @@ export class AdamW extends Optimizer<AdamWHyper> {
     return e.t;
   }
 
+  /**
+   * The lists the fused kernel takes for `items`: the same arrays as the group's last step while
+   * they hold the same tensors, so that the addon keeps them (torch.fusedAdamW).
+   */
+  private stateLists(group: ParamGroup<AdamWHyper>, items: Array<{ p: Tensor; s: ParamState }>): StateLists {
+    const last = this.lastLists.get(group);
+    if (last !== undefined && last.params.length === items.length) {
+      let same = true;
+      for (let i = 0; same && i < items.length; i++) {
+        const { p, s } = items[i]!;
+        same = last.params[i] === p && last.expAvgs[i] === s.tensors.exp_avg && last.expAvgSqs[i] === s.tensors.exp_avg_sq;
+      }
+      if (same) return last;
+    }
+    const lists = unzipState(items);
+    this.lastLists.set(group, lists);
+    return lists;
+  }
+  private readonly lastLists = new WeakMap<ParamGroup<AdamWHyper>, StateLists>();
+
   private stepGroupCapturable(group: ParamGroup<AdamWHyper>): void {
     // Creating state inside a capture would record zero-filling kernels that every replay runs.
     const capturing = torch.cuda.isCapturing();
@@ -133,7 +153,7 @@ export class AdamW extends Optimizer<AdamWHyper> {
       return step;
     });
     const { beta1, beta2, eps, weightDecay } = group;
-    const { params, expAvgs, expAvgSqs } = unzipState(items);
+    const { params, expAvgs, expAvgSqs } = this.stateLists(group, items);
     this.fused!(params, expAvgs, expAvgSqs, steps, { lr: this.lrTensor(group), beta1, beta2, eps, weightDecay, incrementSteps: true });
   }
 
@@ -214,12 +234,17 @@ export class AdamW extends Optimizer<AdamWHyper> {
     const items = this.withGradsAndState(group, true);
     if (items.length === 0) return;
     for (const { s } of items) s.step += 1;
-    const { params, expAvgs, expAvgSqs } = unzipState(items);
+    const { params, expAvgs, expAvgSqs } = this.stateLists(group, items);
     const { lr, beta1, beta2, eps, weightDecay } = group;
     if (this.fused !== null) {
       // The kernel reads each parameter's step, already incremented (as torch.optim passes it),
-      // and each parameter's .grad itself. One scalar per distinct count: normally a single
-      // tensor shared by the whole group.
+      // and each parameter's .grad itself. Normally one count for the whole group, passed as a
+      // number; otherwise one scalar tensor per distinct count.
+      const first = items[0]!.s.step;
+      if (items.every(({ s }) => s.step === first)) {
+        this.fused(params, expAvgs, expAvgSqs, first, { lr, beta1, beta2, eps, weightDecay });
+        return;
+      }
       const device = params[0]!.device;
       const byCount = new Map<number, Tensor>();
       const steps = items.map(({ s }) => {
@@ -236,8 +261,14 @@ export class AdamW extends Optimizer<AdamWHyper> {
 
 const NO_STATE_WHILE_CAPTURING = "AdamW: a captured step needs the optimizer's state: run one step eagerly before capturing";
 
+interface StateLists {
+  params: Tensor[];
+  expAvgs: Tensor[];
+  expAvgSqs: Tensor[];
+}
+
 /** The lists the fused kernel takes, in the order of `items`. */
-function unzipState(items: Array<{ p: Tensor; s: ParamState }>): { params: Tensor[]; expAvgs: Tensor[]; expAvgSqs: Tensor[] } {
+function unzipState(items: Array<{ p: Tensor; s: ParamState }>): StateLists {
   return {
     params: items.map(({ p }) => p),
     expAvgs: items.map(({ s }) => s.tensors.exp_avg!),

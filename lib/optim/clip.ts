@@ -17,7 +17,8 @@ function checkMaxNorm(maxNorm: number): void {
  */
 export function clipGradNormTensor_(params: Iterable<Tensor>, maxNorm: number): Tensor {
   checkMaxNorm(maxNorm);
-  const list = [...params];
+  // An array is passed as it is: the same array every step lets the addon keep the list.
+  const list = Array.isArray(params) ? (params as Tensor[]) : [...params];
   const native = (torch as unknown as { clipGradNorm?: NativeClip }).clipGradNorm;
   if (typeof native === "function") return native(list, maxNorm);
   return torch.tidy(() =>

@@ -85,10 +85,30 @@ export abstract class Optimizer<H extends BaseHyper> {
     zeroGrads(this.allParams());
   }
 
-  /** All parameters in group order (indices used by the state dict). */
+  /**
+   * All parameters in group order (indices used by the state dict). The same array while the
+   * groups hold the same parameters, so that the native calls taking it every step (zeroGrad)
+   * can keep the list.
+   */
   protected allParams(): Tensor[] {
-    return this.paramGroups.flatMap((g) => g.params);
+    const cached = this.allParamsCache;
+    if (cached !== null) {
+      let i = 0;
+      let same = true;
+      for (const g of this.paramGroups) {
+        for (const p of g.params) {
+          if (cached[i++] !== p) {
+            same = false;
+            break;
+          }
+        }
+        if (!same) break;
+      }
+      if (same && i === cached.length) return cached;
+    }
+    return (this.allParamsCache = this.paramGroups.flatMap((g) => g.params));
   }
+  private allParamsCache: Tensor[] | null = null;
 
   protected newState(p: Tensor, names: readonly string[]): ParamState {
     const tensors: Record<string, Tensor> = {};

@@ -17,9 +17,48 @@ export interface AdamWStepOptions {
   incrementSteps?: boolean;
 }
 
-/** One AdamW step (torch's fused kernel) over params with gradients; state tensors are updated in place. */
-export function fusedAdamW(params: Tensor[], expAvgs: Tensor[], expAvgSqs: Tensor[], steps: Tensor[], o: AdamWStepOptions): void {
-  native.fusedAdamW(params, expAvgs, expAvgSqs, steps, o.lr, o.beta1, o.beta2, o.eps, o.weightDecay, o.incrementSteps === true);
+// Lists passed again and again (a model's parameters, an optimizer's state, every step) are handed
+// to the addon once: from the second call with the same array holding the same tensors, the call
+// passes a native handle to the list instead (reading an array costs a property read and an unwrap
+// per element, about 0.2 us each). The handle references the tensors' JS objects, not their memory:
+// a tensor disposed since is reported as disposed, as in the array. It lives as long as the array.
+interface ListEntry {
+  items: Tensor[];
+  handle: unknown;
+}
+const listHandles = new WeakMap<readonly Tensor[], ListEntry>();
+
+function sameItems(a: readonly Tensor[], b: readonly Tensor[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** `list` itself, or the native handle of a list seen before with the same tensors. */
+function listArg(list: Tensor[]): unknown {
+  if (!Array.isArray(list)) return list;  // the addon names what is wrong
+  const e = listHandles.get(list);
+  if (e !== undefined && sameItems(e.items, list)) {
+    if (e.handle === null) {
+      try {
+        e.handle = native.tensorList(list);
+      } catch {
+        return list;  // a disposed or foreign element: the call itself reports it
+      }
+    }
+    return e.handle;
+  }
+  listHandles.set(list, { items: list.slice(), handle: null });
+  return list;
+}
+
+/**
+ * One AdamW step (torch's fused kernel) over params with gradients; state tensors are updated in
+ * place. `steps`: each parameter's step count as a float32 scalar tensor on its device, or one
+ * number for all (the count of this step, already incremented; not with incrementSteps).
+ */
+export function fusedAdamW(params: Tensor[], expAvgs: Tensor[], expAvgSqs: Tensor[], steps: Tensor[] | number, o: AdamWStepOptions): void {
+  native.fusedAdamW(listArg(params), listArg(expAvgs), listArg(expAvgSqs), typeof steps === "number" ? steps : listArg(steps), o.lr, o.beta1, o.beta2, o.eps, o.weightDecay, o.incrementSteps === true);
 }
 
 export interface SgdStepOptions { lr: number; momentum: number; dampening: number; weightDecay: number; nesterov: boolean }
@@ -31,14 +70,14 @@ export function sgdStep(params: Tensor[], momentumBuffers: Tensor[] | null, o: S
 
 /** Scales gradients so their total norm is at most maxNorm; returns the norm before clipping (0-dim tensor, not synchronised). */
 export function clipGradNorm(params: Tensor[], maxNorm: number, normType = 2): Tensor {
-  return native.clipGradNorm(params, maxNorm, normType);
+  return native.clipGradNorm(listArg(params), maxNorm, normType);
 }
 
 /** Sets every parameter's gradient to null. */
-export function zeroGrad(params: Tensor[]): void { native.zeroGrad(params); }
+export function zeroGrad(params: Tensor[]): void { native.zeroGrad(listArg(params)); }
 
 /** Which parameters have a gradient (without wrapping each gradient). */
-export function hasGrads(params: Tensor[]): boolean[] { return native.hasGrads(params); }
+export function hasGrads(params: Tensor[]): boolean[] { return native.hasGrads(listArg(params)); }
 
 // ---------------------------------------------------------------------------
 // Fused training paths for hot blocks (native/fused.cc): one autograd node with a hand-written
