@@ -143,6 +143,61 @@ at::Tensor GeluTanh(const at::Tensor& x) {
   return y;
 }
 
+// Small work runs on the calling thread alone. Several of the kernels a block calls (layer norm
+// and its backward, flash attention, log-softmax, MKL's GEMM) start a parallel region whatever the
+// size, and with libgomp's passive waiting (lib/torch/native.ts) waking the other threads costs
+// tens of microseconds each time: with two threads a micro-sized step took 8x its one-thread time.
+// Below kSerialWork (rows x width x width of the node's largest product) the node sets the calling
+// thread's OpenMP and MKL thread counts to 1 for its duration, so those kernels run serially; both
+// settings are per thread and restored on exit. The functions are looked up at run time: a libtorch
+// without OpenMP or MKL only misses the saving.
+constexpr int64_t kSerialWork = int64_t{1} << 24;
+
+struct ThreadControls {
+  int (*ompGetMaxThreads)() = nullptr;
+  void (*ompSetNumThreads)(int) = nullptr;
+  int (*mklSetNumThreadsLocal)(int) = nullptr;
+};
+
+const ThreadControls& Threads() {
+  static const ThreadControls c = [] {
+    ThreadControls t;
+    t.ompGetMaxThreads = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
+    t.ompSetNumThreads = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+    // MKL's C interface (its lower-case names are the Fortran one, taking pointers).
+    t.mklSetNumThreadsLocal = reinterpret_cast<int (*)(int)>(dlsym(RTLD_DEFAULT, "MKL_Set_Num_Threads_Local"));
+    return t;
+  }();
+  return c;
+}
+
+class SerialIfSmall {
+ public:
+  explicit SerialIfSmall(int64_t work) {
+    const ThreadControls& t = Threads();
+    if (work >= kSerialWork || t.ompGetMaxThreads == nullptr || t.ompSetNumThreads == nullptr) return;
+    at::get_num_threads();  // libtorch sets each thread's count on first use: let it happen before
+    prevOmp_ = t.ompGetMaxThreads();
+    if (prevOmp_ <= 1) return;
+    t.ompSetNumThreads(1);
+    if (t.mklSetNumThreadsLocal != nullptr) prevMkl_ = t.mklSetNumThreadsLocal(1);
+    active_ = true;
+  }
+  ~SerialIfSmall() {
+    if (!active_) return;
+    const ThreadControls& t = Threads();
+    t.ompSetNumThreads(prevOmp_);
+    if (t.mklSetNumThreadsLocal != nullptr) t.mklSetNumThreadsLocal(prevMkl_);
+  }
+  SerialIfSmall(const SerialIfSmall&) = delete;
+  SerialIfSmall& operator=(const SerialIfSmall&) = delete;
+
+ private:
+  bool active_ = false;
+  int prevOmp_ = 0;
+  int prevMkl_ = 0;
+};
+
 // x [N, in] @ w [in, out] + b: Hugging Face Conv1D layout.
 at::Tensor Affine(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) { return at::addmm(b, x, w); }
 
@@ -207,6 +262,7 @@ variable_list BlockForward(AutogradContext* ctx, const std::vector<at::Tensor>& 
                    &projW = in[kProjW], &projB = in[kProjB], &ln2w = in[kLn2W], &ln2b = in[kLn2B],
                    &fcW = in[kFcW], &fcB = in[kFcB], &mlpW = in[kMlpW], &mlpB = in[kMlpB];
   const int64_t B = h.size(0), T = h.size(1), C = h.size(2), H = nHead, D = C / H;
+  SerialIfSmall serial(B * T * C * C);
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
   at::Tensor h2 = h.contiguous().view({B * T, C});
   auto [a, mean1, rstd1] = at::native_layer_norm(h2, {C}, ln1w, ln1b, eps);
@@ -261,6 +317,7 @@ variable_list BlockBackward(AutogradContext* ctx, const at::Tensor& gradOut, con
                    &mlpB = sv[12], &h2 = sv[13], &a = sv[14], &mean1 = sv[15], &rstd1 = sv[16], &y = sv[17],
                    &h1 = sv[18], &a2 = sv[19], &mean2 = sv[20], &rstd2 = sv[21], &f = sv[22], &g = sv[23];
   const int64_t B = h.size(0), T = h.size(1), C = h.size(2), H = nHead, D = C / H;
+  SerialIfSmall serial(B * T * C * C);
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
   const int64_t r = sinks.rows, nt = (B - r) * T;  // rows [0, nt) train, [nt, B·T) probe
   auto need = [&](int i) { return ctx->needs_input_grad(i); };
@@ -387,6 +444,7 @@ struct GPT2HeadLossFn : public torch::autograd::Function<GPT2HeadLossFn> {
   static variable_list forward(AutogradContext* ctx, at::Tensor h, at::Tensor lnW, at::Tensor lnB, at::Tensor wte,
                                at::Tensor targets, int64_t ignoreIndex, double eps) {
     const int64_t B = h.size(0), T = h.size(1), C = h.size(2), V = wte.size(0);
+    SerialIfSmall serial(B * T * C * V);
     at::Tensor h2 = h.contiguous().view({B * T, C});
     auto [a, mean, rstd] = at::native_layer_norm(h2, {C}, lnW, lnB, eps);
     at::Tensor logits = at::mm(a, wte.t());
@@ -418,6 +476,7 @@ struct GPT2HeadLossFn : public torch::autograd::Function<GPT2HeadLossFn> {
     }
     at::AutoDispatchBelowADInplaceOrView belowAutograd;  // as in the block's backward
     const int64_t B = h.size(0), T = h.size(1), C = h.size(2);
+    SerialIfSmall serial(B * T * C * wte.size(0));
     at::Tensor dl;  // d logits [B*T, V]
     if (dLoss.defined()) {
       at::Tensor dlogp = at::nll_loss_backward(dLoss, logp, flat, std::nullopt, at::Reduction::Mean, ignoreIndex,

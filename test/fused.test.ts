@@ -90,6 +90,34 @@ describe("fused GPT-2 block", () => {
     }
   }
 
+  it("with two threads: small and large blocks equal the composed block, and the thread count is restored", () => {
+    // A node whose work is small runs its kernels on the calling thread alone (native/fused.cc,
+    // SerialIfSmall), then gives the thread back its OpenMP and MKL counts.
+    torch.setNumThreads(2);
+    // Two threads split the composed block's reductions differently: sums that nearly cancel
+    // (a LayerNorm bias gradient) then differ by a few 1e-12 relative, float64.
+    const tol2 = 1e-10;
+    try {
+      const m = makeModel("float64");
+      const block = [...m.blocks][0]!;
+      for (const [B, T] of [[1, 8], [12, 300]] as const) {  // 8 x 48^2 rows x width^2, and 3600 x 48^2 (> 2^24)
+        torch.manualSeed(9);
+        const h0 = torch.randn([B, T, 48], { dtype: "float64" });
+        const f = runBlock(block, h0, true);
+        expect(torch.getNumThreads()).toBe(2);
+        const c = runBlock(block, h0, false);
+        expect(maxRelDiff(f.out, c.out)).toBeLessThan(tol2);
+        for (const [name, g] of c.grads) expect(maxRelDiff(f.grads.get(name)!, g), name).toBeLessThan(tol2);
+      }
+      torch.setFusedPaths(true);
+      const ids = torch.randint(0, 97, [2, 8]);
+      m.forward(ids, { targets: ids }).loss!.backward();
+      expect(torch.getNumThreads()).toBe(2);
+    } finally {
+      torch.setNumThreads(1);
+    }
+  });
+
   it("the whole model: the same loss and parameter gradients as the composed model", () => {
     const m = makeModel("float64");
     torch.manualSeed(4);
