@@ -373,24 +373,24 @@ std::optional<std::vector<int64_t>> Args::OptIL(size_t i) {
 }
 
 std::vector<at::Tensor> Args::TL(size_t i) {
+  std::vector<at::Tensor> out;
+  auto take = [&](uint32_t k, TensorWrap* w) {
+    if (w->disposed()) {
+      throw ArgError(std::string(fn_) + ": element " + std::to_string(k) + " of " + Label(i) +
+                     " is a tensor that was disposed");
+    }
+    out.push_back(w->tensor());
+  };
   if (i < info_.Length() && info_[i].IsExternal()) {
     const auto* l = static_cast<const TensorList*>(info_[i].As<Napi::External<void>>().Data());
     if (gLists.count(l) == 0) Fail(i, "an array of Tensors");
-    std::vector<at::Tensor> out;
     out.reserve(l->items.size());
-    for (size_t k = 0; k < l->items.size(); ++k) {
-      if (l->items[k]->disposed()) {
-        throw ArgError(std::string(fn_) + ": element " + std::to_string(k) + " of " + Label(i) +
-                       " is a tensor that was disposed");
-      }
-      out.push_back(l->items[k]->tensor());
-    }
+    for (size_t k = 0; k < l->items.size(); ++k) take(static_cast<uint32_t>(k), l->items[k]);
     return out;
   }
   if (i >= info_.Length() || !info_[i].IsArray()) Fail(i, "an array of Tensors");
   Napi::Array arr = info_[i].As<Napi::Array>();
   uint32_t n = arr.Length();
-  std::vector<at::Tensor> out;
   out.reserve(n);
   for (uint32_t k = 0; k < n; ++k) {
     Napi::Value e = arr.Get(k);
@@ -399,11 +399,7 @@ std::vector<at::Tensor> Args::TL(size_t i) {
       throw ArgError(std::string(fn_) + ": element " + std::to_string(k) + " of " + Label(i) +
                      " must be a Tensor, got " + TypeName(e));
     }
-    if (w->disposed()) {
-      throw ArgError(std::string(fn_) + ": element " + std::to_string(k) + " of " + Label(i) +
-                     " is a tensor that was disposed");
-    }
-    out.push_back(w->tensor());
+    take(k, w);
   }
   return out;
 }

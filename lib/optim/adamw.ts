@@ -11,6 +11,7 @@ import { torch } from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
 import { Optimizer, checkNonNegative } from "./optimizer.js";
 import type { BaseHyper, OptimizerStateDict, ParamGroup, ParamState, ParamsArg } from "./optimizer.js";
+import { sameItems } from "../util/arrays.js";
 
 export interface AdamWHyper extends BaseHyper {
   beta1: number;
@@ -123,16 +124,12 @@ export class AdamW extends Optimizer<AdamWHyper> {
    * they hold the same tensors, so that the addon keeps them (torch.fusedAdamW).
    */
   private stateLists(group: ParamGroup<AdamWHyper>, items: Array<{ p: Tensor; s: ParamState }>): StateLists {
-    const last = this.lastLists.get(group);
-    if (last !== undefined && last.params.length === items.length) {
-      let same = true;
-      for (let i = 0; same && i < items.length; i++) {
-        const { p, s } = items[i]!;
-        same = last.params[i] === p && last.expAvgs[i] === s.tensors.exp_avg && last.expAvgSqs[i] === s.tensors.exp_avg_sq;
-      }
-      if (same) return last;
-    }
     const lists = unzipState(items);
+    const last = this.lastLists.get(group);
+    if (last !== undefined && sameItems(last.params, lists.params) && sameItems(last.expAvgs, lists.expAvgs) &&
+        sameItems(last.expAvgSqs, lists.expAvgSqs)) {
+      return last;
+    }
     this.lastLists.set(group, lists);
     return lists;
   }

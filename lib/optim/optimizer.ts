@@ -4,6 +4,7 @@
 
 import { torch, Tensor } from "../torch/index.js";
 import { sameShape } from "../util/shape.js";
+import { sameItems } from "../util/arrays.js";
 
 /** Hyperparameters shared by every optimizer. */
 export interface BaseHyper {
@@ -91,22 +92,9 @@ export abstract class Optimizer<H extends BaseHyper> {
    * can keep the list.
    */
   protected allParams(): Tensor[] {
-    const cached = this.allParamsCache;
-    if (cached !== null) {
-      let i = 0;
-      let same = true;
-      for (const g of this.paramGroups) {
-        for (const p of g.params) {
-          if (cached[i++] !== p) {
-            same = false;
-            break;
-          }
-        }
-        if (!same) break;
-      }
-      if (same && i === cached.length) return cached;
-    }
-    return (this.allParamsCache = this.paramGroups.flatMap((g) => g.params));
+    const all = this.paramGroups.flatMap((g) => g.params);
+    if (this.allParamsCache !== null && sameItems(this.allParamsCache, all)) return this.allParamsCache;
+    return (this.allParamsCache = all);
   }
   private allParamsCache: Tensor[] | null = null;
 

@@ -2,6 +2,7 @@
 // runs libtorch's fused / foreach kernels over every parameter.
 import { native } from "./native.js";
 import type { Tensor } from "./tensor.js";
+import { sameItems } from "../util/arrays.js";
 
 export interface AdamWStepOptions {
   /** A number, or a 0-dim tensor that the kernel reads when it runs (what a captured step needs). */
@@ -27,12 +28,6 @@ interface ListEntry {
   handle: unknown;
 }
 const listHandles = new WeakMap<readonly Tensor[], ListEntry>();
-
-function sameItems(a: readonly Tensor[], b: readonly Tensor[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 /** `list` itself, or the native handle of a list seen before with the same tensors. */
 function listArg(list: Tensor[]): unknown {
