@@ -35,6 +35,14 @@ export interface ForwardResult {
   loss?: Tensor;
 }
 
+/** What forward returns when targets were given: the loss is always there. */
+export interface ForwardResultWithLoss extends ForwardResult {
+  loss: Tensor;
+}
+
+/** Options with targets (forward's overload that returns a loss). */
+export type ForwardOptionsWithTargets = ForwardOptions & { targets: Tensor };
+
 export type { GenerateOptions } from "./generate.js";
 
 // [B, T, 3, H, D] -> [3, B, H, T, D]
@@ -253,6 +261,8 @@ export class GPT2 extends Module {
     return F.linear(t.lnF.forward(h), t.wte.weight);
   }
 
+  forward(ids: Tensor, opts: ForwardOptionsWithTargets): ForwardResultWithLoss;
+  forward(ids: Tensor, opts?: ForwardOptions): ForwardResult;
   forward(ids: Tensor, opts: ForwardOptions = {}): ForwardResult {
     const targets = opts.targets;
     if (targets !== undefined) checkTargets(ids, targets);
