@@ -18,7 +18,7 @@ export { GPT2, Llama, GPTNeoX, loadPretrained, savePretrained, loadGPT2, saveGPT
 export type { PretrainedModel, ForwardResult, ForwardResultWithLoss } from "./models/index.js";
 export { HfTokenizer, CharTokenizer, Gpt2Tokenizer } from "./data/index.js";
 export type { Tokenizer } from "./data/index.js";
-export { AdamW, SGD } from "./optim/index.js";
+export { AdamW, SGD, saveOptimizer, loadOptimizer } from "./optim/index.js";
 export { Trainer } from "./train/index.js";
 export type { TrainerOptions } from "./train/index.js";
 export { loadSafetensors, saveSafetensors, openSafetensors, loadSafetensorsDir, saveSafetensorsDir } from "./torch/safetensors.js";

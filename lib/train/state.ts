@@ -13,7 +13,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { torch, type Device } from "../torch/index.js";
-import { loadSafetensors, saveSafetensors } from "../torch/safetensors.js";
+import { loadOptimizer, saveOptimizer } from "../optim/index.js";
 import type { AdamW, OptimizerStateDict } from "../optim/index.js";
 import type { TokenizerJSON } from "../data/tokenizer.js";
 import { writeFileAtomic } from "../util/atomic.js";
@@ -36,7 +36,6 @@ export interface TrainerState {
   optimizer: OptimizerStateDict["meta"];
 }
 
-const OPTIMIZER_META_KEY = "innerloop.optimizer";
 
 function rngToBase64(device?: Device): string {
   return torch.tidy(() => {
@@ -73,7 +72,7 @@ export function writeRunCheckpoint(runDir: string, parts: CheckpointParts): void
   };
   commitCheckpoint(runDir, (dir) => {
     saveTrainModel(dir, parts.model, parts.hfExtra);
-    saveSafetensors(path.join(dir, OPTIMIZER_FILE), sd.tensors, { [OPTIMIZER_META_KEY]: JSON.stringify(sd.meta) });
+    saveOptimizer(path.join(dir, OPTIMIZER_FILE), parts.optimizer);
     writeFileAtomic(path.join(dir, TRAINER_STATE_FILE), JSON.stringify(state, null, 1) + "\n");
   });
 }
@@ -108,14 +107,7 @@ export function readCheckpoint(runDir: string): LoadedCheckpoint {
     state,
     loadModel: (device) => loadTrainModel(runDir, device),
     loadOptimizer(optimizer, device) {
-      const { tensors, metadata } = loadSafetensors(path.join(runDir, OPTIMIZER_FILE), { device });
-      try {
-        const metaText = metadata[OPTIMIZER_META_KEY];
-        const meta = metaText !== undefined ? (JSON.parse(metaText) as OptimizerStateDict["meta"]) : state.optimizer;
-        optimizer.loadStateDict({ meta, tensors });
-      } finally {
-        for (const t of Object.values(tensors)) t.dispose();
-      }
+      loadOptimizer(path.join(runDir, OPTIMIZER_FILE), optimizer, { device, fallbackMeta: state.optimizer });
     },
     restoreRng(device) {
       rngFromBase64(state.rng.cpu);
