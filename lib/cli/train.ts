@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { registerCommand, flagBoolean, flagNumber, flagString } from "./commands.js";
 import { UsageError } from "./errors.js";
+import { checkDataPath } from "./data-flag.js";
 import { validateFlagValue, type FlagSpec, type ParsedArgs } from "./flags.js";
 import { DEFAULT_TRAIN_CONFIG, PRESETS, configProblems, resolveConfig, type TrainConfig } from "../train/config.js";
 
@@ -220,6 +221,7 @@ registerCommand({
       };
     } else {
       const { config, out } = trainConfigFromArgs(args);
+      checkDataPath(config.data);
       const runDir = out ?? defaultRunDir();
       if (fs.existsSync(path.join(runDir, "trainer_state.json"))) {
         throw new UsageError(`--out: ${runDir} already holds a run; continue it with --resume ${runDir} or choose another --out`);
