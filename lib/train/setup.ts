@@ -129,6 +129,8 @@ export function newRunParts(opts: TrainerOptions): RunParts {
   try {
     const tokenizer = opts.tokenizer ?? null;
     const vocab = checkVocab(config, model, tokenizer);
+    // A given or pretrained model fixes the vocabulary: recorded, so that a resume reads the data alike.
+    if (model !== undefined && vocab !== undefined) config.vocabSize = vocab;
     const data = given
       ? openTrainData(opts.data!, { batchSize: config.batchSize, seqLen: config.seqLen, vocabSize: vocab, tokenizer, valData: opts.valData, binDType: config.binDtype })
       : loadRunData({ ...config, vocabSize: vocab });
