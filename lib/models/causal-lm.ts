@@ -10,6 +10,7 @@ import { Module } from "../nn/index.js";
 import type { Embedding, HookPoint, Linear, ModuleList } from "../nn/index.js";
 import { KVCache } from "./kv-cache.js";
 import { generateTokens } from "./generate.js";
+import type { CausalLMHookName } from "./hook-names.js";
 import type { ForwardOptions, ForwardOptionsWithTargets, ForwardResult, ForwardResultWithLoss } from "./gpt2.js";
 import type { GenerateOptions } from "./generate.js";
 import { RotaryTables } from "./rope.js";
@@ -115,6 +116,11 @@ export abstract class RotaryCausalLM extends Module {
   private context(h: Tensor, past: number, cache: KVCache | null): StepContext {
     const T = h.shape[1]!;
     return { rope: this.rotary.get(past, T, h.device, h.dtype), cache, past };
+  }
+
+  /** Hook points by name (`blocks.{l}.hook_resid_pre`, ...: CausalLMHookName). */
+  override hookPoints(): Map<CausalLMHookName, HookPoint> {
+    return super.hookPoints() as Map<CausalLMHookName, HookPoint>;
   }
 
   forward(ids: Tensor, opts: ForwardOptionsWithTargets): ForwardResultWithLoss;

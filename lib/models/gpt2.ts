@@ -44,6 +44,7 @@ export interface ForwardResultWithLoss extends ForwardResult {
 export type ForwardOptionsWithTargets = ForwardOptions & { targets: Tensor };
 
 export type { GenerateOptions } from "./generate.js";
+import type { GPT2HookName } from "./hook-names.js";
 
 // [B, T, 3, H, D] -> [3, B, H, T, D]
 const QKV_PERM = [2, 0, 3, 1, 4];
@@ -259,6 +260,11 @@ export class GPT2 extends Module {
   decode(h: Tensor): Tensor {
     const t = this.transformer;
     return F.linear(t.lnF.forward(h), t.wte.weight);
+  }
+
+  /** Hook points by name (`blocks.{l}.hook_resid_pre`, ...: GPT2HookName). */
+  override hookPoints(): Map<GPT2HookName, HookPoint> {
+    return super.hookPoints() as Map<GPT2HookName, HookPoint>;
   }
 
   forward(ids: Tensor, opts: ForwardOptionsWithTargets): ForwardResultWithLoss;

@@ -22,3 +22,4 @@ export type { NeoXConfig } from "./neox.js";
 export { RotaryCausalLM } from "./causal-lm.js";
 export type { CausalLMConfigBase } from "./causal-lm.js";
 export type { RopeConfig, RopeType } from "./rope.js";
+export type { CausalLMHookName, BlockHookName, AttentionHookName, GPT2HookName, LlamaHookName, NeoXHookName } from "./hook-names.js";
