@@ -118,7 +118,7 @@ describe("innerloop (usage and errors)", () => {
     ["a bad integer", ["train", "--n-layer", "two"], /--n-layer must be an integer >= 1 and <= 1024 \(got "two"\)/],
     ["an unknown flag", ["train", "--layers", "2"], /unknown flag --layers/],
     ["a bad device", ["train", "--device", "gpu"], /--device must be cpu, cuda or cuda:N \(got "gpu"\)/],
-    ["a bad tokenizer", ["train", "--tokenizer", "bpe"], /--tokenizer must be one of char, gpt2 \(got "bpe"\)/],
+    ["a bad tokenizer", ["train", "--tokenizer", "bpe"], /--tokenizer must be char, gpt2 or the path of an existing tokenizer.json \(got "bpe"\)/],
     ["a bad preset", ["train", "--preset", "huge"], /--preset must be one of tiny, small, medium, gpt2-124m/],
     ["a missing value", ["train", "--steps"], /--steps needs a value: an integer >= 1/],
     ["heads not dividing the width", ["train", "--n-embd", "64", "--n-head", "3"], /n-embd \(64\) must be a multiple of n-head \(3\)/],
