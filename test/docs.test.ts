@@ -80,6 +80,12 @@ describe("documentation code blocks", () => {
     });
   }
 
+  it("a block that fails is reported with its Markdown file and line, and its output", async () => {
+    const [bad] = docBlocks("docs/broken.md", "# t\n\n```js\nimport { torch } from \"innerloop\";\nthrow new Error(`boom ${torch.ones([2]).sum().item()}`);\n```\n");
+    fs.writeFileSync(path.join(app, blockFile(bad!)), bad!.code);
+    await expect(runIn(`${bad!.file}:${bad!.line}`, process.execPath, [blockFile(bad!)])).rejects.toThrow(/^docs\/broken\.md:3: .*failed \(exit 1\):[\s\S]*boom 2/);
+  });
+
   it("the TypeScript blocks type-check with --strict against the installed package's types", async () => {
     const ts = runnable.filter((b) => b.runAs === "ts");
     fs.writeFileSync(
