@@ -69,14 +69,11 @@ export interface ReportOptions {
   perLayerHeatmaps?: boolean;
 }
 
-/** Renders every figure for DIR and writes DIR/report.html; returns what it wrote. */
-export async function writeReport(dir: string, opts: ReportOptions = {}): Promise<ReportResult> {
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`--run ${dir}: not a directory`);
+/** The sections and summary table of DIR's report, or null when DIR has no analysis yet. */
+export function reportSections(dir: string, opts: ReportOptions = {}): { sections: Section[]; summary: string; snapshots: number } | null {
   const timeline = readTimeline(dir)?.snapshots ?? [];
   const found = findAnalysis(dir, timeline, opts.analysis);
-  if (!found && timeline.length === 0) {
-    throw new Error(`--run ${dir}: found neither analysis.json, analysis/analysis.json nor analysis/timeline.json (run innerloop analyze or train with --analyze-every)`);
-  }
+  if (!found && timeline.length === 0) return null;
   const sections: Section[] = [];
   if (found) {
     sections.push({
@@ -92,15 +89,27 @@ export async function writeReport(dir: string, opts: ReportOptions = {}): Promis
       figs: timelineFigures(timeline),
     });
   }
+  return { sections, summary: found ? summaryTable(found.result, found.source) : "", snapshots: timeline.length };
+}
+
+/** The title, heading and lead sentence of a run's report. */
+export function reportHead(dir: string): Pick<Page, "title" | "heading" | "lead"> {
   const name = path.basename(path.resolve(dir));
-  return writePage(dir, {
+  return {
     title: `innerloop report: ${name}`,
     heading: `Inner optimization in the residual stream: ${name}`,
     lead: "h^0 is the embedding output, h^l the output of block l, h^L the residual stream before the final norm; ℓ is the summed cross-entropy of a window's T targets. Definitions: docs/analysis.md of innerloop.",
-    summary: found ? summaryTable(found.result, found.source) : "",
-    sections,
-    log: opts.log,
-  });
+  };
+}
+
+/** Renders every figure for DIR and writes DIR/report.html; returns what it wrote. */
+export async function writeReport(dir: string, opts: ReportOptions = {}): Promise<ReportResult> {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`--run ${dir}: not a directory`);
+  const content = reportSections(dir, opts);
+  if (!content) {
+    throw new Error(`--run ${dir}: found neither analysis.json, analysis/analysis.json nor analysis/timeline.json (run innerloop analyze or train with --analyze-every)`);
+  }
+  return writePage(dir, { ...reportHead(dir), sections: content.sections, summary: content.summary, log: opts.log });
 }
 
 export interface Section {
