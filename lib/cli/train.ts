@@ -55,6 +55,7 @@ const OTHER_FLAGS: readonly FlagSpec[] = [
   { name: "resume", type: "string", valueName: "DIR", help: "continue the run in DIR exactly where its last checkpoint left off" },
   { name: "config", type: "string", valueName: "FILE", help: "JSON object of settings (flag names as keys); flags override it" },
   { name: "preset", type: "enum", choices: Object.keys(PRESETS), help: "a model size and its settings; other settings override it" },
+  { name: "tensorboard", type: "boolean", help: "also write loss, lr, gradient norm and the analysis's per-layer measures as TensorBoard event files into the run directory" },
 ];
 
 /** Data-parallel launch (torchrun's conventions); not part of the saved configuration. */
@@ -67,7 +68,7 @@ const LAUNCH_FLAGS: readonly FlagSpec[] = [
 ];
 
 /** Flags that may accompany --resume: they do not change the computation of the steps. */
-const RESUME_FLAGS = new Set(["resume", "steps", "device", "checkpoint-every", "eval-every", "cuda-graph", ...LAUNCH_FLAGS.map((f) => f.name)]);
+const RESUME_FLAGS = new Set(["resume", "steps", "device", "checkpoint-every", "eval-every", "cuda-graph", "tensorboard", ...LAUNCH_FLAGS.map((f) => f.name)]);
 
 export function camel(kebab: string): string {
   return kebab.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -227,7 +228,7 @@ registerCommand({
       run = { runDir, resume: false, config };
     }
     const { runTraining } = await import("../train/run.js");
-    const result = await runTraining({ ...run, stderr: ctx.stderr, stdout: ctx.stdout });
+    const result = await runTraining({ ...run, tensorboard: flagBoolean(args, "tensorboard"), stderr: ctx.stderr, stdout: ctx.stdout });
     result.trainer.close();
     return result.exitCode;
   },
