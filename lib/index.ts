@@ -12,3 +12,4 @@ export * as models from "./models/index.js";
 export * as data from "./data/index.js";
 export * as analysis from "./analysis/index.js";
 export * as train from "./train/index.js";
+export * as experiments from "./experiments/index.js";

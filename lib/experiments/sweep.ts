@@ -1,0 +1,297 @@
+/**
+ * Sweeps: a grid or list of training settings, each trained as a normal run directory by its own
+ * `innerloop train` process, one after another or N at a time, ending with a comparison report of
+ * the finished runs.
+ *
+ *   OUT/sweep.json             the sweep's state: every run's settings, status, exit code, error
+ *   OUT/runs/NAME/             each run's directory (checkpoint, metrics.jsonl, analysis/, ...)
+ *   OUT/runs/NAME.config.json  the settings the run was started with (train --config)
+ *   OUT/runs/NAME.log          the run's stdout and stderr
+ *   OUT/report.html            the comparison of the finished runs (report --compare)
+ *
+ * Resumable as a whole: started again on the same OUT, finished runs are kept, a run with a
+ * checkpoint continues from it (`train --resume`), one without starts over, and failed runs stay
+ * recorded as failed (unless retryFailed). A run that fails does not stop the others.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { writeFileAtomic } from "../util/atomic.js";
+import { hasCheckpoint, TRAINER_STATE_FILE } from "../train/checkpoint.js";
+
+/** Settings of one run: train flag names (kebab-case or camelCase) to values, as in `train --config FILE`. */
+export type RunSettings = Record<string, string | number | boolean>;
+
+export interface SweepSpec {
+  /** Settings every run shares. */
+  base?: RunSettings;
+  /** Every combination of these values (the cartesian product, in key order). */
+  grid?: Record<string, Array<string | number | boolean>>;
+  /** Or an explicit list of runs (each merged over base); `name` names a run's folder. */
+  runs?: Array<RunSettings & { name?: string }>;
+  /** Runs at a time (default 1; bounded by CPU cores, or by CUDA devices for CUDA runs). */
+  parallel?: number;
+  /** Write TensorBoard event files in every run (train --tensorboard). */
+  tensorboard?: boolean;
+}
+
+export type RunStatus = "pending" | "running" | "interrupted" | "done" | "failed";
+
+export interface SweepRun {
+  name: string;
+  settings: RunSettings;
+  status: RunStatus;
+  exitCode?: number | null;
+  /** The last line the run wrote to stderr when it failed. */
+  error?: string;
+  /** Processes started for this run (more than one after resumes). */
+  attempts: number;
+  seconds?: number;
+}
+
+export interface SweepState {
+  format: 1;
+  /** Hash of the expanded runs: a changed spec on the same OUT is refused. */
+  specHash: string;
+  runs: SweepRun[];
+}
+
+export interface SweepOptions {
+  out: string;
+  /** Overrides spec.parallel. */
+  parallel?: number;
+  /** Start runs recorded as failed again. */
+  retryFailed?: boolean;
+  /** Skip the comparison report at the end. */
+  noReport?: boolean;
+  log?: (msg: string) => void;
+  /** Stops the sweep: running runs get SIGINT (they checkpoint and exit) and no new run starts. */
+  signal?: AbortSignal;
+  /** The innerloop command to run (default: this package's bin/innerloop.js with this Node). */
+  command?: string[];
+}
+
+export interface SweepResult {
+  state: SweepState;
+  /** OUT/report.html when the comparison was written. */
+  report?: string;
+  stopped: boolean;
+}
+
+const SAFE = /[^A-Za-z0-9._=+-]+/g;
+
+/** The runs of a spec, each with its settings (base merged under the run's own) and a folder name. */
+export function expandSweep(spec: SweepSpec): Array<{ name: string; settings: RunSettings }> {
+  if (spec === null || typeof spec !== "object" || Array.isArray(spec)) throw new Error("a sweep spec must be a JSON object");
+  const known = new Set(["base", "grid", "runs", "parallel", "tensorboard"]);
+  for (const k of Object.keys(spec)) if (!known.has(k)) throw new Error(`sweep spec: unknown field "${k}"; allowed: ${[...known].join(", ")}`);
+  if ((spec.grid === undefined) === (spec.runs === undefined)) throw new Error('sweep spec: give exactly one of "grid" (values to combine) or "runs" (a list of settings)');
+  const base = spec.base ?? {};
+  let list: Array<{ name?: string; own: RunSettings }>;
+  if (spec.grid !== undefined) {
+    if (typeof spec.grid !== "object" || Array.isArray(spec.grid) || Object.keys(spec.grid).length === 0) throw new Error('sweep spec: "grid" must be an object of setting -> list of values');
+    list = [{ own: {} }];
+    for (const [k, vals] of Object.entries(spec.grid)) {
+      if (!Array.isArray(vals) || vals.length === 0) throw new Error(`sweep spec: grid field "${k}" must be a non-empty list of values`);
+      list = list.flatMap((r) => vals.map((v) => ({ own: { ...r.own, [k]: v } })));
+    }
+  } else {
+    if (!Array.isArray(spec.runs) || spec.runs.length === 0) throw new Error('sweep spec: "runs" must be a non-empty list of settings objects');
+    list = spec.runs.map((r, i) => {
+      if (r === null || typeof r !== "object" || Array.isArray(r)) throw new Error(`sweep spec: runs[${i}] must be an object of settings`);
+      const { name, ...own } = r;
+      if (name !== undefined && (typeof name !== "string" || name.replace(SAFE, "") !== name || name === "" || name.startsWith("."))) {
+        throw new Error(`sweep spec: runs[${i}].name must be a folder name of letters, digits and . _ = + - (got ${JSON.stringify(name)})`);
+      }
+      return { name, own: own as RunSettings };
+    });
+  }
+  const width = String(list.length - 1).length;
+  const runs = list.map((r, i) => {
+    const desc = Object.entries(r.own).map(([k, v]) => `${k}=${String(v)}`).join("_").replace(SAFE, "-").slice(0, 80);
+    return { name: r.name ?? `${String(i).padStart(width, "0")}${desc ? `_${desc}` : ""}`, settings: { ...base, ...r.own } };
+  });
+  const names = new Set<string>();
+  for (const r of runs) {
+    if (names.has(r.name)) throw new Error(`sweep spec: two runs are named ${r.name}`);
+    names.add(r.name);
+    for (const k of ["out", "resume"]) if (k in r.settings) throw new Error(`sweep spec: run ${r.name} sets "${k}"; the sweep chooses each run's folder`);
+  }
+  return runs;
+}
+
+/** Reads a sweep spec from a JSON file. */
+export function readSweepSpec(file: string): SweepSpec {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (e) {
+    throw new Error(`--config: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+  try {
+    return JSON.parse(text) as SweepSpec;
+  } catch (e) {
+    throw new Error(`--config: ${file} is not valid JSON (${(e as Error).message})`);
+  }
+}
+
+const statePath = (out: string) => path.join(out, "sweep.json");
+
+function saveState(out: string, state: SweepState): void {
+  writeFileAtomic(statePath(out), JSON.stringify(state, null, 1) + "\n");
+}
+
+/** The state of the sweep in OUT: the saved one when it matches the spec, else a new one. */
+function loadState(out: string, runs: Array<{ name: string; settings: RunSettings }>, retryFailed: boolean): SweepState {
+  const specHash = createHash("sha256").update(JSON.stringify(runs)).digest("hex").slice(0, 16);
+  const p = statePath(out);
+  if (fs.existsSync(p)) {
+    const old = JSON.parse(fs.readFileSync(p, "utf8")) as SweepState;
+    if (old.specHash !== specHash) throw new Error(`${out} holds a different sweep (its runs or settings differ); choose another --out`);
+    for (const r of old.runs) {
+      // A run that was running when the sweep stopped (or was killed) continues.
+      if (r.status === "running") r.status = "interrupted";
+      if (r.status === "failed" && retryFailed) r.status = "pending";
+    }
+    return old;
+  }
+  return { format: 1, specHash, runs: runs.map((r) => ({ ...r, status: "pending", attempts: 0 })) };
+}
+
+/** How many runs at a time: the request, bounded by CPU cores, or by CUDA devices when runs use CUDA. */
+async function concurrency(requested: number, runs: SweepRun[], log?: (m: string) => void): Promise<{ n: number; devices: string[] | null }> {
+  const cuda = runs.some((r) => String(r.settings.device ?? "").startsWith("cuda"));
+  if (cuda) {
+    const { torch } = await import("../torch/index.js");
+    const count = torch.cuda.isAvailable() ? torch.cuda.deviceCount() : 0;
+    if (count === 0) throw new Error("the sweep's runs ask for CUDA, but no CUDA device is available");
+    const n = Math.max(1, Math.min(requested, count));
+    if (n < requested) log?.(`running ${n} at a time: ${count} CUDA device(s)`);
+    return { n, devices: Array.from({ length: count }, (_, i) => `cuda:${i}`) };
+  }
+  const cores = os.availableParallelism();
+  const n = Math.max(1, Math.min(requested, cores));
+  if (n < requested) log?.(`running ${n} at a time: ${cores} CPU cores`);
+  return { n, devices: null };
+}
+
+function defaultCommand(): string[] {
+  // dist/experiments/sweep.js -> bin/innerloop.js
+  return [process.execPath, fileURLToPath(new URL("../../bin/innerloop.js", import.meta.url))];
+}
+
+function isFinished(runDir: string): boolean {
+  try {
+    const s = JSON.parse(fs.readFileSync(path.join(runDir, TRAINER_STATE_FILE), "utf8")) as { step: number; config: { steps: number } };
+    return s.step >= s.config.steps;
+  } catch {
+    return false;
+  }
+}
+
+function lastLine(file: string): string {
+  try {
+    const text = fs.readFileSync(file, "utf8");
+    const lines = text.split(/[\r\n]+/).map((l) => l.trim()).filter((l) => l !== "");
+    return lines[lines.length - 1] ?? "";
+  } catch {
+    return "";
+  }
+}
+
+/** Runs (or continues) the sweep in `opts.out`; resolves when every run finished or failed, or the sweep was stopped. */
+export async function runSweep(spec: SweepSpec, opts: SweepOptions): Promise<SweepResult> {
+  const expanded = expandSweep(spec);
+  const out = opts.out;
+  const runsDir = path.join(out, "runs");
+  fs.mkdirSync(runsDir, { recursive: true });
+  const state = loadState(out, expanded, opts.retryFailed ?? false);
+  saveState(out, state);
+  const requested = opts.parallel ?? spec.parallel ?? 1;
+  if (!Number.isInteger(requested) || requested < 1) throw new Error(`parallel must be an integer >= 1 (got ${requested})`);
+  const { n, devices } = await concurrency(requested, state.runs, opts.log);
+  const threads = Math.max(1, Math.floor(os.availableParallelism() / n));
+  const command = opts.command ?? defaultCommand();
+  const children = new Set<ChildProcess>();
+  let stopped = opts.signal?.aborted ?? false;
+  const onAbort = () => {
+    stopped = true;
+    for (const c of children) c.kill("SIGINT");
+  };
+  opts.signal?.addEventListener("abort", onAbort);
+  const freeDevices = devices ? [...devices] : null;
+
+  const runOne = async (run: SweepRun): Promise<void> => {
+    const dir = path.join(runsDir, run.name);
+    const log = path.join(runsDir, `${run.name}.log`);
+    const configFile = path.join(runsDir, `${run.name}.config.json`);
+    const resume = hasCheckpoint(dir);
+    // A run killed before its first checkpoint starts over in an empty folder.
+    if (!resume) fs.rmSync(dir, { recursive: true, force: true });
+    const device = freeDevices && String(run.settings.device ?? "").startsWith("cuda") ? freeDevices.shift() : undefined;
+    const settings = device ? { ...run.settings, device } : run.settings;
+    writeFileAtomic(configFile, JSON.stringify(settings, null, 1) + "\n");
+    const args = resume ? ["train", "--resume", dir, ...(device ? ["--device", device] : [])] : ["train", "--config", configFile, "--out", dir];
+    if (spec.tensorboard) args.push("--tensorboard");
+    run.status = "running";
+    run.attempts++;
+    saveState(out, state);
+    opts.log?.(`${resume ? "resuming" : "starting"} ${run.name}`);
+    const fd = fs.openSync(log, "a");
+    const t0 = Date.now();
+    try {
+      const code = await new Promise<number | null>((resolve) => {
+        const child = spawn(command[0]!, [...command.slice(1), ...args], {
+          stdio: ["ignore", fd, fd],
+          env: { ...process.env, OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) },
+        });
+        children.add(child);
+        child.on("error", (e) => {
+          fs.writeSync(fd, `cannot start ${command[0]}: ${e.message}\n`);
+          resolve(null);
+        });
+        child.on("exit", (c, sig) => {
+          children.delete(child);
+          resolve(c ?? (sig ? 128 : null));
+        });
+      });
+      run.exitCode = code;
+      run.seconds = (run.seconds ?? 0) + (Date.now() - t0) / 1000;
+      if (code === 0 && isFinished(dir)) {
+        run.status = "done";
+        delete run.error;
+      } else if (code === 0 || stopped) {
+        run.status = "interrupted";
+      } else {
+        run.status = "failed";
+        run.error = lastLine(log);
+      }
+      opts.log?.(`${run.name}: ${run.status}${run.error ? ` (${run.error})` : ""}`);
+    } finally {
+      fs.closeSync(fd);
+      if (device) freeDevices!.push(device);
+      saveState(out, state);
+    }
+  };
+
+  try {
+    const queue = state.runs.filter((r) => r.status === "pending" || r.status === "interrupted");
+    const workers = Array.from({ length: n }, async () => {
+      for (let r = queue.shift(); r !== undefined && !stopped; r = queue.shift()) await runOne(r);
+    });
+    await Promise.all(workers);
+  } finally {
+    opts.signal?.removeEventListener("abort", onAbort);
+  }
+  let report: string | undefined;
+  const done = state.runs.filter((r) => r.status === "done");
+  if (!stopped && !opts.noReport && done.length >= 2) {
+    const { writeCompareReport } = await import("../analysis/report/compare.js");
+    await writeCompareReport(done.map((r) => path.join(runsDir, r.name)), out, { labels: done.map((r) => r.name) });
+    report = path.join(out, "report.html");
+  }
+  return { state, report, stopped };
+}
