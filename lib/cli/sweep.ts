@@ -5,7 +5,7 @@
 import { registerCommand, flagBoolean, flagNumber, flagString } from "./commands.js";
 import { UsageError } from "./errors.js";
 import { validateFlagValue } from "./flags.js";
-import { TRAIN_CONFIG_FLAGS } from "./train.js";
+import { TRAIN_CONFIG_FLAGS, selfEntry } from "./train.js";
 
 const SPECS = new Map(TRAIN_CONFIG_FLAGS.map((s) => [s.name, s]));
 const kebab = (name: string) => (name.includes("-") ? name : name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`));
@@ -67,6 +67,8 @@ registerCommand({
         retryFailed: flagBoolean(args, "retry-failed"),
         noReport: flagBoolean(args, "no-report"),
         signal: abort.signal,
+        // Each run is this same CLI's train command.
+        command: [process.execPath, ...selfEntry()],
         log: (m) => ctx.stderr.write(m + "\n"),
       });
       const count = (s: string) => res.state.runs.filter((r) => r.status === s).length;

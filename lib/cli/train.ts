@@ -147,10 +147,13 @@ function defaultRunDir(): string {
 function workerArgv(args: ParsedArgs, verbose: boolean): string[] {
   const flags = Object.entries(args.values).map(([k, v]) => `--${k}=${String(v)}`);
   if (verbose) flags.push("--verbose");
+  return [...selfEntry(), "train", ...flags];
+}
+
+/** Node arguments that start this same CLI again: `node bin/innerloop.js` runs the script again; `node -e CODE --` runs CODE again. */
+export function selfEntry(): string[] {
   const evalEntry = process.execArgv.includes("-e") || process.execArgv.includes("--eval");
-  // `node bin/innerloop.js ...` runs the script again; `node -e CODE -- ...` runs CODE again.
-  const entry = evalEntry ? [...process.execArgv, "--"] : [...process.execArgv, process.argv[1]!];
-  return [...entry, "train", ...flags];
+  return evalEntry ? [...process.execArgv, "--"] : [...process.execArgv, process.argv[1]!];
 }
 
 registerCommand({
