@@ -32,6 +32,7 @@ registerCommand({
     { name: "watch", type: "string", valueName: "RUN", help: "serve RUN's report live while it trains" },
     { name: "port", type: "int", min: 0, max: 65535, valueName: "N", help: "port of the live report (0: any free port)", defaultText: "8765" },
     { name: "host", type: "string", valueName: "ADDR", help: "interface of the live report", defaultText: "127.0.0.1 (this machine only)" },
+    { name: "interval", type: "number", min: 0.05, max: 3600, valueName: "SECONDS", help: "how often the live report checks the run's files", defaultText: "1" },
   ],
   async run(args, ctx) {
     const run = flagString(args, "run");
@@ -41,7 +42,7 @@ registerCommand({
     if (modes.length !== 1) throw new UsageError(modes.length === 0 ? "one of --run DIR, --compare A B ... or --watch RUN is required" : `${modes.join(" and ")} cannot be combined`);
     if (compare === undefined && args.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(args.positionals[0])} (only --compare takes several values)`);
     for (const f of ["labels", "out"]) if (compare === undefined && args.values[f] !== undefined) throw new UsageError(`--${f} belongs to --compare`);
-    for (const f of ["port", "host"]) if (watch === undefined && args.values[f] !== undefined) throw new UsageError(`--${f} belongs to --watch`);
+    for (const f of ["port", "host", "interval"]) if (watch === undefined && args.values[f] !== undefined) throw new UsageError(`--${f} belongs to --watch`);
     const log = ctx.verbose ? (m: string) => ctx.stderr.write(m + "\n") : undefined;
     const perLayerHeatmaps = flagBoolean(args, "per-layer-heatmaps");
 
@@ -61,7 +62,8 @@ registerCommand({
 
     if (watch !== undefined) {
       const { serveLive } = await import("../analysis/report/live.js");
-      const server = await serveLive(watch, { port: flagNumber(args, "port"), host: flagString(args, "host"), perLayerHeatmaps, log });
+      const interval = flagNumber(args, "interval");
+      const server = await serveLive(watch, { port: flagNumber(args, "port"), host: flagString(args, "host"), intervalMs: interval === undefined ? undefined : interval * 1000, perLayerHeatmaps, log });
       ctx.stdout.write(`serving the live report of ${watch} at ${server.url} (Ctrl-C stops)\n`);
       await new Promise<void>((resolve) => {
         process.once("SIGINT", resolve);
