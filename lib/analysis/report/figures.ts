@@ -67,7 +67,7 @@ export const layerColor = (L1: number, title = "layer l") => ({
   type: "ordinal",
   title,
   scale: { scheme: L1 <= 10 ? "category10" : L1 <= 20 ? "category20" : "turbo" },
-  legend: { symbolType: "stroke", symbolStrokeWidth: 3, columns: Math.ceil(L1 / 16), symbolLimit: 0 },
+  legend: { symbolType: "stroke", symbolStrokeWidth: 3, symbolOpacity: 1, columns: Math.ceil(L1 / 16), symbolLimit: 0 },
 });
 
 /** Dash patterns cycled over layers when there are more than 20 (see layerColor). */
@@ -164,7 +164,7 @@ function curvesLogLog(m: number[][], yTitle: string, std?: number[][], extra: Ar
     bands.push({
       data: { values: band },
       mark: { type: "area", opacity: 0.13, clip: true },
-      encoding: { x: { ...x, title: null }, y: { field: "lower", type: "quantitative" }, y2: { field: "upper" }, color: { field: "layer", type: "ordinal", legend: null } },
+      encoding: { x: { ...x, title: null }, y: { field: "lower", type: "quantitative" }, y2: { field: "upper" }, color: layerColor(m.length) },
     });
   }
   return {
