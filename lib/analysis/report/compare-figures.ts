@@ -3,12 +3,8 @@
 // l/L (0 = embeddings, 1 = the last block's output) and block l, which maps h^l to h^(l+1), at
 // (l + ½)/L. Positions stay in tokens, so inputs of different T share the position axis.
 
-import type { Figure } from "./figures.js";
-import { fitRange } from "./figures.js";
+import { chart, fitRange, W, type Figure } from "./figures.js";
 import type { CompareInput } from "./inputs.js";
-
-const W = 560;
-const H = 300;
 
 const inputColor = (labels: readonly string[]) => ({
   field: "input",
@@ -40,24 +36,12 @@ function perDepth(name: string, title: string, caption: string, inputs: readonly
     }
   }
   const labels = inputs.map((i) => i.label);
-  return {
-    name,
-    title,
-    caption,
-    spec: {
-      title,
-      width: W,
-      height: H,
-      data: { values },
-      mark: { type: "line", point: { size: 40 }, strokeWidth: 2 },
-      encoding: {
-        x: { field: "depth", type: "quantitative", title: opts.blocks ? "relative depth of block l, (l + ½)/L" : "relative depth l/L (0 = embeddings, 1 = last block)", scale: { domain: [0, 1] } },
-        y: { field: "value", type: "quantitative", title: opts.yTitle, scale: opts.logY ? { type: "log" } : { zero: false } },
-        color: inputColor(labels),
-        tooltip: [{ field: "input" }, { field: "layer" }, { field: "value", format: ".4g" }],
-      },
-    },
-  };
+  return chart(name, title, caption, values, { type: "line", point: { size: 40 }, strokeWidth: 2 }, {
+    x: { field: "depth", type: "quantitative", title: opts.blocks ? "relative depth of block l, (l + ½)/L" : "relative depth l/L (0 = embeddings, 1 = last block)", scale: { domain: [0, 1] } },
+    y: { field: "value", type: "quantitative", title: opts.yTitle, scale: opts.logY ? { type: "log" } : { zero: false } },
+    color: inputColor(labels),
+    tooltip: [{ field: "input" }, { field: "layer" }, { field: "value", format: ".4g" }],
+  });
 }
 
 /** Figures comparing the final analyses of the inputs (those that have one). */
@@ -118,24 +102,12 @@ export function compareAnalysisFigures(inputs: readonly CompareInput[]): Figure[
 
 /** Line chart of per-step values of the training runs, one colour per run. */
 function overSteps(name: string, title: string, caption: string, labels: readonly string[], values: Array<Record<string, string | number>>, yTitle: string, extra: Record<string, unknown> = {}): Figure {
-  return {
-    name,
-    title,
-    caption,
-    spec: {
-      title,
-      width: W,
-      height: H,
-      data: { values },
-      mark: { type: "line", strokeWidth: 1.8, ...extra },
-      encoding: {
-        x: { field: "step", type: "quantitative", title: "training step" },
-        y: { field: "value", type: "quantitative", title: yTitle, scale: { zero: false } },
-        color: inputColor(labels),
-        ...("series" in (values[0] ?? {}) ? { strokeDash: { field: "series", type: "nominal", title: "series" } } : {}),
-      },
-    },
-  };
+  return chart(name, title, caption, values, { type: "line", strokeWidth: 1.8, ...extra }, {
+    x: { field: "step", type: "quantitative", title: "training step" },
+    y: { field: "value", type: "quantitative", title: yTitle, scale: { zero: false } },
+    color: inputColor(labels),
+    ...("series" in (values[0] ?? {}) ? { strokeDash: { field: "series", type: "nominal", title: "series" } } : {}),
+  });
 }
 
 /** Timelines of the training runs on one step axis. */

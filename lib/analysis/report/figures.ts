@@ -14,8 +14,13 @@ export interface Figure {
   spec: VLSpec;
 }
 
-const W = 560;
-const H = 300;
+export const W = 560;
+export const H = 300;
+
+/** A figure of one chart of the standard size: one data table, one mark, its encoding. */
+export function chart(name: string, title: string, caption: string, values: unknown[], mark: Record<string, unknown>, encoding: Record<string, unknown>): Figure {
+  return { name, title, caption, spec: { title, width: W, height: H, data: { values }, mark, encoding } };
+}
 
 /** Axis tick values for positions 1..T: 1 and round multiples (1-2-5 steps), at most about `n`. */
 function ticks(T: number, n = 12): number[] {
@@ -447,24 +452,12 @@ function overSteps(name: string, title: string, caption: string, snaps: readonly
       if (v !== null && Number.isFinite(v) && (!logY || v > 0)) values.push({ step: s.step, layer: l, dash: l % DASHES.length, value: v });
     }
   }
-  return {
-    name,
-    title,
-    caption,
-    spec: {
-      title,
-      width: W,
-      height: H,
-      data: { values },
-      mark: { type: "line", point: snaps.length <= 40 ? { size: 16 } : false, strokeWidth: 1.8 },
-      encoding: {
-        x: { field: "step", type: "quantitative", title: "training step" },
-        y: { field: "value", type: "quantitative", title: yTitle, ...(logY ? logAxis(values.map((v) => v.value!)) : { scale: { zero: false } }) },
-        color: layerColor(rows, rowTitle),
-        ...layerDash(rows),
-      },
-    },
-  };
+  return chart(name, title, caption, values, { type: "line", point: snaps.length <= 40 ? { size: 16 } : false, strokeWidth: 1.8 }, {
+    x: { field: "step", type: "quantitative", title: "training step" },
+    y: { field: "value", type: "quantitative", title: yTitle, ...(logY ? logAxis(values.map((v) => v.value!)) : { scale: { zero: false } }) },
+    color: layerColor(rows, rowTitle),
+    ...layerDash(rows),
+  });
 }
 
 /** Figures of how the measures evolve over training. */
