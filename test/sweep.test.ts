@@ -1,7 +1,7 @@
-// `innerloop sweep`: a 4-run grid, two at a time, killed (SIGKILL to the sweep and its runs) while
-// runs are in flight and started again: finished runs are kept, the interrupted ones resume from
-// their checkpoints, and every run ends with each step's metrics exactly once. A failing run is
-// recorded and the others go on.
+// `innerloop sweep`: a 4-run grid, two at a time, killed while runs are in flight (SIGKILL to the
+// sweep and to one of its runs; the other run goes on by itself) and started again: finished runs
+// are kept, the killed one resumes from its checkpoint, the one still going is waited for, and every
+// run ends with each step's metrics exactly once. A failing run is recorded and the others go on.
 
 import { describe, it, expect } from "vitest";
 import * as fs from "node:fs";
@@ -50,9 +50,10 @@ describe("innerloop sweep", () => {
     const args = ["sweep", "--config", specFile, "--out", out];
 
     // Kill once a run has finished and another is past a checkpoint after step 0 but not done.
-    const child = spawnCli(args, { detached: true, stdio: "ignore" });
+    const child = spawnCli(args, { stdio: "ignore" });
     const t0 = Date.now();
     let killedAt: SweepState | null = null;
+    let killedRun = "";
     while (Date.now() - t0 < 90_000) {
       const s = readState(out);
       const running = s?.runs.filter((r) => r.status === "running") ?? [];
@@ -60,8 +61,10 @@ describe("innerloop sweep", () => {
         const step = stepOf(path.join(out, "runs", r.name));
         return step !== null && step > 0 && step < STEPS;
       });
-      if (s && s.runs.some((r) => r.status === "done") && midway.length > 0) {
-        process.kill(-child.pid!, "SIGKILL");
+      if (s && s.runs.some((r) => r.status === "done") && midway.length > 0 && midway[0]!.pid !== undefined) {
+        child.kill("SIGKILL");
+        process.kill(midway[0]!.pid, "SIGKILL");
+        killedRun = midway[0]!.name;
         killedAt = s;
         break;
       }
@@ -73,6 +76,7 @@ describe("innerloop sweep", () => {
     const doneBefore = killedAt!.runs.filter((r) => r.status === "done").map((r) => r.name);
     expect(doneBefore.length).toBeLessThan(4);
     const runningBefore = killedAt!.runs.filter((r) => r.status === "running").map((r) => r.name);
+    const survivor = runningBefore.find((n) => n !== killedRun);
 
     const res = await runCli(args);
     expect(res.stderr).toMatch(/resuming /);
@@ -81,15 +85,17 @@ describe("innerloop sweep", () => {
     const state = readState(out)!;
     expect(state.runs.map((r) => r.status)).toEqual(["done", "done", "done", "done"]);
     for (const r of state.runs) {
-      // Runs running at the kill took a second process; runs done before it were not started again.
-      expect(r.attempts).toBe(runningBefore.includes(r.name) ? 2 : 1);
+      // Only the killed run took a second process; the one left running finished by itself.
+      expect(r.attempts, r.name).toBe(r.name === killedRun ? 2 : 1);
       const dir = path.join(out, "runs", r.name);
       expect(stepOf(dir)).toBe(STEPS);
       const steps = readMetrics(path.join(dir, "metrics.jsonl")).filter((m): m is StepRow => "loss" in m).map((m) => m.step);
       expect(steps).toEqual(Array.from({ length: STEPS }, (_, i) => i + 1));
     }
-    const resumed = state.runs.filter((r) => r.attempts === 2).map((r) => fs.readFileSync(path.join(out, "runs", `${r.name}.log`), "utf8"));
-    expect(resumed.some((log) => /resuming .* at step [1-9]\d*/.test(log))).toBe(true);
+    expect(fs.readFileSync(path.join(out, "runs", `${killedRun}.log`), "utf8")).toMatch(/resuming .* at step [1-9]\d*/);
+    const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    if (survivor) expect(res.stderr).not.toMatch(new RegExp(`(starting|resuming) ${esc(survivor)}`));
+    if (survivor) expect(fs.readFileSync(path.join(out, "runs", `${survivor}.log`), "utf8")).not.toMatch(/resuming/);
     const html = fs.readFileSync(path.join(out, "report.html"), "utf8");
     for (const r of state.runs) expect(html).toContain(`<td>${r.name}</td>`);
     expect(fs.existsSync(path.join(out, "report", "compare_loss.svg"))).toBe(true);
@@ -98,6 +104,32 @@ describe("innerloop sweep", () => {
     const again = await runCli(args);
     expect(again.code).toBe(0);
     expect(again.stderr).not.toMatch(/starting|resuming/);
+  });
+
+  it("stops its runs at a checkpoint on SIGINT and says how to continue", async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "il-sweep-"));
+    const specFile = path.join(tmp, "sweep.json");
+    fs.writeFileSync(specFile, JSON.stringify({ base: { ...BASE, steps: 100_000 }, runs: [{ name: "a" }, { name: "b", seed: 2 }], parallel: 2 }));
+    const out = path.join(tmp, "out");
+    const child = spawnCli(["sweep", "--config", specFile, "--out", out]);
+    let stderr = "";
+    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+    const t0 = Date.now();
+    while (Date.now() - t0 < 60_000 && !["a", "b"].every((n) => (stepOf(path.join(out, "runs", n)) ?? 0) > 0)) await sleep(50);
+    child.kill("SIGINT");
+    const code = await new Promise((r) => child.on("exit", r));
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/SIGINT: stopping the running runs at a checkpoint/);
+    const state = readState(out)!;
+    expect(state.runs.map((r) => r.status)).toEqual(["interrupted", "interrupted"]);
+    for (const r of state.runs) {
+      expect(r.exitCode).toBe(0);
+      // One SIGINT reached each run: it wrote a checkpoint at the step it stopped at, not before.
+      const log = fs.readFileSync(path.join(out, "runs", `${r.name}.log`), "utf8");
+      const stoppedAt = Number(/stopped at step (\d+)\//.exec(log)?.[1]);
+      expect(stepOf(path.join(out, "runs", r.name))).toBe(stoppedAt);
+      expect(log).not.toMatch(/again: exiting now/);
+    }
   });
 
   it("records a failed run and goes on; failed runs start again only when asked", async () => {

@@ -12,6 +12,10 @@
  * Resumable as a whole: started again on the same OUT, finished runs are kept, a run with a
  * checkpoint continues from it (`train --resume`), one without starts over, and failed runs stay
  * recorded as failed (unless retryFailed). A run that fails does not stop the others.
+ *
+ * Each run's process has a process group of its own, so that a Ctrl-C in the terminal reaches the
+ * sweep alone, which passes one SIGINT on to each run (a second would make a run exit without its
+ * checkpoint). A run whose sweep was killed goes on by itself; the next sweep waits for it.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -50,6 +54,8 @@ export interface SweepRun {
   /** Processes started for this run (more than one after resumes). */
   attempts: number;
   seconds?: number;
+  /** Process id of the run's train process while it runs. */
+  pid?: number;
 }
 
 export interface SweepState {
@@ -192,6 +198,20 @@ function isFinished(runDir: string): boolean {
   }
 }
 
+/** Whether `pid` is alive and (where /proc tells) a process working on `runDir`. */
+function stillRunning(pid: number, runDir: string): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").some((a) => a === runDir || a.includes(`${path.sep}${path.basename(runDir)}`));
+  } catch {
+    return !fs.existsSync("/proc"); // no /proc: trust the pid
+  }
+}
+
 function lastLine(file: string): string {
   try {
     const text = fs.readFileSync(file, "utf8");
@@ -228,6 +248,19 @@ export async function runSweep(spec: SweepSpec, opts: SweepOptions): Promise<Swe
     const dir = path.join(runsDir, run.name);
     const log = path.join(runsDir, `${run.name}.log`);
     const configFile = path.join(runsDir, `${run.name}.config.json`);
+    if (run.pid !== undefined && stillRunning(run.pid, dir)) {
+      // Started by an earlier sweep process that was killed: its run goes on; wait for it.
+      opts.log?.(`waiting for ${run.name} (process ${run.pid}, started by an earlier sweep)`);
+      while (stillRunning(run.pid, dir) && !stopped) await new Promise((r) => setTimeout(r, 250));
+      if (stopped) return;
+    }
+    delete run.pid;
+    if (isFinished(dir)) {
+      run.status = "done";
+      saveState(out, state);
+      opts.log?.(`${run.name}: done`);
+      return;
+    }
     const resume = hasCheckpoint(dir);
     // A run killed before its first checkpoint starts over in an empty folder.
     if (!resume) fs.rmSync(dir, { recursive: true, force: true });
@@ -246,9 +279,14 @@ export async function runSweep(spec: SweepSpec, opts: SweepOptions): Promise<Swe
       const code = await new Promise<number | null>((resolve) => {
         const child = spawn(command[0]!, [...command.slice(1), ...args], {
           stdio: ["ignore", fd, fd],
+          detached: true,
           env: { ...process.env, OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) },
         });
         children.add(child);
+        if (child.pid !== undefined) {
+          run.pid = child.pid;
+          saveState(out, state);
+        }
         child.on("error", (e) => {
           fs.writeSync(fd, `cannot start ${command[0]}: ${e.message}\n`);
           resolve(null);
@@ -258,6 +296,7 @@ export async function runSweep(spec: SweepSpec, opts: SweepOptions): Promise<Swe
           resolve(c ?? (sig ? 128 : null));
         });
       });
+      delete run.pid;
       run.exitCode = code;
       run.seconds = (run.seconds ?? 0) + (Date.now() - t0) / 1000;
       if (code === 0 && isFinished(dir)) {
