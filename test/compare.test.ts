@@ -8,7 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { main } from "../lib/cli/main.js";
 import { readCompareInput } from "../lib/analysis/report/inputs.js";
-import { compareAnalysisFigures, compareTimelineFigures } from "../lib/analysis/report/compare-figures.js";
+import { binMeans, compareAnalysisFigures, compareTimelineFigures } from "../lib/analysis/report/compare-figures.js";
 import type { AnalysisResult } from "../lib/analysis/result.js";
 
 const FIX = path.resolve(import.meta.dirname, "fixtures", "pretrained");
@@ -97,6 +97,16 @@ describe("innerloop report --compare", () => {
     expect(loss.some((v) => v.input === "gpt2")).toBe(false);
   });
 
+  it("averages long loss curves over consecutive steps to at most 2000 points", () => {
+    const rows = Array.from({ length: 5000 }, (_, i) => ({ step: i + 1, value: i % 3 }));
+    const { k, points } = binMeans(rows);
+    expect(k).toBe(3);
+    expect(points).toHaveLength(1667);
+    expect(points[0]).toEqual({ step: 3, value: 1 }); // mean of 0, 1, 2
+    expect(points[points.length - 1]).toEqual({ step: 5000, value: 0.5 }); // the last bin: steps 4999 and 5000 (values 0 and 1)
+    expect(binMeans(rows.slice(0, 10)).points).toHaveLength(10);
+  });
+
   it("refuses bad input with one line naming the flag", async () => {
     const cases: Array<[string[], RegExp, number]> = [
       [["report", "--compare", runA, "--out", out], /--compare needs at least two inputs \(got 1\)/, 2],
@@ -106,6 +116,7 @@ describe("innerloop report --compare", () => {
       [["report", "--compare", runA, fs.mkdtempSync(path.join(tmp, "empty-")), "--out", out], /found no analysis\.json, analysis\/timeline\.json or metrics\.jsonl/, 1],
       [["report", "--run", runA, "--watch", runA], /--run and --watch cannot be combined/, 2],
       [["report", "--run", runA, "--port", "9"], /--port belongs to --watch/, 2],
+      [["report", "--compare", runA, runB, "--out", out, "--analysis", "x.json"], /--analysis belongs to --run/, 2],
     ];
     for (const [args, re, code] of cases) {
       const err: string[] = [];

@@ -43,6 +43,8 @@ registerCommand({
     if (compare === undefined && args.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(args.positionals[0])} (only --compare takes several values)`);
     for (const f of ["labels", "out"]) if (compare === undefined && args.values[f] !== undefined) throw new UsageError(`--${f} belongs to --compare`);
     for (const f of ["port", "host", "interval"]) if (watch === undefined && args.values[f] !== undefined) throw new UsageError(`--${f} belongs to --watch`);
+    if (run === undefined && args.values.analysis !== undefined) throw new UsageError("--analysis belongs to --run");
+    if (compare !== undefined && args.values["per-layer-heatmaps"] !== undefined) throw new UsageError("--per-layer-heatmaps belongs to --run and --watch");
     const log = ctx.verbose ? (m: string) => ctx.stderr.write(m + "\n") : undefined;
     const perLayerHeatmaps = flagBoolean(args, "per-layer-heatmaps");
 

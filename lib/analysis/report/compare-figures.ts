@@ -110,6 +110,21 @@ function overSteps(name: string, title: string, caption: string, labels: readonl
   });
 }
 
+/** Most points a per-step curve draws; longer runs are averaged over consecutive steps. */
+export const MAX_CURVE_POINTS = 2000;
+
+/** Rows averaged in bins of `k` consecutive rows (k = ceil(n / max)), each at its bin's last step. */
+export function binMeans(rows: ReadonlyArray<{ step: number; value: number }>, max = MAX_CURVE_POINTS): { k: number; points: Array<{ step: number; value: number }> } {
+  const k = Math.max(1, Math.ceil(rows.length / max));
+  if (k === 1) return { k, points: [...rows] };
+  const points: Array<{ step: number; value: number }> = [];
+  for (let i = 0; i < rows.length; i += k) {
+    const bin = rows.slice(i, i + k);
+    points.push({ step: bin[bin.length - 1]!.step, value: bin.reduce((a, r) => a + r.value, 0) / bin.length });
+  }
+  return { k, points };
+}
+
 /** Timelines of the training runs on one step axis. */
 export function compareTimelineFigures(inputs: readonly CompareInput[]): Figure[] {
   const runs = inputs.filter((i) => i.kind === "training run");
@@ -117,12 +132,15 @@ export function compareTimelineFigures(inputs: readonly CompareInput[]): Figure[
   const labels = inputs.map((i) => i.label);
   const figs: Figure[] = [];
   const loss: Array<Record<string, string | number>> = [];
+  let binned = 1;
   for (const r of runs) {
-    for (const s of r.steps) if (finite(s.loss)) loss.push({ input: r.label, series: "training loss", step: s.step, value: s.loss });
+    const { k, points } = binMeans(r.steps.filter((s) => finite(s.loss)).map((s) => ({ step: s.step, value: s.loss })));
+    binned = Math.max(binned, k);
+    for (const p of points) loss.push({ input: r.label, series: "training loss", ...p });
     for (const e of r.evals) if (finite(e.valLoss)) loss.push({ input: r.label, series: "validation loss", step: e.step, value: e.valLoss });
   }
   if (loss.length > 0) {
-    figs.push(overSteps("compare_loss", "Training and validation loss of the runs", "Mean training loss of each optimizer step (solid) and validation loss (dashed), from each run's metrics.jsonl, in nats.", labels, loss, "cross-entropy (nats)"));
+    figs.push(overSteps("compare_loss", "Training and validation loss of the runs", `Mean training loss of each optimizer step (solid${binned > 1 ? `; for runs of more than ${MAX_CURVE_POINTS} steps averaged over up to ${binned} consecutive steps` : ""}) and validation loss (dashed), from each run's metrics.jsonl, in nats.`, labels, loss, "cross-entropy (nats)"));
   }
   const withT = runs.filter((r) => r.timeline.length > 0);
   if (withT.length > 0) {
