@@ -163,6 +163,8 @@ describe("live report server", () => {
       await client?.close();
       browser.kill("SIGKILL");
       watcher.kill("SIGTERM");
+      await new Promise((r) => (browser.exitCode !== null || browser.signalCode !== null ? r(null) : browser.on("exit", r)));
+      fs.rmSync(profile, { recursive: true, force: true });
     }
     const code = await new Promise((r) => (watcher.exitCode !== null ? r(watcher.exitCode) : watcher.on("exit", r)));
     expect(code).toBe(0);
