@@ -198,17 +198,31 @@ function isFinished(runDir: string): boolean {
   }
 }
 
-/** Whether `pid` is alive and (where /proc tells) a process working on `runDir`. */
-function stillRunning(pid: number, runDir: string): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
+/**
+ * Whether a process is still training in `runDir` (a run whose sweep was killed goes on by itself).
+ * Where /proc exists, any `train --out/--resume runDir` process counts, so that a sweep killed
+ * before it could record a run's pid still finds the run; elsewhere the recorded pid is asked.
+ */
+function stillRunning(runDir: string, pid: number | undefined): boolean {
+  if (fs.existsSync("/proc/self/cmdline")) {
+    for (const e of fs.readdirSync("/proc")) {
+      if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+      try {
+        const args = fs.readFileSync(`/proc/${e}/cmdline`, "utf8").split("\0");
+        // A train process writing there (`train --out DIR` or `train --resume DIR`), not e.g. a live report of it.
+        if (args.includes("train") && args.some((a, i) => a === runDir && (args[i - 1] === "--out" || args[i - 1] === "--resume"))) return true;
+      } catch {
+        // the process ended, or is not ours to read
+      }
+    }
     return false;
   }
+  if (pid === undefined) return false;
   try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").some((a) => a === runDir || a.includes(`${path.sep}${path.basename(runDir)}`));
+    process.kill(pid, 0);
+    return true;
   } catch {
-    return !fs.existsSync("/proc"); // no /proc: trust the pid
+    return false;
   }
 }
 
@@ -248,10 +262,10 @@ export async function runSweep(spec: SweepSpec, opts: SweepOptions): Promise<Swe
     const dir = path.join(runsDir, run.name);
     const log = path.join(runsDir, `${run.name}.log`);
     const configFile = path.join(runsDir, `${run.name}.config.json`);
-    if (run.pid !== undefined && stillRunning(run.pid, dir)) {
+    if (stillRunning(dir, run.pid)) {
       // Started by an earlier sweep process that was killed: its run goes on; wait for it.
-      opts.log?.(`waiting for ${run.name} (process ${run.pid}, started by an earlier sweep)`);
-      while (stillRunning(run.pid, dir) && !stopped) await new Promise((r) => setTimeout(r, 250));
+      opts.log?.(`waiting for ${run.name} (started by an earlier sweep, still running)`);
+      while (stillRunning(dir, run.pid) && !stopped) await new Promise((r) => setTimeout(r, 250));
       if (stopped) return;
     }
     delete run.pid;
@@ -269,9 +283,6 @@ export async function runSweep(spec: SweepSpec, opts: SweepOptions): Promise<Swe
     writeFileAtomic(configFile, JSON.stringify(settings, null, 1) + "\n");
     const args = resume ? ["train", "--resume", dir, ...(device ? ["--device", device] : [])] : ["train", "--config", configFile, "--out", dir];
     if (spec.tensorboard) args.push("--tensorboard");
-    run.status = "running";
-    run.attempts++;
-    saveState(out, state);
     opts.log?.(`${resume ? "resuming" : "starting"} ${run.name}`);
     const fd = fs.openSync(log, "a");
     const t0 = Date.now();
@@ -283,10 +294,10 @@ export async function runSweep(spec: SweepSpec, opts: SweepOptions): Promise<Swe
           env: { ...process.env, OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) },
         });
         children.add(child);
-        if (child.pid !== undefined) {
-          run.pid = child.pid;
-          saveState(out, state);
-        }
+        run.status = "running";
+        run.attempts++;
+        run.pid = child.pid;
+        saveState(out, state);
         child.on("error", (e) => {
           fs.writeSync(fd, `cannot start ${command[0]}: ${e.message}\n`);
           resolve(null);
