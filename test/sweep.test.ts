@@ -8,7 +8,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { main } from "../lib/cli/main.js";
-import { expandSweep, runSweep, type SweepState } from "../lib/experiments/sweep.js";
+import { expandSweep } from "../lib/experiments/spec.js";
+import { runSweep, type SweepState } from "../lib/experiments/sweep.js";
 import { readMetrics, type StepRow } from "../lib/train/metrics.js";
 import { CLI_COMMAND, runCli, spawnCli } from "./helpers/cli-process.js";
 

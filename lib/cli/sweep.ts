@@ -33,7 +33,8 @@ registerCommand({
     if (file === undefined) throw new UsageError("--config FILE is required");
     const out = flagString(args, "out");
     if (out === undefined) throw new UsageError("--out DIR is required");
-    const { readSweepSpec, expandSweep, runSweep } = await import("../experiments/sweep.js");
+    const { readSweepSpec, expandSweep } = await import("../experiments/spec.js");
+    const { runSweep } = await import("../experiments/sweep.js");
     let runs;
     let spec;
     try {
