@@ -63,23 +63,23 @@ function logAxis(vals: number[]): Record<string, unknown> {
 }
 
 /**
- * Colour of a line per layer. Up to 10 layers a categorical palette; up to 20 its 20-colour
- * version; beyond that the ordered "turbo" ramp (wider in hue and lightness than viridis), and
- * neighbouring layers also differ in dash pattern (layerDash), so that lines stay apart at 48 layers.
+ * Colour of a line per layer: the ordered "turbo" ramp, which keeps depth readable and spans more
+ * hue than viridis; above 12 layers neighbouring layers also differ in dash pattern (layerDash), so
+ * that lines stay apart at 48 layers. Two lines get two categorical colours.
  */
 export const layerColor = (L1: number, title = "layer l") => ({
   field: "layer",
   type: "ordinal",
   title,
-  scale: { scheme: L1 <= 10 ? "category10" : L1 <= 20 ? "category20" : "turbo" },
+  scale: { scheme: L1 <= 2 ? "category10" : "turbo" },
   legend: { symbolType: "stroke", symbolStrokeWidth: 3, symbolOpacity: 1, columns: Math.ceil(L1 / 16), symbolLimit: 0 },
 });
 
-/** Dash patterns cycled over layers when there are more than 20 (see layerColor). */
+/** Dash patterns cycled over layers when there are more than 12 (see layerColor). */
 export const DASHES: number[][] = [[1, 0], [6, 3], [2, 2]];
 
 export function layerDash(L1: number): Record<string, unknown> {
-  if (L1 <= 20) return {};
+  if (L1 <= 12) return {};
   return { strokeDash: { field: "dash", type: "nominal", scale: { domain: DASHES.map((_, i) => i), range: DASHES }, legend: null } };
 }
 
