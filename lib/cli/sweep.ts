@@ -20,7 +20,8 @@ registerCommand({
     "Settings are train flags (as in train --config). Each run trains in DIR/runs/NAME (log: DIR/runs/NAME.log);\n" +
     "DIR/sweep.json records each run's status. Run the same command again to continue an interrupted sweep:\n" +
     "finished runs are kept, interrupted ones resume from their checkpoint, failed ones stay failed (--retry-failed\n" +
-    "starts them again). Ctrl-C stops the running runs at a checkpoint.",
+    "starts them again). Ctrl-C stops the running runs at a checkpoint.\n" +
+    "Exit status: 0 when every run is done, 1 when a run failed, 130 when stopped.",
   flags: [
     { name: "config", type: "string", valueName: "FILE", help: "the sweep's JSON spec" },
     { name: "out", type: "string", valueName: "DIR", help: "folder of the sweep (runs, state, report)" },
