@@ -22,3 +22,4 @@ export { AdamW, SGD, saveOptimizer, loadOptimizer } from "./optim/index.js";
 export { Trainer } from "./train/index.js";
 export type { TrainerOptions } from "./train/index.js";
 export { loadSafetensors, saveSafetensors, openSafetensors, loadSafetensorsDir, saveSafetensorsDir } from "./torch/safetensors.js";
+export * as experiments from "./experiments/index.js";

@@ -75,6 +75,7 @@ const OTHER_FLAGS: readonly FlagSpec[] = [
   { name: "resume", type: "string", valueName: "DIR", help: "continue the run in DIR exactly where its last checkpoint left off" },
   { name: "config", type: "string", valueName: "FILE", help: "JSON object of settings (flag names as keys); flags override it" },
   { name: "preset", type: "enum", choices: Object.keys(PRESETS), help: "a model size and its settings; other settings override it" },
+  { name: "tensorboard", type: "boolean", help: "also write loss, lr, gradient norm and the analysis's per-layer measures as TensorBoard event files into the run directory" },
 ];
 
 /** Data-parallel launch (torchrun's conventions); not part of the saved configuration. */
@@ -87,7 +88,7 @@ const LAUNCH_FLAGS: readonly FlagSpec[] = [
 ];
 
 /** Flags that may accompany --resume: they do not change the computation of the steps. */
-const RESUME_FLAGS = new Set(["resume", "steps", "device", "checkpoint-every", "eval-every", "cuda-graph", ...LAUNCH_FLAGS.map((f) => f.name)]);
+const RESUME_FLAGS = new Set(["resume", "steps", "device", "checkpoint-every", "eval-every", "cuda-graph", "tensorboard", ...LAUNCH_FLAGS.map((f) => f.name)]);
 
 export function camel(kebab: string): string {
   return kebab.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -177,10 +178,13 @@ function defaultRunDir(): string {
 function workerArgv(args: ParsedArgs, verbose: boolean): string[] {
   const flags = Object.entries(args.values).map(([k, v]) => `--${k}=${String(v)}`);
   if (verbose) flags.push("--verbose");
+  return [...selfEntry(), "train", ...flags];
+}
+
+/** Node arguments that start this same CLI again: `node bin/innerloop.js` runs the script again; `node -e CODE --` runs CODE again. */
+export function selfEntry(): string[] {
   const evalEntry = process.execArgv.includes("-e") || process.execArgv.includes("--eval");
-  // `node bin/innerloop.js ...` runs the script again; `node -e CODE -- ...` runs CODE again.
-  const entry = evalEntry ? [...process.execArgv, "--"] : [...process.execArgv, process.argv[1]!];
-  return [...entry, "train", ...flags];
+  return evalEntry ? [...process.execArgv, "--"] : [...process.execArgv, process.argv[1]!];
 }
 
 registerCommand({
@@ -262,7 +266,7 @@ registerCommand({
       run = { runDir, resume: false, config };
     }
     const { runTraining } = await import("../train/run.js");
-    const result = await runTraining({ ...run, stderr: ctx.stderr, stdout: ctx.stdout });
+    const result = await runTraining({ ...run, tensorboard: flagBoolean(args, "tensorboard"), stderr: ctx.stderr, stdout: ctx.stdout });
     result.trainer.close();
     return result.exitCode;
   },

@@ -39,6 +39,7 @@
  */
 import type { TrainConfig } from "./config.js";
 import type { Tensor } from "../torch/index.js";
+import type { ScalarSink } from "./tensorboard.js";
 
 /** What a plugin sees of the run. Shared by all hooks. */
 export interface TrainerContext {
@@ -123,6 +124,8 @@ export interface TrainerPluginOptions {
   config: Readonly<TrainConfig>;
   runDir: string;
   resumed: boolean;
+  /** Where to send scalars for TensorBoard (set when the run writes event files). */
+  scalars?: ScalarSink;
 }
 
 /** May be async, so that a light module can register it and import the heavy plugin code lazily. */
