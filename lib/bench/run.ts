@@ -12,6 +12,7 @@ import { CONFIGS, CPU_DEFAULT, CUDA_DEFAULT, flopsPerToken, peakBf16Flops, type 
 import { DEFAULT_OPTIM, type SideResult, type SideSpec } from "./spec.js";
 import { runInnerloopSide, runTorchSide, type SideRun } from "./sides.js";
 import { median } from "./stats.js";
+import { randomTokens } from "./tokens.js";
 
 export interface BenchOptions {
   configs?: string[];
@@ -86,19 +87,9 @@ export function resolveConfigs(names: string[] | undefined, device: "cpu" | "cud
   });
 }
 
-/** Deterministic random tokens (xorshift32), so that a run is reproducible from its seed. */
+/** The step's token file: little-endian int32 (vocabularies here are far below 2^31). */
 function writeTokens(file: string, count: number, vocab: number, seed: number): void {
-  const buf = new Int32Array(count);
-  let s = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < count; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    buf[i] = s % vocab;
-  }
-  writeFileSync(file, Buffer.from(buf.buffer));
+  writeFileSync(file, Buffer.from(Int32Array.from(randomTokens(count, vocab, seed)).buffer));
 }
 
 function cpuModel(): string {
