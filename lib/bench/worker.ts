@@ -102,7 +102,8 @@ function teardown(s: Partial<Setup>): void {
 
 export async function main(spec: SideSpec): Promise<SideResult> {
   const cuda = spec.device.startsWith("cuda");
-  torch.setNumThreads(spec.threads);
+  // 0: the library's default, what `innerloop train` runs with.
+  if (spec.threads > 0) torch.setNumThreads(spec.threads);
   if (spec.tf32) torch.setFloat32MatmulPrecision("high");
   const autocast = spec.precision === "bf16-autocast";
   const sync = cuda ? () => torch.cuda.synchronize() : () => {};

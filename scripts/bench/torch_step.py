@@ -208,7 +208,8 @@ def main():
     c = spec["model"]
     device = spec["device"]
     cuda = device.startswith("cuda")
-    torch.set_num_threads(spec["threads"])
+    if spec["threads"] > 0:  # 0: torch's default, what a PyTorch script runs with
+        torch.set_num_threads(spec["threads"])
     if spec.get("tf32"):
         torch.set_float32_matmul_precision("high")
     autocast_bf16 = spec["precision"] == "bf16-autocast"
