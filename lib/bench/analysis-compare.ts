@@ -46,6 +46,11 @@ export interface AnalysisSideRun {
   threads: number;
   /** The analysis itself, model loading excluded (both sides time the same span). */
   seconds: number;
+  /**
+   * CPU time (user + system, all threads) of that span: on a machine shared with other work it
+   * counts the analysis's own work (innerloop's includes reading the model's weights file).
+   */
+  cpuSeconds: number;
   /** The whole process: start-up, imports, loading the model, the analysis, writing results. */
   wallSeconds: number;
   maxRssKB: number;
@@ -71,8 +76,24 @@ export interface AnalysisComparison {
   pytorch: AnalysisSideRun[];
   /** Median innerloop seconds / median PyTorch seconds (the analysis span). */
   ratio: number;
+  /** The same for CPU time. */
+  cpuRatio: number;
   /** innerloop's peak RSS / PyTorch's (largest over rounds). */
   rssRatio: number;
+  /** The model's own compute for these fields, FLOPs (analysisFlops). */
+  flops: number;
+}
+
+/**
+ * FLOPs that any computation of the design fields must do, per analysed token, counting matrix
+ * products only: the blocks' forward and backward (inputs and weights) 6·12·L·D² plus attention
+ * 12·L·D·T (the PaLM estimate nanoGPT uses), the output layer's forward and its backward to its
+ * input 4·V·D (its weight gradient is not needed: it is no block's parameter), and the logit lens
+ * at h^0 … h^(L−1) 2·L·V·D (h^L's is the model's own loss).
+ */
+export function analysisFlopsPerToken(m: BenchModel): number {
+  const { nLayer: L, nEmbd: D, seqLen: T, vocabSize: V } = m;
+  return 6 * 12 * L * D * D + 12 * L * D * T + 4 * V * D + 2 * L * V * D;
 }
 
 /** Fields agree when max |difference| is at most this fraction of the field's largest value (float32 sums in different orders). */
@@ -146,7 +167,7 @@ export async function compareAnalysis(c: AnalysisBenchConfig, o: AnalysisBenchOp
     const { fields, ...r } = run.result;
     if (which === "pytorch") ptFields = fields;
     (which === "innerloop" ? il : pt).push({ ...r, wallSeconds: run.wallSeconds });
-    o.log(`  ${which}: ${r.seconds.toFixed(1)} s analysis (${run.wallSeconds.toFixed(1)} s process), peak RSS ${(r.maxRssKB / 1024).toFixed(0)} MB`);
+    o.log(`  ${which}: ${r.seconds.toFixed(1)} s analysis, ${r.cpuSeconds.toFixed(1)} s CPU (${run.wallSeconds.toFixed(1)} s process), peak RSS ${(r.maxRssKB / 1024).toFixed(0)} MB`);
   };
   for (let k = 0; k < o.rounds; k++) {
     const order: Array<"innerloop" | "pytorch"> = k % 2 === 0 ? ["innerloop", "pytorch"] : ["pytorch", "innerloop"];
@@ -165,6 +186,8 @@ export async function compareAnalysis(c: AnalysisBenchConfig, o: AnalysisBenchOp
     innerloop: il,
     pytorch: pt,
     ratio: median(il.map((r) => r.seconds)) / median(pt.map((r) => r.seconds)),
+    cpuRatio: median(il.map((r) => r.cpuSeconds)) / median(pt.map((r) => r.cpuSeconds)),
+    flops: analysisFlopsPerToken(c.model) * windows * c.model.seqLen,
     rssRatio: maxRss(il) / maxRss(pt),
   };
 }

@@ -7,9 +7,16 @@ import { analyzeDir } from "../analysis/run.js";
 import { torch } from "../torch/index.js";
 import type { AnalysisSpec } from "./analysis-compare.js";
 
+function cpuSecondsSince(from: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(from);
+  return (d.user + d.system) / 1e6;
+}
+
 const spec = JSON.parse(readFileSync(process.argv[2]!, "utf8")) as AnalysisSpec;
 try {
   if (spec.threads > 0) torch.setNumThreads(spec.threads);
+  // CPU time of the call (loading the model included: a small part of it, reading a file).
+  const cpu0 = process.cpuUsage();
   const r = analyzeDir({
     modelDir: spec.modelDir,
     data: spec.tokensFile,
@@ -23,6 +30,7 @@ try {
     torch: torch.version.libtorch,
     threads: torch.getNumThreads(),
     seconds: Number(r.meta?.seconds),
+    cpuSeconds: cpuSecondsSince(cpu0),
     maxRssKB: process.resourceUsage().maxRSS,
     outDir: spec.outDir,
   };
