@@ -32,7 +32,7 @@ registerCommand({
     { name: "warmup", type: "int", min: 0, max: 10000, valueName: "N", help: "untimed steps before them", defaultText: "10" },
     { name: "rounds", type: "int", min: 1, max: 100, valueName: "N", help: "alternating runs of each side, step times pooled", defaultText: "3 on cpu, 1 on cuda" },
     {
-      name: "threads", type: "string", valueName: "LIST", help: "intra-op thread settings on both sides, each timed in turn (default: neither side sets a count)",
+      name: "threads", type: "string", valueName: "LIST", help: "intra-op thread settings on both sides, each timed in turn ('default': neither side sets a count)",
       check: (v) => (v.split(",").every((t) => /^\s*(default|\d+)\s*$/.test(t) && (t.trim() === "default" || (Number(t) >= 1 && Number(t) <= 1024))) ? undefined : "a comma-separated list of 'default' and integers from 1 to 1024"),
       defaultText: "default,1 on cpu, the cores on cuda",
     },
