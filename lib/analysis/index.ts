@@ -1,7 +1,7 @@
 // innerloop analysis: hook-based capture, the inner-optimization measures, snapshots during
 // training, and the report. Definitions: docs/analysis.md.
 export { runWithCache, matchNames } from "./capture.js";
-export type { ActivationCache, RunWithCacheOptions, NamesFilter, HookedModel } from "./capture.js";
+export type { ActivationCache, RunWithCacheOptions, NamesFilter, HookedModel, HookNameOf } from "./capture.js";
 export { adaptModel } from "./adapter.js";
 export type { AnalysisModel, ModelAdapter } from "./adapter.js";
 export { Analyzer } from "./analyzer.js";

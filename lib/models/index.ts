@@ -1,6 +1,6 @@
 // innerloop models: causal language models on nn, with Hugging Face checkpoint I/O.
 export { GPT2, GPT2Block } from "./gpt2.js";
-export type { GPT2Options, ForwardOptions, ForwardResult, GenerateOptions } from "./gpt2.js";
+export type { GPT2Options, ForwardOptions, ForwardOptionsWithTargets, ForwardResult, ForwardResultWithLoss, GenerateOptions } from "./gpt2.js";
 export { gpt2Config, toHFConfig, fromHFConfig, GPT2_DEFAULTS } from "./gpt2-config.js";
 export type { GPT2Config } from "./gpt2-config.js";
 export { saveGPT2, loadGPT2, readHFConfig, gpt2StateDictFromHF, CONFIG_FILE } from "./gpt2-hf.js";
@@ -12,3 +12,14 @@ export { ConfigError } from "./errors.js";
 export type { SampleOptions } from "./sampling.js";
 export { forwardProbed, probedForwardApplies } from "./gpt2-probe.js";
 export type { ProbeCapture, ProbedForward } from "./gpt2-probe.js";
+// Every supported Hugging Face architecture: LLaMA family (llama, mistral, qwen2) and GPT-NeoX.
+export { loadPretrained, savePretrained, architectureOf, SUPPORTED_MODEL_TYPES } from "./hf.js";
+export type { PretrainedModel, ArchitectureConfig, LoadPretrainedOptions, SavePretrainedOptions } from "./hf.js";
+export { Llama, LlamaBlock, llamaConfigFromHF, llamaConfigToHF } from "./llama.js";
+export type { LlamaConfig, LlamaModelType, BuildOptions } from "./llama.js";
+export { GPTNeoX, NeoXBlock, neoxConfigFromHF, neoxConfigToHF } from "./neox.js";
+export type { NeoXConfig } from "./neox.js";
+export { RotaryCausalLM } from "./causal-lm.js";
+export type { CausalLMConfigBase } from "./causal-lm.js";
+export type { RopeConfig, RopeType } from "./rope.js";
+export type { CausalLMHookName, BlockHookName, AttentionHookName, GPT2HookName, LlamaHookName, NeoXHookName } from "./hook-names.js";

@@ -16,5 +16,7 @@ export { sampleText, runTokenizer } from "./sample.js";
 export type { SampleTextOptions } from "./sample.js";
 export { loadRunData, padVocab } from "./data.js";
 export type { RunData, BatchSampler } from "./data.js";
+export type { CausalLM, TrainModel } from "./model.js";
+export type { TrainData, TrainBatch, TokenIds } from "./open-data.js";
 export { GraphedTrainStep } from "./graph-step.js";
 export type { GraphStepOptions, GraphStepOutput, Microbatch } from "./graph-step.js";

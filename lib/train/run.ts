@@ -70,10 +70,13 @@ async function train(o: RunOptions, parallel: DataParallel | undefined, stdout: 
   }
   const nParams = trainer.model.numParameters();
   const procs = parallel && parallel.worldSize > 1 ? `, ${parallel.worldSize} processes` : "";
+  const tok = trainer.data.tokenizer;
+  const shape = c.init !== undefined ? `from ${c.init}` : `${c.nLayer} layers x ${c.nEmbd}, ${c.nHead} heads`;
+  const vocab = tok !== null ? `${tok.kind} tokenizer (vocab ${tok.vocabSize})` : `token ids (vocab ${c.vocabSize ?? trainer.data.modelVocabSize})`;
   if (main) stderr.write(
     `${trainer.resumed ? `resuming ${o.runDir} at step ${trainer.step}` : `training into ${o.runDir}`}: ` +
-      `${c.nLayer} layers x ${c.nEmbd}, ${c.nHead} heads, T ${c.seqLen}, ${(nParams / 1e6).toFixed(2)}M parameters, ` +
-      `${c.tokenizer} tokenizer (vocab ${trainer.data.tokenizer.vocabSize}), ${trainer.data.trainTokens} train / ${trainer.data.valTokens} val tokens, ` +
+      `${shape}, T ${c.seqLen}, ${(nParams / 1e6).toFixed(2)}M parameters, ` +
+      `${vocab}, ${trainer.data.trainTokens} train / ${trainer.data.valTokens} val tokens, ` +
       `${c.device}${c.dtype === "bfloat16" ? " bf16" : ""}${procs}, ${c.steps} steps of ${c.batchSize * c.gradAccum} x ${c.seqLen} tokens\n`,
   );
   const stop = new StopRequest((sig) => {
