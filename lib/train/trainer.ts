@@ -22,7 +22,7 @@
  */
 import { performance } from "node:perf_hooks";
 import { torch, type Tensor } from "../torch/index.js";
-import { clipGradNorm_, warmupCosine, type AdamW, type LrSchedule } from "../optim/index.js";
+import { warmupCosine, type AdamW, type LrSchedule } from "../optim/index.js";
 import type { TrainConfig } from "./config.js";
 import { MetricsWriter, type StepRow } from "./metrics.js";
 import { Progress } from "./progress.js";
@@ -34,6 +34,7 @@ import type { Tokenizer } from "../data/index.js";
 import { writeRunCheckpoint, type TrainerState } from "./state.js";
 import { newRunParts, resumeParts } from "./setup.js";
 import { GraphedTrainStep } from "./graph-step.js";
+import { eagerTrainStep } from "./step.js";
 
 export class NonFiniteLossError extends Error {
   override name = "NonFiniteLossError";
@@ -301,40 +302,29 @@ export class Trainer {
     this.model.train();
     if (this.isCuda) torch.cuda.synchronize(); // the clock starts with an idle device
     const t0 = performance.now();
-    const lossSum = torch.tidy(() => {
-      let acc: Tensor | null = null;
-      for (let micro = 0; micro < c.gradAccum; micro++) {
-        const { inputs, targets } = this.sampler.next(c.device, this.rows);
-        const ride = micro === 0 ? this.rideAlong(inputs, targets) : null;
-        const loss = ride ? ride.loss : this.forwardLoss(inputs, targets);
-        const scaled = c.gradAccum > 1 ? loss.div(c.gradAccum) : loss;
-        (ride ? scaled.add(ride.extra) : scaled).backward();
-        ride?.afterBackward();
-        const l = loss.detach();
-        acc = acc === null ? l : acc.add(l);
-      }
-      return acc!;
-    });
-    // Reading the loss waits for the device: needed every step for metrics.jsonl and the NaN check.
-    let loss = (lossSum.item() as number) / c.gradAccum;
-    lossSum.dispose();
-    if (this.parallel && this.parallel.worldSize > 1) {
-      // Equal shares of the global batch: the mean of the ranks' means is the global mean.
-      this.parallel.averageGradients(this.params);
-      loss = this.parallel.meanOf(loss);
-    }
     const stepNo = this.step + 1;
-    if (!Number.isFinite(loss)) {
-      this.zeroGrad();
-      throw new NonFiniteLossError(stepNo, "loss", loss, this.lastCheckpointStep, this.runDir);
-    }
-    const gradNorm = clipGradNorm_(this.params, c.gradClip > 0 ? c.gradClip : Number.POSITIVE_INFINITY);
-    if (!Number.isFinite(gradNorm)) {
-      this.zeroGrad();
-      throw new NonFiniteLossError(stepNo, "gradient norm", gradNorm, this.lastCheckpointStep, this.runDir);
-    }
-    this.optimizer.step();
-    this.zeroGrad();
+    const parallel = this.parallel && this.parallel.worldSize > 1 ? this.parallel : null;
+    const { loss, gradNorm } = eagerTrainStep(
+      {
+        params: this.params,
+        optimizer: this.optimizer,
+        forwardLoss: (x, y) => this.forwardLoss(x, y),
+        gradAccum: c.gradAccum,
+        gradClip: c.gradClip > 0 ? c.gradClip : Number.POSITIVE_INFINITY,
+      },
+      () => this.sampler.next(c.device, this.rows),
+      {
+        rideAlong: (inputs, targets) => this.rideAlong(inputs, targets),
+        // Equal shares of the global batch: the mean of the ranks' means is the global mean.
+        afterBackward: parallel
+          ? (l) => {
+              parallel.averageGradients(this.params);
+              return parallel.meanOf(l);
+            }
+          : undefined,
+        nonFinite: (what, value) => new NonFiniteLossError(stepNo, what, value, this.lastCheckpointStep, this.runDir),
+      },
+    );
     if (this.isCuda) torch.cuda.synchronize();
     const stepMs = performance.now() - t0;
     this.step = stepNo;
@@ -376,11 +366,6 @@ export class Trainer {
     const stepMs = performance.now() - t0;
     this.step = stepNo;
     return { step: stepNo, loss, lr, stepMs, tokensPerSec: tokensPerStep / (stepMs / 1000), gradNorm };
-  }
-
-  /** Drops the gradients; in a scope, because reading `p.grad` makes a wrapper that must be freed. */
-  private zeroGrad(): void {
-    torch.tidy(() => this.optimizer.zeroGrad());
   }
 
   /** The first plugin's ride-along forward pass of the step's first micro-batch, if one offers it. */
