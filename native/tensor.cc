@@ -415,7 +415,7 @@ at::ScalarType Args::DT(size_t i) {
     return ParseDType(s);
   } catch (const ArgError&) {
     throw ArgError(std::string(fn_) + ": unknown dtype '" + s +
-                   "' (expected float32, float64, bfloat16, float16, int64, int32, uint8 or bool)");
+                   "' (expected float32, float64, bfloat16, float16, int64, int32, int16, int8, uint8, bool, complex64 or complex128)");
   }
 }
 
@@ -470,6 +470,11 @@ at::ScalarType ParseDType(const std::string& s) {
   if (s == "uint8") return at::kByte;
   if (s == "uint16") return at::kUInt16;
   if (s == "bool") return at::kBool;
+  if (s == "uint32") return at::kUInt32;
+  if (s == "uint64") return at::kUInt64;
+  if (s == "complex64") return at::kComplexFloat;
+  if (s == "complex128") return at::kComplexDouble;
+  if (s == "complex32") return at::kComplexHalf;
   throw ArgError("unknown dtype '" + s + "'");
 }
 
@@ -486,6 +491,11 @@ const char* DTypeName(at::ScalarType t) {
     case at::kByte: return "uint8";
     case at::kUInt16: return "uint16";
     case at::kBool: return "bool";
+    case at::kUInt32: return "uint32";
+    case at::kUInt64: return "uint64";
+    case at::kComplexFloat: return "complex64";
+    case at::kComplexDouble: return "complex128";
+    case at::kComplexHalf: return "complex32";
     default: return "unsupported";
   }
 }
@@ -794,6 +804,9 @@ NATIVE(FromBuffer) {
 Napi::Value CopyToTypedArray(Napi::Env env, at::Tensor t) {
   at::ScalarType st = t.scalar_type();
   if (st == at::kBFloat16 || st == at::kHalf) t = t.to(at::kFloat), st = at::kFloat;
+  // Complex elements come out as interleaved (real, imaginary) pairs.
+  if (st == at::kComplexHalf) t = t.to(at::kComplexFloat), st = at::kComplexFloat;
+  if (st == at::kComplexFloat || st == at::kComplexDouble) t = at::view_as_real(t).contiguous(), st = t.scalar_type();
   napi_typedarray_type tt;
   switch (st) {
     case at::kFloat: tt = napi_float32_array; break;
@@ -1242,6 +1255,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   RegisterFused(env, exports);
   RegisterCpuAllocator(env, exports);
   RegisterCudaGraph(env, exports);
+  RegisterAten(env, exports);
   return exports;
 }
 

@@ -2,6 +2,7 @@
 // CUDA and version information, with PyTorch's names in camelCase.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { aten, ops } from "./aten.js";
 import * as autograd from "./autograd.js";
 import * as cuda from "./cuda.js";
 import * as distributed from "./distributed.js";
@@ -18,6 +19,7 @@ export type { KeepDim, ValuesIndices } from "./tensor.js";
 export { TorchError, OutOfMemoryError } from "./errors.js";
 export * from "./types.js";
 export type { MemoryInfo } from "./scope.js";
+export type { AtenOps, OpFunction, OpNamespace, OpsFunctions } from "./aten.js";
 export { F };
 export type { ProcessGroup, InitOptions as DistributedInitOptions, ReduceOp } from "./distributed.js";
 
@@ -63,6 +65,14 @@ export const torch = {
   ...(methodFns as unknown as MethodFns),
   ...factories,
   Tensor,
+  /** Every ATen operator by its own name, overloads chosen as in Python (docs/aten.md). */
+  aten,
+  /** `torch.ops.<namespace>.<op>` for operators of any namespace; `torch.ops.loadLibrary(path)`. */
+  ops,
+  /** A complex tensor viewing a real one whose last dimension has size 2 (real, imaginary). */
+  viewAsComplex(t: Tensor): Tensor { return aten.view_as_complex(t); },
+  /** A real tensor viewing a complex one, with a last dimension of size 2 (real, imaginary). */
+  viewAsReal(t: Tensor): Tensor { return aten.view_as_real(t); },
   version,
   nn: { functional: F },
   F,
