@@ -831,7 +831,12 @@ Napi::Value CopyToTypedArray(Napi::Env env, at::Tensor t) {
 }
 
 at::Tensor HostCopy(const at::Tensor& t) {
-  return t.detach().to(at::kCPU).contiguous();
+  at::Tensor h = t.detach().to(at::kCPU).contiguous();
+  // Some backward formulas return storage-less "efficient zero" tensors; lazy conjugate and
+  // negative views hold their bits unapplied.
+  if (h._is_zerotensor()) return at::zeros(h.sizes(), h.options());
+  if (h.is_conj() || h.is_neg()) h = h.resolve_conj().resolve_neg().contiguous();
+  return h;
 }
 
 NATIVE(ToTypedArray) {
@@ -895,6 +900,7 @@ NATIVE(Bytes) {
     at::Tensor& t = a.T(0);
     if (!t.device().is_cpu()) throw ArgError("bytes: the tensor must be on the CPU (use .cpu() first)");
     if (!t.is_contiguous()) throw ArgError("bytes: the tensor must be contiguous (use .contiguous() first)");
+    if (t._is_zerotensor()) throw ArgError("bytes: the tensor is a storage-less zero tensor (use .clone() first)");
     size_t n = t.nbytes();
     if (n == 0) return Napi::Buffer<uint8_t>::New(info.Env(), 0);
     auto* hold = new at::Tensor(t);
