@@ -48,7 +48,8 @@ struct Overload {
 // The overloads of one operator name, in Python's order. Rebuilt when a library loaded
 // later may have added overloads (`generation`).
 struct Packet {
-  std::string name;  // qualified, "aten::add"
+  std::string name;   // qualified, "aten::add"
+  std::string label;  // as JS spells it, for messages: "torch.aten.add"
   std::vector<Overload> overloads;
   uint64_t generation = 0;
 };
@@ -141,6 +142,8 @@ bool ValidName(const std::string& q) {
   return true;
 }
 
+std::string Label(const std::string& q);
+
 Packet* Resolve(const std::string& q) {
   auto it = gPackets.find(q);
   if (it != gPackets.end()) {
@@ -150,6 +153,7 @@ Packet* Resolve(const std::string& q) {
   if (!ValidName(q)) return nullptr;
   auto p = std::make_unique<Packet>();
   p->name = q;
+  p->label = Label(q);
   Fill(*p);
   if (p->overloads.empty()) return nullptr;  // not cached: a library loaded later may add it
   Packet* raw = p.get();
@@ -431,7 +435,18 @@ bool IsKwargs(const Napi::Value& v) {
 
 // Builds the stack for `o` from the call's arguments (positional from `first`, keywords from
 // `kw`); returns an explanation when they do not fit.
-bool Bind(const Overload& o, const Napi::CallbackInfo& info, size_t first, size_t npos, const Napi::Object* kw,
+// Keyword arguments, read from the JS object once per call (not once per overload tried).
+using Kwargs = std::vector<std::pair<std::string, Napi::Value>>;
+
+const Napi::Value* FindKw(const Kwargs* kw, const std::string& name) {
+  if (kw == nullptr) return nullptr;
+  for (const auto& [k, v] : *kw) {
+    if (k == name) return &v;
+  }
+  return nullptr;
+}
+
+bool Bind(const Overload& o, const Napi::CallbackInfo& info, size_t first, size_t npos, const Kwargs* kw,
           c10::Stack& stack, std::string& why) {
   stack.clear();
   if (npos > o.positional) {
@@ -445,16 +460,13 @@ bool Bind(const Overload& o, const Napi::CallbackInfo& info, size_t first, size_
     if (i < npos) {
       v = info[first + i];
       given = true;
-      if (kw && kw->Has(spec.name)) {
+      if (FindKw(kw, spec.name) != nullptr) {
         why = "got argument '" + spec.name + "' both by position and by name";
         return false;
       }
-    } else if (kw) {
-      Napi::Value kv = kw->Get(spec.name);
-      if (!kv.IsUndefined()) {
-        v = kv;
-        given = true;
-      }
+    } else if (const Napi::Value* kv = FindKw(kw, spec.name); kv != nullptr && !kv->IsUndefined()) {
+      v = *kv;
+      given = true;
     }
     if (!given || v.IsUndefined()) {
       if (spec.dflt) stack.push_back(*spec.dflt);
@@ -484,13 +496,11 @@ bool Bind(const Overload& o, const Napi::CallbackInfo& info, size_t first, size_
   }
   if (kw) {
     // Every keyword must name an argument not already given by position (those were refused above).
-    Napi::Array keys = kw->GetPropertyNames();
-    for (uint32_t k = 0; k < keys.Length(); ++k) {
-      std::string key = keys.Get(k).As<Napi::String>().Utf8Value();
+    for (const auto& entry : *kw) {
       bool known = false;
-      for (size_t i = npos; i < o.args.size() && !known; ++i) known = o.args[i].name == key;
+      for (size_t i = npos; i < o.args.size() && !known; ++i) known = o.args[i].name == entry.first;
       if (!known) {
-        why = "unexpected keyword argument '" + key + "'";
+        why = "unexpected keyword argument '" + entry.first + "'";
         return false;
       }
     }
@@ -541,13 +551,6 @@ Napi::Value FromIValue(Napi::Env env, const c10::IValue& v, Kind kind) {
   throw std::runtime_error(std::string("returned a value of type ") + v.tagKind() + " that cannot be converted to JS");
 }
 
-Packet* PacketArg(const Napi::CallbackInfo& info) {
-  if (info.Length() < 1 || !info[0].IsExternal()) throw ArgError("atenCall: argument 0 must be an operator handle");
-  auto* p = static_cast<Packet*>(info[0].As<Napi::External<void>>().Data());
-  if (gPacketSet.count(p) == 0) throw ArgError("atenCall: argument 0 is not an operator handle");
-  return p;
-}
-
 // "aten::add" -> "torch.aten.add"; other namespaces -> "torch.ops.ns.op".
 std::string Label(const std::string& q) {
   size_t sep = q.find("::");
@@ -555,13 +558,12 @@ std::string Label(const std::string& q) {
   return ns == "aten" ? "torch.aten." + op : "torch.ops." + ns + "." + op;
 }
 
-std::string Describe(const Napi::CallbackInfo& info, size_t first, size_t npos, const Napi::Object* kw) {
+std::string Describe(const Napi::CallbackInfo& info, size_t first, size_t npos, const Kwargs* kw) {
   std::string s = "(";
   for (size_t i = 0; i < npos; ++i) s += std::string(i ? ", " : "") + JsKind(info[first + i]);
   if (kw) {
-    Napi::Array keys = kw->GetPropertyNames();
     s += std::string(npos ? ", " : "") + "{";
-    for (uint32_t k = 0; k < keys.Length(); ++k) s += std::string(k ? ", " : "") + keys.Get(k).As<Napi::String>().Utf8Value();
+    for (size_t k = 0; k < kw->size(); ++k) s += std::string(k ? ", " : "") + (*kw)[k].first;
     s += "}";
   }
   return s + ")";
@@ -569,19 +571,30 @@ std::string Describe(const Napi::CallbackInfo& info, size_t first, size_t npos, 
 
 // atenCall(handle, ...args, kwargs?)
 Napi::Value AtenCall(const Napi::CallbackInfo& info) {
-  const char* fn = "torch.aten";
-  std::string label;
-  try {
-    Packet* p = PacketArg(info);
+  Packet* p = nullptr;
+  if (info.Length() >= 1 && info[0].IsExternal()) {
+    p = static_cast<Packet*>(info[0].As<Napi::External<void>>().Data());
+    if (gPacketSet.count(p) == 0) p = nullptr;
+  }
+  return Guarded(info, p ? p->label.c_str() : "torch.aten", [&]() -> Napi::Value {
+    if (p == nullptr) throw ArgError("atenCall: argument 0 must be an operator handle from atenResolve");
     if (p->generation != gGeneration) Fill(*p);
     size_t first = 1;
     size_t n = info.Length() - first;
-    std::optional<Napi::Object> kw;
-    if (n > 0 && IsKwargs(info[info.Length() - 1])) {
-      kw = info[info.Length() - 1].As<Napi::Object>();
+    Kwargs kw;
+    bool hasKw = n > 0 && IsKwargs(info[info.Length() - 1]);
+    if (hasKw) {
+      Napi::Object obj = info[info.Length() - 1].As<Napi::Object>();
+      Napi::Array keys = obj.GetPropertyNames();
+      uint32_t nkeys = keys.Length();
+      kw.reserve(nkeys);
+      for (uint32_t k = 0; k < nkeys; ++k) {
+        Napi::Value key = keys.Get(k);
+        kw.emplace_back(key.As<Napi::String>().Utf8Value(), obj.Get(key));
+      }
       --n;
     }
-    const Napi::Object* kwp = kw ? &*kw : nullptr;
+    const Kwargs* kwp = hasKw ? &kw : nullptr;
     c10::Stack stack;
     stack.reserve(8);
     std::string why;
@@ -595,42 +608,26 @@ Napi::Value AtenCall(const Napi::CallbackInfo& info) {
       reasons.push_back(std::move(why));
       why.clear();
     }
-    label = Label(p->name);
     if (chosen == nullptr) {
-      std::string msg = label + ": no overload of " + p->name + " accepts the arguments " +
+      std::string msg = p->label + ": no overload of " + p->name + " accepts the arguments " +
                         Describe(info, first, n, kwp) + "; tried:";
       for (size_t k = 0; k < p->overloads.size(); ++k) {
         msg += "\n  " + p->overloads[k].signature + "\n    -> " + reasons[k];
       }
       throw ArgError(msg);
     }
-    fn = label.c_str();
     chosen->handle.callBoxed(stack);
     Napi::Env env = info.Env();
     const size_t nret = chosen->returns.size();
     if (nret == 0) return env.Undefined();
-    if (stack.size() != nret) throw std::runtime_error("returned " + std::to_string(stack.size()) + " values, expected " + std::to_string(nret));
+    if (stack.size() != nret) {
+      throw std::runtime_error("returned " + std::to_string(stack.size()) + " values, expected " + std::to_string(nret));
+    }
     if (nret == 1) return FromIValue(env, stack[0], chosen->returns[0]);
     Napi::Array arr = Napi::Array::New(env, nret);
     for (size_t k = 0; k < nret; ++k) arr.Set(static_cast<uint32_t>(k), FromIValue(env, stack[k], chosen->returns[k]));
     return arr;
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const ArgError& e) {
-    throw Napi::TypeError::New(info.Env(), e.what());
-  } catch (const c10::OutOfMemoryError& e) {
-    ThrowTorchError(info.Env(), fn, e.what_without_backtrace(), true);
-  } catch (const c10::Error& e) {
-    std::string msg = e.what_without_backtrace();
-    ThrowTorchError(info.Env(), fn, msg, msg.find("can't allocate memory") != std::string::npos);
-  } catch (const std::bad_alloc&) {
-    ThrowTorchError(info.Env(), fn, "out of host memory", true);
-  } catch (const std::exception& e) {
-    ThrowTorchError(info.Env(), fn, e.what(), false);
-  } catch (...) {
-    ThrowTorchError(info.Env(), fn, "unknown native error", false);
-  }
-  return info.Env().Undefined();
+  });
 }
 
 std::string QualifiedArg(const Napi::CallbackInfo& info, const char* fn) {

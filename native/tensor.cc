@@ -415,7 +415,7 @@ at::ScalarType Args::DT(size_t i) {
     return ParseDType(s);
   } catch (const ArgError&) {
     throw ArgError(std::string(fn_) + ": unknown dtype '" + s +
-                   "' (expected float32, float64, bfloat16, float16, int64, int32, int16, int8, uint8, bool, complex64 or complex128)");
+                   "' (expected float32, float64, bfloat16, float16, complex64, complex128, int64, int32, int16, int8, uint8 or bool)");
   }
 }
 
