@@ -118,9 +118,12 @@ def signatures(name, schema):
     opt = [f"{param_name(a.name)}?: {t}" for a, t in optional]
     kw_fields = [f"{a.name}?: {t}" for a, t in optional + kwonly if may_omit(a)]
     kw_required = [f"{a.name}: {t}" for a, t in kwonly if not may_omit(a)]
-    if kw_required:
-        return []  # only out= style arguments are keyword-only and required
     out = []
+    if kw_required:
+        # Keyword-only arguments without a default (argsort.stable's `stable`): the object is required.
+        kw = "{ " + "; ".join(kw_required + kw_fields) + " }"
+        out.append(f"  {name}({', '.join(req + ['kwargs: ' + kw])}): {ret};\n")
+        return out
     kw = "{ " + "; ".join(kw_fields) + " }" if kw_fields else None
     full = req + opt + ([f"kwargs?: {kw}"] if kw and kwonly else [])
     out.append(f"  {name}({', '.join(full)}): {ret};\n")

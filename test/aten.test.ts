@@ -77,6 +77,35 @@ describe("torch.aten: calls", () => {
   });
 });
 
+describe("camelCase forms of common operators (values from PyTorch 2.13)", () => {
+  const close = (t: Tensor, want: number[]) => Array.from(t.toTypedArray() as Float32Array).forEach((v, k) => expect(v).toBeCloseTo(want[k]!, 6));
+  const x = torch.tensor([[1, 2, 0], [3, 0, 4]]);
+  const y = torch.tensor([[1, 0, 1], [2, 2, 2]]);
+
+  it("erf, flip, roll, argsort, nonzero, maskedSelect, einsum", () => {
+    close(torch.erf(torch.tensor([0.5, -1])), [0.5204998850822449, -0.8427007794380188]);
+    const m = torch.tensor([[1, 2], [3, 4]]);
+    expect(arr(torch.flip(m, [1]))).toEqual([[2, 1], [4, 3]]);
+    expect(arr(torch.roll(m, 1))).toEqual([[4, 1], [2, 3]]);
+    expect(arr(torch.roll(m, 1, 0))).toEqual([[3, 4], [1, 2]]);
+    expect(arr(torch.argsort(torch.tensor([3, 1, 2])))).toEqual([1, 2, 0]);
+    expect(arr(torch.argsort(torch.tensor([3, 1, 2, 1]), -1, { descending: true, stable: true }))).toEqual([0, 2, 1, 3]);
+    expect(arr(torch.nonzero(x))).toEqual([[0, 0], [0, 1], [1, 0], [1, 2]]);
+    expect(arr(torch.maskedSelect(x, torch.aten.gt(x, 1)))).toEqual([2, 3, 4]);
+    expect(arr(torch.einsum("ij,ij->i", x, y))).toEqual([1, 14]);
+  });
+
+  it("F.cosineSimilarity and F.mseLoss", () => {
+    close(torch.F.cosineSimilarity(x, y), [0.3162277638912201, 0.8082903623580933]);
+    close(torch.F.cosineSimilarity(x, y, { dim: 0 }), [0.9899494647979736, 0, 0.8944271802902222]);
+    close(torch.F.mseLoss(x, y), [2.3333332538604736]);
+    expect(torch.F.mseLoss(x, y, { reduction: "sum" }).item()).toBe(14);
+    expect(arr(torch.F.mseLoss(x, y, { reduction: "none" }))).toEqual([[0, 4, 1], [1, 4, 4]]);
+    expect(() => torch.F.mseLoss(x, y, { reduction: "avg" as "mean" })).toThrow(/mseLoss: reduction/);
+    expect(() => torch.flip(x, ["a" as unknown as number])).toThrow(/torch\.aten\.flip.*argument 'dims'/s);
+  });
+});
+
 describe("complex tensors", () => {
   it("views real pairs as complex and back; toTypedArray interleaves", () => {
     const c = torch.viewAsComplex(torch.tensor([[1, 2], [3, -4]]));

@@ -158,6 +158,7 @@ export interface AtenOps {
   _embedding_bag_sparse_backward(grad: Tensor, indices: Tensor, offsets: Tensor, offset2bag: Tensor, bag_size: Tensor, num_weights: number, scale_grad_by_freq: boolean, mode: number, per_sample_weights?: Tensor | null, padding_idx?: number): Tensor;
   _embedding_bag_sparse_backward(grad: Tensor, indices: Tensor, offsets: Tensor, offset2bag: Tensor, bag_size: Tensor, num_weights: number, scale_grad_by_freq: boolean, mode: number, kwargs: { per_sample_weights?: Tensor | null; padding_idx?: number }): Tensor;
   _empty_affine_quantized(size: number[], kwargs?: { dtype?: DType | null; layout?: Layout | null; device?: Device | null; pin_memory?: boolean | null; scale?: number; zero_point?: number; memory_format?: MemoryFormat | null }): Tensor;
+  _empty_per_channel_affine_quantized(size: number[], kwargs: { scales: Tensor; zero_points: Tensor; axis: number; dtype?: DType | null; layout?: Layout | null; device?: Device | null; pin_memory?: boolean | null; memory_format?: MemoryFormat | null }): Tensor;
   _euclidean_dist(x1: Tensor, x2: Tensor): Tensor;
   _fake_quantize_learnable_per_channel_affine(self: Tensor, scale: Tensor, zero_point: Tensor, axis: number, quant_min: number, quant_max: number, grad_factor?: number): Tensor;
   _fake_quantize_learnable_per_channel_affine(self: Tensor, scale: Tensor, zero_point: Tensor, axis: number, quant_min: number, quant_max: number, kwargs: { grad_factor?: number }): Tensor;
@@ -339,6 +340,18 @@ export interface AtenOps {
   _functional_assert_scalar(self: Scalar, assert_msg: string, dep_token: Tensor): Tensor;
   _functional_sym_constrain_range(size: Scalar, min: number | null, max: number | null, dep_token: Tensor): Tensor;
   _functional_sym_constrain_range_for_size(size: Scalar, min: number | null, max: number | null, dep_token: Tensor): Tensor;
+  _fused_adagrad(self: Tensor[], grads: Tensor[], state_sums: Tensor[], state_steps: Tensor[], kwargs: { lr: number; lr_decay: number; weight_decay: number; eps: number; maximize: boolean; grad_scale?: Tensor | null; found_inf?: Tensor | null }): [Tensor[], Tensor[], Tensor[], Tensor[]];
+  _fused_adagrad(self: Tensor[], grads: Tensor[], state_sums: Tensor[], state_steps: Tensor[], kwargs: { lr: Tensor; lr_decay: number; weight_decay: number; eps: number; maximize: boolean; grad_scale?: Tensor | null; found_inf?: Tensor | null }): [Tensor[], Tensor[], Tensor[]];
+  _fused_adagrad_(self: Tensor[], grads: Tensor[], state_sums: Tensor[], state_steps: Tensor[], kwargs: { lr: number; lr_decay: number; weight_decay: number; eps: number; maximize: boolean; grad_scale?: Tensor | null; found_inf?: Tensor | null }): void;
+  _fused_adagrad_(self: Tensor[], grads: Tensor[], state_sums: Tensor[], state_steps: Tensor[], kwargs: { lr: Tensor; lr_decay: number; weight_decay: number; eps: number; maximize: boolean; grad_scale?: Tensor | null; found_inf?: Tensor | null }): void;
+  _fused_adam(self: Tensor[], grads: Tensor[], exp_avgs: Tensor[], exp_avg_sqs: Tensor[], max_exp_avg_sqs: Tensor[], state_steps: Tensor[], kwargs: { lr: number; beta1: number; beta2: number; weight_decay: number; eps: number; amsgrad: boolean; maximize: boolean; grad_scale?: Tensor | null; found_inf?: Tensor | null }): [Tensor[], Tensor[], Tensor[], Tensor[], Tensor[]];
+  _fused_adam(self: Tensor[], grads: Tensor[], exp_avgs: Tensor[], exp_avg_sqs: Tensor[], max_exp_avg_sqs: Tensor[], state_steps: Tensor[], kwargs: { lr: Tensor; beta1: number; beta2: number; weight_decay: number; eps: number; amsgrad: boolean; maximize: boolean; grad_scale?: Tensor | null; found_inf?: Tensor | null }): [Tensor[], Tensor[], Tensor[], Tensor[], Tensor[]];
+  _fused_adam_(self: Tensor[], grads: Tensor[], exp_avgs: Tensor[], exp_avg_sqs: Tensor[], max_exp_avg_sqs: Tensor[], state_steps: Tensor[], kwargs: { lr: number; beta1: number; beta2: number; weight_decay: number; eps: number; amsgrad: boolean; maximize: boolean; grad_scale?: Tensor | null; found_inf?: Tensor | null }): void;
+  _fused_adam_(self: Tensor[], grads: Tensor[], exp_avgs: Tensor[], exp_avg_sqs: Tensor[], max_exp_avg_sqs: Tensor[], state_steps: Tensor[], kwargs: { lr: Tensor; beta1: number; beta2: number; weight_decay: number; eps: number; amsgrad: boolean; maximize: boolean; grad_scale?: Tensor | null; found_inf?: Tensor | null }): void;
+  _fused_adamw(self: Tensor[], grads: Tensor[], exp_avgs: Tensor[], exp_avg_sqs: Tensor[], max_exp_avg_sqs: Tensor[], state_steps: Tensor[], kwargs: { lr: number; beta1: number; beta2: number; weight_decay: number; eps: number; amsgrad: boolean; maximize: boolean; grad_scale?: Tensor | null; found_inf?: Tensor | null }): [Tensor[], Tensor[], Tensor[], Tensor[], Tensor[]];
+  _fused_adamw(self: Tensor[], grads: Tensor[], exp_avgs: Tensor[], exp_avg_sqs: Tensor[], max_exp_avg_sqs: Tensor[], state_steps: Tensor[], kwargs: { lr: Tensor; beta1: number; beta2: number; weight_decay: number; eps: number; amsgrad: boolean; maximize: boolean; grad_scale?: Tensor | null; found_inf?: Tensor | null }): [Tensor[], Tensor[], Tensor[], Tensor[], Tensor[]];
+  _fused_adamw_(self: Tensor[], grads: Tensor[], exp_avgs: Tensor[], exp_avg_sqs: Tensor[], max_exp_avg_sqs: Tensor[], state_steps: Tensor[], kwargs: { lr: number; beta1: number; beta2: number; weight_decay: number; eps: number; amsgrad: boolean; maximize: boolean; grad_scale?: Tensor | null; found_inf?: Tensor | null }): void;
+  _fused_adamw_(self: Tensor[], grads: Tensor[], exp_avgs: Tensor[], exp_avg_sqs: Tensor[], max_exp_avg_sqs: Tensor[], state_steps: Tensor[], kwargs: { lr: Tensor; beta1: number; beta2: number; weight_decay: number; eps: number; amsgrad: boolean; maximize: boolean; grad_scale?: Tensor | null; found_inf?: Tensor | null }): void;
   _fused_moving_avg_obs_fq_helper(self: Tensor, observer_on: Tensor, fake_quant_on: Tensor, running_min: Tensor, running_max: Tensor, scale: Tensor, zero_point: Tensor, averaging_const: number, quant_min: number, quant_max: number, ch_axis: number, per_row_fake_quant?: boolean, symmetric_quant?: boolean): [Tensor, Tensor];
   _fused_moving_avg_obs_fq_helper(self: Tensor, observer_on: Tensor, fake_quant_on: Tensor, running_min: Tensor, running_max: Tensor, scale: Tensor, zero_point: Tensor, averaging_const: number, quant_min: number, quant_max: number, ch_axis: number, kwargs: { per_row_fake_quant?: boolean; symmetric_quant?: boolean }): [Tensor, Tensor];
   _fused_moving_avg_obs_fq_helper_functional(self: Tensor, observer_on: Tensor, fake_quant_on: Tensor, running_min: Tensor, running_max: Tensor, scale: Tensor, zero_point: Tensor, averaging_const: number, quant_min: number, quant_max: number, ch_axis: number, per_row_fake_quant?: boolean, symmetric_quant?: boolean): [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor];
@@ -348,6 +361,10 @@ export interface AtenOps {
   _fused_rms_norm_backward(grad_out: Tensor, input: Tensor, normalized_shape: number[], rstd: Tensor, weight: Tensor | null, output_mask: boolean[]): [Tensor, Tensor];
   _fused_sdp_choice(query: Tensor, key: Tensor, value: Tensor, attn_mask?: Tensor | null, dropout_p?: number, is_causal?: boolean, kwargs?: { attn_mask?: Tensor | null; dropout_p?: number; is_causal?: boolean; scale?: number | null; enable_gqa?: boolean }): number;
   _fused_sdp_choice(query: Tensor, key: Tensor, value: Tensor, kwargs: { attn_mask?: Tensor | null; dropout_p?: number; is_causal?: boolean; scale?: number | null; enable_gqa?: boolean }): number;
+  _fused_sgd(self: Tensor[], grads: Tensor[], momentum_buffer_list: Tensor[], kwargs: { weight_decay: number; momentum: number; lr: number; dampening: number; nesterov: boolean; maximize: boolean; is_first_step: boolean; grad_scale?: Tensor | null; found_inf?: Tensor | null }): [Tensor[], Tensor[], Tensor[]];
+  _fused_sgd(self: Tensor[], grads: Tensor[], momentum_buffer_list: Tensor[], kwargs: { weight_decay: number; momentum: number; lr: Tensor; dampening: number; nesterov: boolean; maximize: boolean; is_first_step: boolean; grad_scale?: Tensor | null; found_inf?: Tensor | null }): [Tensor[], Tensor[], Tensor[]];
+  _fused_sgd_(self: Tensor[], grads: Tensor[], momentum_buffer_list: Tensor[], kwargs: { weight_decay: number; momentum: number; lr: number; dampening: number; nesterov: boolean; maximize: boolean; is_first_step: boolean; grad_scale?: Tensor | null; found_inf?: Tensor | null }): void;
+  _fused_sgd_(self: Tensor[], grads: Tensor[], momentum_buffer_list: Tensor[], kwargs: { weight_decay: number; momentum: number; lr: Tensor; dampening: number; nesterov: boolean; maximize: boolean; is_first_step: boolean; grad_scale?: Tensor | null; found_inf?: Tensor | null }): void;
   _fw_primal(self: Tensor, level: number): Tensor;
   _fw_primal_copy(self: Tensor, level: number): Tensor;
   _gather_sparse_backward(self: Tensor, dim: number, index: Tensor, grad: Tensor): Tensor;
@@ -373,6 +390,7 @@ export interface AtenOps {
   _jagged_to_padded_dense_forward(values: Tensor, offsets: Tensor[], max_lengths: number[], padding_value?: number): Tensor;
   _jagged_to_padded_dense_forward(values: Tensor, offsets: Tensor[], max_lengths: number[], kwargs: { padding_value?: number }): Tensor;
   _lazy_clone(self: Tensor): Tensor;
+  _linalg_check_errors(info: Tensor, api_name: string, kwargs: { is_matrix: boolean }): void;
   _linalg_det(A: Tensor): [Tensor, Tensor, Tensor];
   _linalg_eigh(A: Tensor, UPLO?: string, compute_v?: boolean): [Tensor, Tensor];
   _linalg_eigh(A: Tensor, kwargs: { UPLO?: string; compute_v?: boolean }): [Tensor, Tensor];
@@ -568,6 +586,8 @@ export interface AtenOps {
   _sparse_sparse_matmul(self: Tensor, other: Tensor): Tensor;
   _sparse_sum(self: Tensor, dim: number | number[]): Tensor;
   _sparse_sum(self: Tensor): Tensor;
+  _sparse_sum(self: Tensor, kwargs: { dtype: DType }): Tensor;
+  _sparse_sum(self: Tensor, dim: number | number[], kwargs: { dtype: DType }): Tensor;
   _sparse_sum_backward(grad: Tensor, self: Tensor, dim: number[]): Tensor;
   _spdiags(diagonals: Tensor, offsets: Tensor, shape: number[], layout?: Layout | null): Tensor;
   _spdiags(diagonals: Tensor, offsets: Tensor, shape: number[], kwargs: { layout?: Layout | null }): Tensor;
@@ -796,6 +816,7 @@ export interface AtenOps {
   argmin(self: Tensor, kwargs: { dim?: number | null; keepdim?: boolean }): Tensor;
   argsort(self: Tensor, dim?: number, descending?: boolean): Tensor;
   argsort(self: Tensor, kwargs: { dim?: number; descending?: boolean }): Tensor;
+  argsort(self: Tensor, kwargs: { stable: boolean; dim?: number; descending?: boolean }): Tensor;
   argwhere(self: Tensor): Tensor;
   as_strided(self: Tensor, size: number[], stride: number[], storage_offset?: number | null): Tensor;
   as_strided(self: Tensor, size: number[], stride: number[], kwargs: { storage_offset?: number | null }): Tensor;
@@ -1270,6 +1291,12 @@ export interface AtenOps {
   glu_backward_jvp(grad_x: Tensor, grad_glu: Tensor, x: Tensor, dgrad_glu: Tensor, dx: Tensor, dim: number): Tensor;
   glu_jvp(glu: Tensor, x: Tensor, dx: Tensor, dim: number): Tensor;
   gradient(self: Tensor, kwargs?: { spacing?: Scalar | null; dim?: number | null; edge_order?: number }): Tensor[];
+  gradient(self: Tensor, kwargs: { spacing: Scalar; dim: number[]; edge_order?: number }): Tensor[];
+  gradient(self: Tensor, kwargs: { dim: number[]; edge_order?: number }): Tensor[];
+  gradient(self: Tensor, kwargs: { spacing: Scalar[]; dim?: number | null; edge_order?: number }): Tensor[];
+  gradient(self: Tensor, kwargs: { spacing: Scalar[]; dim: number[]; edge_order?: number }): Tensor[];
+  gradient(self: Tensor, kwargs: { spacing: Tensor[]; dim?: number | null; edge_order?: number }): Tensor[];
+  gradient(self: Tensor, kwargs: { spacing: Tensor[]; dim: number[]; edge_order?: number }): Tensor[];
   greater(self: Tensor, other: Tensor): Tensor;
   greater(self: Tensor, other: Scalar): Tensor;
   greater_(self: Tensor, other: Scalar): Tensor;
@@ -1501,6 +1528,7 @@ export interface AtenOps {
   linalg_slogdet(A: Tensor): [Tensor, Tensor];
   linalg_solve(A: Tensor, B: Tensor, kwargs?: { left?: boolean }): Tensor;
   linalg_solve_ex(A: Tensor, B: Tensor, kwargs?: { left?: boolean; check_errors?: boolean }): [Tensor, Tensor];
+  linalg_solve_triangular(self: Tensor, B: Tensor, kwargs: { upper: boolean; left?: boolean; unitriangular?: boolean }): Tensor;
   linalg_svd(A: Tensor, full_matrices?: boolean, kwargs?: { full_matrices?: boolean; driver?: string | null }): [Tensor, Tensor, Tensor];
   linalg_svd(A: Tensor, kwargs: { full_matrices?: boolean; driver?: string | null }): [Tensor, Tensor, Tensor];
   linalg_svdvals(A: Tensor, kwargs?: { driver?: string | null }): Tensor;
@@ -1621,6 +1649,7 @@ export interface AtenOps {
   median(self: Tensor, dim: number, keepdim?: boolean): [Tensor, Tensor];
   median(self: Tensor, dim: number, kwargs: { keepdim?: boolean }): [Tensor, Tensor];
   meshgrid(tensors: Tensor[]): Tensor[];
+  meshgrid(tensors: Tensor[], kwargs: { indexing: string }): Tensor[];
   min(self: Tensor, other: Tensor): Tensor;
   min(self: Tensor): Tensor;
   min(self: Tensor, dim: number, keepdim?: boolean): [Tensor, Tensor];
@@ -1757,10 +1786,13 @@ export interface AtenOps {
   nll_loss_nd(self: Tensor, target: Tensor, kwargs: { weight?: Tensor | null; reduction?: number; ignore_index?: number }): Tensor;
   nonzero(self: Tensor): Tensor;
   nonzero_numpy(self: Tensor): Tensor[];
+  nonzero_static(self: Tensor, kwargs: { size: number; fill_value?: number }): Tensor;
   norm(self: Tensor, p?: Scalar): Tensor;
   norm(self: Tensor, kwargs: { p?: Scalar }): Tensor;
   norm(self: Tensor, p: Scalar | null, dim: number | number[], keepdim?: boolean): Tensor;
   norm(self: Tensor, p: Scalar | null, dim: number | number[], kwargs: { keepdim?: boolean }): Tensor;
+  norm(self: Tensor, p: Scalar | null, dim: number | number[], keepdim: boolean, kwargs: { dtype: DType }): Tensor;
+  norm(self: Tensor, kwargs: { dtype: DType; p?: Scalar | null }): Tensor;
   norm_except_dim(v: Tensor, pow?: number, dim?: number): Tensor;
   norm_except_dim(v: Tensor, kwargs: { pow?: number; dim?: number }): Tensor;
   not_equal(self: Tensor, other: Tensor): Tensor;
@@ -1929,7 +1961,9 @@ export interface AtenOps {
   rot90(self: Tensor, k?: number, dims?: number[]): Tensor;
   rot90(self: Tensor, kwargs: { k?: number; dims?: number[] }): Tensor;
   round(self: Tensor): Tensor;
+  round(self: Tensor, kwargs: { decimals: number }): Tensor;
   round_(self: Tensor): Tensor;
+  round_(self: Tensor, kwargs: { decimals: number }): Tensor;
   row_indices(self: Tensor): Tensor;
   row_indices_copy(self: Tensor): Tensor;
   row_stack(tensors: Tensor[]): Tensor;
@@ -1944,8 +1978,12 @@ export interface AtenOps {
   scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, kwargs: { attn_mask?: Tensor | null; dropout_p?: number; is_causal?: boolean; scale?: number | null; enable_gqa?: boolean }): Tensor;
   scatter(self: Tensor, dim: number, index: Tensor, value: Scalar): Tensor;
   scatter(self: Tensor, dim: number, index: Tensor, src: Tensor): Tensor;
+  scatter(self: Tensor, dim: number, index: Tensor, src: Tensor, kwargs: { reduce: string }): Tensor;
+  scatter(self: Tensor, dim: number, index: Tensor, value: Scalar, kwargs: { reduce: string }): Tensor;
   scatter_(self: Tensor, dim: number, index: Tensor, src: Tensor): Tensor;
   scatter_(self: Tensor, dim: number, index: Tensor, value: Scalar): Tensor;
+  scatter_(self: Tensor, dim: number, index: Tensor, src: Tensor, kwargs: { reduce: string }): Tensor;
+  scatter_(self: Tensor, dim: number, index: Tensor, value: Scalar, kwargs: { reduce: string }): Tensor;
   scatter_add(self: Tensor, dim: number, index: Tensor, src: Tensor): Tensor;
   scatter_add_(self: Tensor, dim: number, index: Tensor, src: Tensor): Tensor;
   scatter_reduce(self: Tensor, dim: number, index: Tensor, src: Tensor, reduce: string, kwargs?: { include_self?: boolean }): Tensor;

@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { aten, ops } from "./aten.js";
+import * as friendly from "./aten-friendly.js";
 import * as autograd from "./autograd.js";
 import * as cuda from "./cuda.js";
 import * as distributed from "./distributed.js";
@@ -64,15 +65,12 @@ for (const name of methodNames) {
 export const torch = {
   ...(methodFns as unknown as MethodFns),
   ...factories,
+  ...friendly,
   Tensor,
   /** Every ATen operator by its own name, overloads chosen as in Python (docs/aten.md). */
   aten,
   /** `torch.ops.<namespace>.<op>` for operators of any namespace; `torch.ops.loadLibrary(path)`. */
   ops,
-  /** A complex tensor viewing a real one whose last dimension has size 2 (real, imaginary). */
-  viewAsComplex(t: Tensor): Tensor { return aten.view_as_complex(t); },
-  /** A real tensor viewing a complex one, with a last dimension of size 2 (real, imaginary). */
-  viewAsReal(t: Tensor): Tensor { return aten.view_as_real(t); },
   version,
   nn: { functional: F },
   F,
