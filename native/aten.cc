@@ -11,7 +11,9 @@
 #include <torch/csrc/jit/runtime/operator.h>
 
 #include <cmath>
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -45,16 +47,21 @@ struct Overload {
   std::vector<Kind> returns;
 };
 
+using OverloadList = std::vector<Overload>;
+
 // The overloads of one operator name, in Python's order. Rebuilt when a library loaded
-// later may have added overloads (`generation`).
+// later may have added overloads (`generation`); a rebuild swaps in a new list, so a call on
+// another thread keeps using the list it took.
 struct Packet {
   std::string name;   // qualified, "aten::add"
   std::string label;  // as JS spells it, for messages: "torch.aten.add"
-  std::vector<Overload> overloads;
+  std::shared_ptr<const OverloadList> overloads;
   uint64_t generation = 0;
 };
 
-uint64_t gGeneration = 1;
+// Worker threads share these: gMutex guards the tables and every packet's list and generation.
+std::mutex gMutex;
+std::atomic<uint64_t> gGeneration{1};
 std::unordered_map<std::string, std::unique_ptr<Packet>> gPackets;
 std::unordered_set<const Packet*> gPacketSet;
 
@@ -119,14 +126,15 @@ Overload MakeOverload(const c10::OperatorHandle& h) {
 }
 
 void Fill(Packet& p) {
-  p.overloads.clear();
+  auto list = std::make_shared<OverloadList>();
   for (const auto& op : torch::jit::getAllSortedOperatorsFor(c10::Symbol::fromQualString(p.name))) {
     // Operators that only the TorchScript interpreter knows (list and string helpers) have no
     // dispatcher entry and are left out.
     if (!op->isC10Op()) continue;
     auto h = c10::Dispatcher::singleton().findSchema(op->schema().operator_name());
-    if (h) p.overloads.push_back(MakeOverload(*h));
+    if (h) list->push_back(MakeOverload(*h));
   }
+  p.overloads = std::move(list);
   p.generation = gGeneration;
 }
 
@@ -144,18 +152,28 @@ bool ValidName(const std::string& q) {
 
 std::string Label(const std::string& q);
 
+// The current overload list of `p`, or null when `p` is not a packet of this addon.
+std::shared_ptr<const OverloadList> Snapshot(const Packet* p) {
+  std::lock_guard<std::mutex> lock(gMutex);
+  if (gPacketSet.count(p) == 0) return nullptr;
+  auto* q = const_cast<Packet*>(p);
+  if (q->generation != gGeneration) Fill(*q);
+  return q->overloads;
+}
+
 Packet* Resolve(const std::string& q) {
+  std::lock_guard<std::mutex> lock(gMutex);
   auto it = gPackets.find(q);
   if (it != gPackets.end()) {
     if (it->second->generation != gGeneration) Fill(*it->second);
-    return it->second->overloads.empty() ? nullptr : it->second.get();
+    return it->second->overloads->empty() ? nullptr : it->second.get();
   }
   if (!ValidName(q)) return nullptr;
   auto p = std::make_unique<Packet>();
   p->name = q;
   p->label = Label(q);
   Fill(*p);
-  if (p->overloads.empty()) return nullptr;  // not cached: a library loaded later may add it
+  if (p->overloads->empty()) return nullptr;  // not cached: a library loaded later may add it
   Packet* raw = p.get();
   gPacketSet.insert(raw);
   gPackets.emplace(q, std::move(p));
@@ -571,14 +589,16 @@ std::string Describe(const Napi::CallbackInfo& info, size_t first, size_t npos, 
 
 // atenCall(handle, ...args, kwargs?)
 Napi::Value AtenCall(const Napi::CallbackInfo& info) {
-  Packet* p = nullptr;
+  const Packet* p = nullptr;
+  std::shared_ptr<const OverloadList> list;
   if (info.Length() >= 1 && info[0].IsExternal()) {
-    p = static_cast<Packet*>(info[0].As<Napi::External<void>>().Data());
-    if (gPacketSet.count(p) == 0) p = nullptr;
+    p = static_cast<const Packet*>(info[0].As<Napi::External<void>>().Data());
+    list = Snapshot(p);
+    if (!list) p = nullptr;
   }
   return Guarded(info, p ? p->label.c_str() : "torch.aten", [&]() -> Napi::Value {
     if (p == nullptr) throw ArgError("atenCall: argument 0 must be an operator handle from atenResolve");
-    if (p->generation != gGeneration) Fill(*p);
+    const OverloadList& overloads = *list;
     size_t first = 1;
     size_t n = info.Length() - first;
     Kwargs kw;
@@ -600,7 +620,7 @@ Napi::Value AtenCall(const Napi::CallbackInfo& info) {
     std::string why;
     const Overload* chosen = nullptr;
     std::vector<std::string> reasons;
-    for (const Overload& o : p->overloads) {
+    for (const Overload& o : overloads) {
       if (Bind(o, info, first, n, kwp, stack, why)) {
         chosen = &o;
         break;
@@ -611,8 +631,8 @@ Napi::Value AtenCall(const Napi::CallbackInfo& info) {
     if (chosen == nullptr) {
       std::string msg = p->label + ": no overload of " + p->name + " accepts the arguments " +
                         Describe(info, first, n, kwp) + "; tried:";
-      for (size_t k = 0; k < p->overloads.size(); ++k) {
-        msg += "\n  " + p->overloads[k].signature + "\n    -> " + reasons[k];
+      for (size_t k = 0; k < overloads.size(); ++k) {
+        msg += "\n  " + overloads[k].signature + "\n    -> " + reasons[k];
       }
       throw ArgError(msg);
     }
@@ -652,7 +672,8 @@ Napi::Value AtenSchemas(const Napi::CallbackInfo& info) {
     Packet* p = Resolve(QualifiedArg(info, "torch.ops"));
     Napi::Array arr = Napi::Array::New(info.Env());
     if (p == nullptr) return arr;
-    for (size_t k = 0; k < p->overloads.size(); ++k) arr.Set(static_cast<uint32_t>(k), p->overloads[k].signature);
+    auto list = Snapshot(p);
+    for (size_t k = 0; k < list->size(); ++k) arr.Set(static_cast<uint32_t>(k), (*list)[k].signature);
     return arr;
   });
 }
