@@ -172,6 +172,28 @@ describe("torch.aten: wrong calls never crash", () => {
     expectTypeError(() => torch.aten.neg(d), "argument 'self'", "disposed");
   });
 
+  it("every operator refuses arguments of the wrong kinds with a TypeError", () => {
+    // Five wrong calls for each of the ~1,600 ATen names: a string (only _print and from_file take
+    // one alone), an unknown keyword, a list mixing kinds, a symbol, ten nulls.
+    const wrong: unknown[][] = [["x"], [{ no_such_argument: 1 }], [[1, "a"]], [Symbol.iterator], Array(10).fill(null)];
+    const accepted: string[] = [];
+    let refused = 0;
+    for (const name of torch.ops.names("aten")) {
+      for (const [k, args] of wrong.entries()) {
+        try {
+          torch.tidy(() => void (torch.aten as any)[name](...args));
+          accepted.push(`${name}#${k}`);
+        } catch (e) {
+          expect(e, name).toBeInstanceOf(TypeError);
+          expect((e as Error).message.startsWith(`torch.aten.${name}:`), name).toBe(true);
+          ++refused;
+        }
+      }
+    }
+    expect(accepted.sort()).toEqual(["_print#0", "from_file#0"]); // _print("x") prints, from_file("x") maps 0 bytes
+    expect(refused).toBeGreaterThan(7500);
+  });
+
   it("errors thrown inside libtorch are TorchErrors naming the operator", () => {
     const cases: [() => unknown, string][] = [
       [() => torch.aten.mm(a, a), "torch.aten.mm"],
