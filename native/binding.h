@@ -165,5 +165,6 @@ void RegisterDistributed(Napi::Env env, Napi::Object exports);
 void RegisterFused(Napi::Env env, Napi::Object exports);
 void RegisterCpuAllocator(Napi::Env env, Napi::Object exports);
 void RegisterCudaGraph(Napi::Env env, Napi::Object exports);
+void RegisterAten(Napi::Env env, Napi::Object exports);
 
 }  // namespace innerloop

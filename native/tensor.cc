@@ -415,7 +415,7 @@ at::ScalarType Args::DT(size_t i) {
     return ParseDType(s);
   } catch (const ArgError&) {
     throw ArgError(std::string(fn_) + ": unknown dtype '" + s +
-                   "' (expected float32, float64, bfloat16, float16, int64, int32, uint8 or bool)");
+                   "' (expected float32, float64, bfloat16, float16, complex64, complex128, int64, int32, int16, int8, uint8 or bool)");
   }
 }
 
@@ -470,6 +470,11 @@ at::ScalarType ParseDType(const std::string& s) {
   if (s == "uint8") return at::kByte;
   if (s == "uint16") return at::kUInt16;
   if (s == "bool") return at::kBool;
+  if (s == "uint32") return at::kUInt32;
+  if (s == "uint64") return at::kUInt64;
+  if (s == "complex64") return at::kComplexFloat;
+  if (s == "complex128") return at::kComplexDouble;
+  if (s == "complex32") return at::kComplexHalf;
   throw ArgError("unknown dtype '" + s + "'");
 }
 
@@ -486,6 +491,11 @@ const char* DTypeName(at::ScalarType t) {
     case at::kByte: return "uint8";
     case at::kUInt16: return "uint16";
     case at::kBool: return "bool";
+    case at::kUInt32: return "uint32";
+    case at::kUInt64: return "uint64";
+    case at::kComplexFloat: return "complex64";
+    case at::kComplexDouble: return "complex128";
+    case at::kComplexHalf: return "complex32";
     default: return "unsupported";
   }
 }
@@ -794,6 +804,9 @@ NATIVE(FromBuffer) {
 Napi::Value CopyToTypedArray(Napi::Env env, at::Tensor t) {
   at::ScalarType st = t.scalar_type();
   if (st == at::kBFloat16 || st == at::kHalf) t = t.to(at::kFloat), st = at::kFloat;
+  // Complex elements come out as interleaved (real, imaginary) pairs.
+  if (st == at::kComplexHalf) t = t.to(at::kComplexFloat), st = at::kComplexFloat;
+  if (st == at::kComplexFloat || st == at::kComplexDouble) t = at::view_as_real(t).contiguous(), st = t.scalar_type();
   napi_typedarray_type tt;
   switch (st) {
     case at::kFloat: tt = napi_float32_array; break;
@@ -818,7 +831,12 @@ Napi::Value CopyToTypedArray(Napi::Env env, at::Tensor t) {
 }
 
 at::Tensor HostCopy(const at::Tensor& t) {
-  return t.detach().to(at::kCPU).contiguous();
+  at::Tensor h = t.detach().to(at::kCPU).contiguous();
+  // Some backward formulas return storage-less "efficient zero" tensors; lazy conjugate and
+  // negative views hold their bits unapplied.
+  if (h._is_zerotensor()) return at::zeros(h.sizes(), h.options());
+  if (h.is_conj() || h.is_neg()) h = h.resolve_conj().resolve_neg().contiguous();
+  return h;
 }
 
 NATIVE(ToTypedArray) {
@@ -882,6 +900,7 @@ NATIVE(Bytes) {
     at::Tensor& t = a.T(0);
     if (!t.device().is_cpu()) throw ArgError("bytes: the tensor must be on the CPU (use .cpu() first)");
     if (!t.is_contiguous()) throw ArgError("bytes: the tensor must be contiguous (use .contiguous() first)");
+    if (t._is_zerotensor()) throw ArgError("bytes: the tensor is a storage-less zero tensor (use .clone() first)");
     size_t n = t.nbytes();
     if (n == 0) return Napi::Buffer<uint8_t>::New(info.Env(), 0);
     auto* hold = new at::Tensor(t);
@@ -1242,6 +1261,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   RegisterFused(env, exports);
   RegisterCpuAllocator(env, exports);
   RegisterCudaGraph(env, exports);
+  RegisterAten(env, exports);
   return exports;
 }
 

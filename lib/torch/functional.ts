@@ -1,5 +1,6 @@
 // torch.nn.functional: the neural-network ops, with PyTorch's argument order
 // and optional arguments in an options object.
+import { aten } from "./aten.js";
 import { ops } from "./native.js";
 import type { Tensor } from "./tensor.js";
 import type { DType } from "./types.js";
@@ -45,3 +46,20 @@ export function scaledDotProductAttention(
   return ops.scaledDotProductAttention(q, k, v, opts?.attnMask, opts?.dropoutP ?? 0, opts?.isCausal ?? false, opts?.scale);
 }
 export function oneHot(x: Tensor, numClasses = -1): Tensor { return ops.oneHot(x, numClasses); }
+
+/** Cosine similarity along `dim` (default 1), as F.cosine_similarity. */
+export function cosineSimilarity(x1: Tensor, x2: Tensor, opts?: { dim?: number; eps?: number }): Tensor {
+  return aten.cosine_similarity(x1, x2, opts?.dim ?? 1, opts?.eps ?? 1e-8);
+}
+
+/** ATen's reduction codes (at::Reduction). */
+const REDUCTIONS = { none: 0, mean: 1, sum: 2 } as const;
+
+/** Mean squared error, as F.mse_loss. */
+export function mseLoss(input: Tensor, target: Tensor, opts?: { reduction?: "mean" | "sum" | "none" }): Tensor {
+  const r = opts?.reduction ?? "mean";
+  if (!Object.prototype.hasOwnProperty.call(REDUCTIONS, r)) {
+    throw new TypeError(`mseLoss: reduction must be 'mean', 'sum' or 'none', got ${JSON.stringify(r)}`);
+  }
+  return aten.mse_loss(input, target, REDUCTIONS[r]);
+}

@@ -2,6 +2,8 @@
 // CUDA and version information, with PyTorch's names in camelCase.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { aten, ops } from "./aten.js";
+import * as friendly from "./aten-friendly.js";
 import * as autograd from "./autograd.js";
 import * as cuda from "./cuda.js";
 import * as distributed from "./distributed.js";
@@ -18,6 +20,7 @@ export type { KeepDim, ValuesIndices } from "./tensor.js";
 export { TorchError, OutOfMemoryError } from "./errors.js";
 export * from "./types.js";
 export type { MemoryInfo } from "./scope.js";
+export type { AtenOps, OpFunction, OpNamespace, OpsFunctions } from "./aten.js";
 export { F };
 export type { ProcessGroup, InitOptions as DistributedInitOptions, ReduceOp } from "./distributed.js";
 
@@ -62,7 +65,12 @@ for (const name of methodNames) {
 export const torch = {
   ...(methodFns as unknown as MethodFns),
   ...factories,
+  ...friendly,
   Tensor,
+  /** Every ATen operator by its own name, overloads chosen as in Python (docs/aten.md). */
+  aten,
+  /** `torch.ops.<namespace>.<op>` for operators of any namespace; `torch.ops.loadLibrary(path)`. */
+  ops,
   version,
   nn: { functional: F },
   F,

@@ -40,18 +40,25 @@ const FROM_ST: Readonly<Record<string, DType>> = {
   F16: "float16",
   I64: "int64",
   I32: "int32",
+  I16: "int16",
+  I8: "int8",
   U8: "uint8",
   BOOL: "bool",
+  C64: "complex64",
 };
-const TO_ST: Readonly<Record<DType, string>> = {
+/** complex128 has no safetensors dtype. */
+const TO_ST: Readonly<Partial<Record<DType, string>>> = {
   float32: "F32",
   float64: "F64",
   bfloat16: "BF16",
   float16: "F16",
   int64: "I64",
   int32: "I32",
+  int16: "I16",
+  int8: "I8",
   uint8: "U8",
   bool: "BOOL",
+  complex64: "C64",
 };
 const ITEMSIZE: Readonly<Record<DType, number>> = {
   float32: 4,
@@ -60,11 +67,18 @@ const ITEMSIZE: Readonly<Record<DType, number>> = {
   float16: 2,
   int64: 8,
   int32: 4,
+  int16: 2,
+  int8: 1,
   uint8: 1,
   bool: 1,
+  complex64: 8,
+  complex128: 16,
 };
 /** Position of each dtype in the reference writer's `Dtype` enum; it orders tensors by it, descending. */
-const WRITE_RANK: Readonly<Record<string, number>> = { BOOL: 0, U8: 1, F16: 7, BF16: 8, I32: 9, F32: 11, F64: 12, I64: 13 };
+// C64 sorts between F32 and F64 (checked against safetensors 0.x's writer).
+const WRITE_RANK: Readonly<Record<string, number>> = {
+  BOOL: 0, U8: 1, I8: 2, I16: 5, F16: 7, BF16: 8, I32: 9, F32: 11, C64: 11.5, F64: 12, I64: 13,
+};
 const FLOATING: ReadonlySet<DType> = new Set<DType>(["float32", "float64", "bfloat16", "float16"]);
 
 /** One tensor as described by a file's header. */
