@@ -26,6 +26,17 @@ export class ConfigReader {
     return v;
   }
 
+  nonNegInt(k: string, dflt?: number): number {
+    const v = this.json[k] ?? dflt;
+    if (v === undefined) this.fail(k, "is missing (a non-negative integer)");
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 0) this.fail(k, `must be a non-negative integer, got ${showValue(v)}`);
+    return v;
+  }
+
+  optPosNum(k: string): number | null {
+    return this.has(k) ? this.posNum(k) : null;
+  }
+
   optPosInt(k: string): number | null {
     return this.has(k) ? this.posInt(k) : null;
   }
@@ -157,4 +168,26 @@ export function ropeToHF(rope: RopeConfig, opts: { neox: boolean }): Json {
     out.rope_scaling = scaling;
   }
   return out;
+}
+
+export type LayerType = "full_attention" | "sliding_attention";
+
+/** `layer_types` (transformers 5: one of full_attention / sliding_attention per layer), or null when absent. */
+export function readLayerTypes(c: ConfigReader, nLayer: number): LayerType[] | null {
+  const types = c.json.layer_types;
+  if (types === undefined || types === null) return null;
+  if (!Array.isArray(types)) c.fail("layer_types", `must be a list, got ${showValue(types)}`);
+  if (types.length !== nLayer) c.fail("layer_types", `must list ${nLayer} layers (num_hidden_layers), got ${types.length}`);
+  return types.map((t, i) => {
+    if (t !== "full_attention" && t !== "sliding_attention") c.fail(`layer_types[${i}]`, `= ${showValue(t)} is not supported (full_attention, sliding_attention)`);
+    return t as LayerType;
+  });
+}
+
+/** Refuses mixture-of-experts configs (fields that only MoE variants carry) in one line naming the field. */
+export function refuseMoE(c: ConfigReader): void {
+  for (const k of ["num_experts", "num_local_experts", "n_routed_experts", "num_experts_per_tok"]) {
+    const v = c.json[k];
+    if (v !== undefined && v !== null && v !== 0) c.fail(k, `= ${showValue(v)}: mixture-of-experts models are not supported`);
+  }
 }
