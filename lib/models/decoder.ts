@@ -28,6 +28,7 @@ import { RotaryTables, applyRotary } from "./rope.js";
 import type { RopeConfig } from "./rope.js";
 import { HFRMSNorm, activate, initLikeHF } from "./layers.js";
 import type { BuildOptions } from "./layers.js";
+import type { DecoderBasics } from "./decoder-config.js";
 
 /** RMSNorm as LLaMA ("rms"), scaled in float32 (OLMo 2), with (1 + w) (Gemma), or LayerNorm with bias. */
 export type NormKind = "rms" | "rmsScaleFloat32" | "rmsUnitOffset" | "layer";
@@ -123,6 +124,12 @@ export interface DecoderSpec {
 }
 
 type Norm = Module & { forward(x: Tensor): Tensor };
+
+/** The spec fields that come straight from the shared config.json fields. */
+export function basicSpec(b: DecoderBasics): Pick<DecoderSpec, "vocabSize" | "nEmbd" | "nLayer" | "nHead" | "nKVHead" | "headDim" | "intermediateSize" | "tieWordEmbeddings" | "initializerRange"> {
+  const { vocabSize, nEmbd, nLayer, nHead, nKVHead, headDim, intermediateSize, tieWordEmbeddings, initializerRange } = b;
+  return { vocabSize, nEmbd, nLayer, nHead, nKVHead, headDim, intermediateSize, tieWordEmbeddings, initializerRange };
+}
 
 function makeNorm(s: DecoderSpec, size: number, f: BuildOptions): Norm {
   const o = { device: f.device, dtype: f.dtype };

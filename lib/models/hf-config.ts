@@ -109,10 +109,19 @@ const ROPE_TYPES = ["default", "linear", "llama3"];
  */
 export function readRope(
   c: ConfigReader,
-  o: { defaultTheta: number; defaultPartial: number; allowPartial: boolean; maxPositions: number },
+  o: {
+    defaultTheta: number;
+    defaultPartial: number;
+    allowPartial: boolean;
+    maxPositions: number;
+    /** Read this dict (named `field` in errors) instead of rope_scaling / rope_parameters (Gemma 3's per layer type). */
+    dict?: { field: string; params: Json | null };
+    /** Top-level fields that give theta (default rope_theta, rotary_emb_base). */
+    thetaFields?: string[];
+  },
 ): RopeConfig {
-  const scalingField = c.has("rope_scaling") ? "rope_scaling" : "rope_parameters";
-  const raw = c.json[scalingField] ?? null;
+  const scalingField = o.dict?.field ?? (c.has("rope_scaling") ? "rope_scaling" : "rope_parameters");
+  const raw = o.dict !== undefined ? o.dict.params : (c.json[scalingField] ?? null);
   if (raw !== null && !isObject(raw)) c.fail(scalingField, `must be an object or null, got ${showValue(raw)}`);
   const rp: Json = raw ?? {};
   const layerTyped = Object.values(rp).some(isObject);
@@ -132,7 +141,7 @@ export function readRope(
     if (typeof v !== "number" || !Number.isFinite(v) || (positive && !(v > 0))) c.fail(field, `must be a positive number, got ${showValue(v)}`);
     return v;
   };
-  const theta = num(pick(["rope_theta"], ["rope_theta", "rotary_emb_base"], o.defaultTheta));
+  const theta = num(pick(["rope_theta"], o.thetaFields ?? ["rope_theta", "rotary_emb_base"], o.defaultTheta));
   const [pv, pf] = pick(["partial_rotary_factor"], ["partial_rotary_factor", "rotary_pct"], o.defaultPartial);
   const partial = num([pv, pf]);
   if (partial > 1) c.fail(pf, `must be in (0, 1], got ${partial}`);

@@ -12,9 +12,10 @@ import type { DType } from "../torch/index.js";
 import { ConfigReader, readActivation, readRope, ropeToHF, activationName, readLayerTypes, refuseMoE } from "./hf-config.js";
 import type { Activation, Json } from "./hf-config.js";
 import { showValue } from "./errors.js";
-import type { CausalLMConfigBase } from "./causal-lm.js";
+import { readDecoderBasics, decoderBasicsToHF } from "./decoder-config.js";
+import type { DecoderBasics } from "./decoder-config.js";
 import type { RopeConfig } from "./rope.js";
-import { DecoderLM, LLAMA_NAMES } from "./decoder.js";
+import { DecoderLM, LLAMA_NAMES, basicSpec } from "./decoder.js";
 import type { DecoderSpec } from "./decoder.js";
 import type { BuildOptions } from "./layers.js";
 
@@ -22,17 +23,9 @@ export type { BuildOptions };
 
 export type LlamaModelType = "llama" | "mistral" | "qwen2" | "qwen3";
 
-export interface LlamaConfig extends CausalLMConfigBase {
+export interface LlamaConfig extends DecoderBasics {
   modelType: LlamaModelType;
-  /** hidden_size */
-  nEmbd: number;
-  /** num_key_value_heads (grouped-query attention when < nHead). */
-  nKVHead: number;
-  headDim: number;
-  intermediateSize: number;
-  rmsNormEps: number;
   rope: RopeConfig;
-  tieWordEmbeddings: boolean;
   /** RMSNorm over each head's queries and keys (Qwen3's q_norm, k_norm). */
   qkNorm: boolean;
   /** Biases on q_proj, k_proj, v_proj. */
@@ -43,18 +36,10 @@ export interface LlamaConfig extends CausalLMConfigBase {
   hiddenAct: Activation;
   /** Per layer: the sliding attention window, or null for full causal attention. */
   slidingWindow: Array<number | null>;
-  initializerRange: number;
-  bosTokenId: number | null;
-  eosTokenId: number | number[] | null;
 }
 
 const ARCH: Record<LlamaModelType, string> = { llama: "LlamaForCausalLM", mistral: "MistralForCausalLM", qwen2: "Qwen2ForCausalLM", qwen3: "Qwen3ForCausalLM" };
 const MODEL_TYPES = Object.keys(ARCH);
-
-function tokenId(c: ConfigReader, k: string): number | null {
-  const v = c.json[k];
-  return typeof v === "number" ? v : null;
-}
 
 /**
  * Qwen2/Qwen3 sliding windows as transformers decides them: `use_sliding_window` switches them on
@@ -85,15 +70,9 @@ export function llamaConfigFromHF(json: Json, where = "config.json"): LlamaConfi
     c.fail("model_type", `${showValue(modelType)} is not supported here (supported: ${MODEL_TYPES.join(", ")})`);
   }
   refuseMoE(c);
-  const nEmbd = c.posInt("hidden_size");
-  const nHead = c.posInt("num_attention_heads");
-  const nKVHead = c.posInt("num_key_value_heads", nHead);
-  if (nHead % nKVHead !== 0) c.fail("num_key_value_heads", `(${nKVHead}) must divide num_attention_heads (${nHead})`);
   // Qwen3's head_dim defaults to 128, the others' to hidden_size / num_attention_heads.
-  if (!c.has("head_dim") && modelType !== "qwen3" && nEmbd % nHead !== 0) c.fail("hidden_size", `(${nEmbd}) must be divisible by num_attention_heads (${nHead})`);
-  const headDim = c.has("head_dim") ? c.posInt("head_dim") : modelType === "qwen3" ? 128 : nEmbd / nHead;
-  const nLayer = c.posInt("num_hidden_layers");
-  const nPositions = c.posInt("max_position_embeddings", 2048);
+  const basics = readDecoderBasics(c, { headDim: modelType === "qwen3" ? 128 : null, rmsNormEps: 1e-6, tieWordEmbeddings: false, maxPositions: 2048 });
+  const { nLayer, nPositions } = basics;
   const rope = readRope(c, { defaultTheta: 10000, defaultPartial: 1, allowPartial: false, maxPositions: nPositions });
   const attentionBias = modelType === "llama" || modelType === "qwen3" ? c.bool("attention_bias", false) : false;
   const qkvBias = modelType === "qwen2" ? true : attentionBias;
@@ -105,27 +84,15 @@ export function llamaConfigFromHF(json: Json, where = "config.json"): LlamaConfi
     slidingWindow.fill(w);
   } else if (modelType === "qwen2" || modelType === "qwen3") slidingWindow = qwenWindows(c, nLayer);
   const cfg: LlamaConfig = {
+    ...basics,
     modelType: modelType as LlamaModelType,
-    vocabSize: c.posInt("vocab_size"),
-    nPositions,
-    nEmbd,
-    nLayer,
-    nHead,
-    nKVHead,
-    headDim,
-    intermediateSize: c.posInt("intermediate_size"),
-    rmsNormEps: c.posNum("rms_norm_eps", 1e-6),
     rope,
-    tieWordEmbeddings: c.bool("tie_word_embeddings", false),
     qkNorm: modelType === "qwen3",
     qkvBias,
     oBias: attentionBias,
     mlpBias: modelType === "llama" ? c.bool("mlp_bias", false) : false,
     hiddenAct: readActivation(c, "hidden_act", "silu"),
     slidingWindow,
-    initializerRange: c.has("initializer_range") ? c.posNum("initializer_range") : 0.02,
-    bosTokenId: tokenId(c, "bos_token_id"),
-    eosTokenId: Array.isArray(c.json.eos_token_id) ? (c.json.eos_token_id as number[]) : tokenId(c, "eos_token_id"),
   };
   return cfg;
 }
@@ -133,26 +100,9 @@ export function llamaConfigFromHF(json: Json, where = "config.json"): LlamaConfi
 /** A config.json for `c` that transformers 4.x and 5.x both read. */
 export function llamaConfigToHF(c: LlamaConfig, dtype: DType): Json {
   const out: Json = {
-    model_type: c.modelType,
-    architectures: [ARCH[c.modelType]],
-    vocab_size: c.vocabSize,
-    hidden_size: c.nEmbd,
-    intermediate_size: c.intermediateSize,
-    num_hidden_layers: c.nLayer,
-    num_attention_heads: c.nHead,
-    num_key_value_heads: c.nKVHead,
-    head_dim: c.headDim,
-    max_position_embeddings: c.nPositions,
-    rms_norm_eps: c.rmsNormEps,
+    ...decoderBasicsToHF(c, c.modelType, ARCH[c.modelType], dtype),
     hidden_act: activationName(c.hiddenAct),
-    tie_word_embeddings: c.tieWordEmbeddings,
-    initializer_range: c.initializerRange,
     ...ropeToHF(c.rope, { neox: false }),
-    bos_token_id: c.bosTokenId,
-    eos_token_id: c.eosTokenId,
-    use_cache: true,
-    dtype,
-    torch_dtype: dtype,
   };
   if (c.modelType === "llama" || c.modelType === "qwen3") {
     out.attention_bias = c.oBias;
@@ -172,13 +122,7 @@ export function llamaConfigToHF(c: LlamaConfig, dtype: DType): Json {
 /** The block skeleton's settings for a LLaMA-family config. */
 export function llamaSpec(c: LlamaConfig): DecoderSpec {
   return {
-    vocabSize: c.vocabSize,
-    nEmbd: c.nEmbd,
-    nLayer: c.nLayer,
-    nHead: c.nHead,
-    nKVHead: c.nKVHead,
-    headDim: c.headDim,
-    intermediateSize: c.intermediateSize,
+    ...basicSpec(c),
     names: LLAMA_NAMES,
     norm: { kind: "rms", eps: c.rmsNormEps },
     parallelResidual: false,
@@ -196,8 +140,6 @@ export function llamaSpec(c: LlamaConfig): DecoderSpec {
     localRope: null,
     embedScale: false,
     finalSoftcap: null,
-    tieWordEmbeddings: c.tieWordEmbeddings,
-    initializerRange: c.initializerRange,
   };
 }
 
