@@ -16,6 +16,8 @@ export interface DecoderBasics extends CausalLMConfigBase {
   initializerRange: number;
   bosTokenId: number | null;
   eosTokenId: number | number[] | null;
+  /** Written back so that transformers does not fall back to a default id outside a small vocabulary. */
+  padTokenId: number | null;
 }
 
 export interface BasicsDefaults {
@@ -51,6 +53,7 @@ export function readDecoderBasics(c: ConfigReader, d: BasicsDefaults): DecoderBa
     initializerRange: c.has("initializer_range") ? c.posNum("initializer_range") : 0.02,
     bosTokenId: tokenId(c, "bos_token_id"),
     eosTokenId: Array.isArray(c.json.eos_token_id) ? (c.json.eos_token_id as number[]) : tokenId(c, "eos_token_id"),
+    padTokenId: tokenId(c, "pad_token_id"),
   };
 }
 
@@ -72,6 +75,7 @@ export function decoderBasicsToHF(c: DecoderBasics, modelType: string, architect
     initializer_range: c.initializerRange,
     bos_token_id: c.bosTokenId,
     eos_token_id: c.eosTokenId,
+    pad_token_id: c.padTokenId,
     use_cache: true,
     dtype,
     torch_dtype: dtype,

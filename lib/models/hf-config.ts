@@ -200,3 +200,13 @@ export function refuseMoE(c: ConfigReader): void {
     if (v !== undefined && v !== null && v !== 0) c.fail(k, `= ${showValue(v)}: mixture-of-experts models are not supported`);
   }
 }
+
+/** Fields transformers 5 types as float (its strict config classes refuse an integer there). */
+const FLOAT_FIELDS = ["initializer_range", "rms_norm_eps", "layer_norm_eps", "final_logit_softcapping", "attn_logit_softcapping"];
+
+/** config.json text: JSON, with the float-typed fields written with a decimal point (30.0, not 30). */
+export function configJsonText(cfg: Json): string {
+  let text = JSON.stringify(cfg, null, 2);
+  for (const k of FLOAT_FIELDS) text = text.replace(new RegExp(`^(  "${k}": -?\\d+)(,?)$`, "m"), "$1.0$2");
+  return text + "\n";
+}

@@ -29,6 +29,7 @@ import { decoderShapes } from "./decoder.js";
 import type { DecoderLM, DecoderSpec } from "./decoder.js";
 import type { BuildOptions } from "./layers.js";
 import { loadWeightsInto, storedDtype, checkConfigAgainstWeights } from "./hf-weights.js";
+import { configJsonText } from "./hf-config.js";
 import type { Json } from "./hf-config.js";
 import { ConfigError, showValue } from "./errors.js";
 
@@ -174,7 +175,7 @@ export function savePretrained(dir: string, model: PretrainedModel, opts: SavePr
   }
   const tensors: Record<string, Tensor> = { ...model.stateDict() };
   saveSafetensorsDir(dir, tensors, { metadata: { format: "pt" }, maxShardBytes: opts.maxShardBytes });
-  writeFileAtomic(path.join(dir, CONFIG_FILE), JSON.stringify({ ...base, ...extra }, null, 2) + "\n");
+  writeFileAtomic(path.join(dir, CONFIG_FILE), configJsonText({ ...base, ...extra }));
 }
 
 export { Llama, GPTNeoX, Gemma, Phi3, Olmo2 };
