@@ -18,7 +18,7 @@ import { binTokenStream } from "../lib/analysis/windows.js";
 import { expectCoreAnalysisClose, expectNestedClose, nestedMaxAbs } from "./helpers/close.js";
 
 const FIX = path.join(__dirname, "fixtures", "pretrained");
-const MODELS = ["gpt2", "neox-par", "neox-seq", "llama", "llama-v4"] as const;
+const MODELS = ["gpt2", "neox-par", "neox-seq", "llama", "llama-v4", "qwen3", "gemma2", "gemma3", "gemma3-v4", "phi3", "olmo2"] as const;
 const REL = 1e-4;
 
 type Expected = AnalysisResult & { settings: { seqLen: number; batchSize: number; maxWindows: number; topK: number; freqBuckets: number } };
@@ -127,5 +127,28 @@ describe("innerloop analyze on pretrained checkpoints", () => {
         fs.rmSync(out, { recursive: true, force: true });
       }
     });
+  }
+});
+
+// attnFirstToken is the attention the model applies: with sliding windows shorter than the
+// analysis windows (qwen3: 4, gemma3: 5, phi3: 6, gemma3-v4: 3; T = 13) and Gemma 2's soft-capped
+// scores, by either kernel (the fused one masks the window, the scores path caps and masks).
+describe("attention on the first token with sliding windows and soft-capping, both kernels", () => {
+  for (const name of ["qwen3", "gemma2", "gemma3-v4", "phi3"] as const) {
+    for (const attnKernel of ["fused", "scores"] as const) {
+      it(`${name} (${attnKernel})`, () => {
+        const expected = (JSON.parse(fs.readFileSync(path.join(FIX, name, "expected.json"), "utf8")) as { analysis: Expected }).analysis;
+        const S = expected.settings;
+        const model = loadPretrained(path.join(FIX, name, "model"), { dtype: "float32" });
+        const stream = binTokenStream(path.join(FIX, "tokens.bin"));
+        try {
+          const got = analyzeModel(model as unknown as AnalysisModel, stream, { seqLen: S.seqLen, batchSize: S.batchSize, maxWindows: S.maxWindows, topK: S.topK, freqBuckets: S.freqBuckets, attnKernel });
+          close(got.attnFirstToken!.mean, expected.attnFirstToken!.mean, "attnFirstToken.mean", 0);
+        } finally {
+          stream.close();
+          model.dispose();
+        }
+      });
+    }
   }
 });
