@@ -17,12 +17,14 @@ import { readSafetensorsHeader } from "../lib/torch/safetensors.js";
 import { loadPretrained, savePretrained, architectureOf, Gemma, Llama, Olmo2, Phi3 } from "../lib/models/hf.js";
 import type { PretrainedModel } from "../lib/models/hf.js";
 import { weightFiles } from "../lib/models/hf-weights.js";
+import { GPT2 } from "../lib/models/gpt2.js";
+import { inverseFrequencies } from "../lib/models/rope.js";
 import { expectLogits } from "./helpers/close.js";
 
 const FIX = path.join(__dirname, "fixtures", "pretrained");
 const CHECK = path.join(__dirname, "..", "scripts", "oracle", "pretrained_check.py");
-const NAMES = ["qwen2-swa", "qwen3", "gemma2", "gemma3", "gemma3-v4", "phi3", "olmo2"] as const;
-const CLASS = { "qwen2-swa": Llama, qwen3: Llama, gemma2: Gemma, gemma3: Gemma, "gemma3-v4": Gemma, phi3: Phi3, olmo2: Olmo2 };
+const NAMES = ["qwen2-swa", "qwen3", "gemma2", "gemma3", "gemma3-v4", "phi3", "olmo2", "gpt2-gelu", "gpt2-relu", "gpt2-silu"] as const;
+const CLASS = { "qwen2-swa": Llama, qwen3: Llama, gemma2: Gemma, gemma3: Gemma, "gemma3-v4": Gemma, phi3: Phi3, olmo2: Olmo2, "gpt2-gelu": GPT2, "gpt2-relu": GPT2, "gpt2-silu": GPT2 };
 const devices: Device[] = ["cpu", ...(torch.cuda.isAvailable() ? (["cuda"] as Device[]) : [])];
 
 interface Expected {
@@ -52,8 +54,10 @@ describe.each(devices)("logits agree with transformers within 1e-5 relative in f
       try {
         expect(model).toBeInstanceOf(CLASS[name]);
         expect(model.numParameters()).toBe(e.numParameters);
-        const fileNames = weightFiles(modelDir(name)).flatMap((f) => readSafetensorsHeader(f).entries.map((x) => x.name)).sort();
-        expect(Object.keys(model.stateDict()).sort()).toEqual(fileNames);
+        if (!(model instanceof GPT2)) {
+          const fileNames = weightFiles(modelDir(name)).flatMap((f) => readSafetensorsHeader(f).entries.map((x) => x.name)).sort();
+          expect(Object.keys(model.stateDict()).sort()).toEqual(fileNames);
+        }
         torch.tidy(() => {
           const logits = logitsOf(model, e.ids, device);
           expect(logits.shape).toEqual(e.logitsShape);
@@ -138,7 +142,7 @@ describe("configs of the new families", () => {
 });
 
 describe.each(devices)("generation (%s)", (device) => {
-  for (const name of ["qwen2-swa", "qwen3", "gemma2", "gemma3", "phi3", "olmo2"] as const) {
+  for (const name of ["qwen2-swa", "qwen3", "gemma2", "gemma3", "phi3", "olmo2", "gpt2-relu"] as const) {
     it(`${name}: greedy with the KV cache equals greedy without it and the full forward's argmax`, () => {
       const model = loadPretrained(modelDir(name), { device, dtype: "float32" });
       try {
@@ -160,7 +164,7 @@ describe.each(devices)("generation (%s)", (device) => {
 
 describe("export to Hugging Face format", () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), "innerloop-families-"));
-  const exported = ["qwen2-swa", "qwen3", "gemma2", "gemma3", "gemma3-v4", "phi3", "olmo2"] as const;
+  const exported = ["qwen2-swa", "qwen3", "gemma2", "gemma3", "gemma3-v4", "phi3", "olmo2", "gpt2-silu"] as const;
   const ours: Record<string, number[]> = {};
   beforeAll(() => {
     for (const name of exported) {
@@ -202,4 +206,50 @@ describe("export to Hugging Face format", () => {
       torch.tidy(() => expectLogits(torch.tensor(ours[name]!), r.logits, 1e-5, `${name} via transformers`));
     }
   }, 120_000);
+});
+
+describe("checks before allocating, and RoPE frequencies", () => {
+  it("a config.json far larger than its weights is refused from the safetensors header, before allocation", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "innerloop-oversized-"));
+    try {
+      for (const [src, patch] of [["gpt2", { n_embd: 8192, n_layer: 48, n_head: 64 }], ["gemma2", { hidden_size: 8192, num_hidden_layers: 48, intermediate_size: 32768, layer_types: undefined }]] as const) {
+        fs.rmSync(dir, { recursive: true, force: true });
+        fs.mkdirSync(dir);
+        fs.copyFileSync(path.join(modelDir(src), "model.safetensors"), path.join(dir, "model.safetensors"));
+        fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...readConfig(src), ...patch }));
+        // 48 layers of 8192-wide matrices would take over 12 GB (float32): the refusal comes first.
+        const t0 = Date.now();
+        expect(() => loadPretrained(dir)).toThrow(/config\.json: does not match the weights: model\.safetensors holds \S+ as \[[\d, ]+\], the config gives \[[\d, ]+\]$/);
+        expect(Date.now() - t0).toBeLessThan(2000);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("inverse frequencies equal transformers' float32 computation bit for bit (default, linear, llama3 at real sizes)", () => {
+    const script = [
+      "import json",
+      "from transformers import LlamaConfig",
+      "from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding",
+      "out = {}",
+      "for name, rp in [('default', {'rope_type': 'default', 'rope_theta': 500000.0}),",
+      "                 ('linear', {'rope_type': 'linear', 'rope_theta': 10000.0, 'factor': 4.0}),",
+      "                 ('llama3', {'rope_type': 'llama3', 'rope_theta': 500000.0, 'factor': 8.0, 'low_freq_factor': 1.0, 'high_freq_factor': 4.0, 'original_max_position_embeddings': 8192})]:",
+      "    c = LlamaConfig(hidden_size=4096, num_attention_heads=32, rope_parameters=rp)",
+      "    out[name] = LlamaRotaryEmbedding(c).inv_freq.tolist()",
+      "print(json.dumps(out))",
+    ].join("\n");
+    const ref = JSON.parse(execFileSync("python3", ["-c", script], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] })) as Record<string, number[]>;
+    const ropes = {
+      default: { type: "default" as const, theta: 500000, partialRotaryFactor: 1 },
+      linear: { type: "linear" as const, theta: 10000, partialRotaryFactor: 1, factor: 4 },
+      llama3: { type: "llama3" as const, theta: 500000, partialRotaryFactor: 1, factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 },
+    };
+    for (const [name, rope] of Object.entries(ropes)) {
+      const got = Array.from(inverseFrequencies(rope, 128));
+      expect(got.length).toBe(64);
+      expect(got, name).toEqual(ref[name]!.map((v) => Math.fround(v)));
+    }
+  }, 60_000);
 });

@@ -23,6 +23,9 @@ Models (each in OUT/<name>/model, expected values in OUT/<name>/expected.json):
                 linear), tied embeddings, attention and MLP biases, float16
   mistral       Mistral with a sliding window shorter than the sequence (logits only)
   qwen2         Qwen2 (q/k/v biases, no o_proj bias; logits only)
+  gpt2-gelu, gpt2-relu, gpt2-silu
+                GPT-2 with the other activation_function values transformers
+                accepts (logits only)
   qwen2-swa     Qwen2 with use_sliding_window and max_window_layers 0: every layer
                 slides (window 4; logits only)
   qwen3         Qwen3: q/k RMSNorm per head, head_dim != hidden/heads, attention
@@ -158,6 +161,9 @@ def specs():
         ("olmo2", Olmo2Config(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
                               intermediate_size=48, max_position_embeddings=32, attention_bias=True,
                               tie_word_embeddings=False, **common), {"dtype": torch.bfloat16}),
+        *[(f"gpt2-{act}", GPT2Config(n_positions=32, n_embd=24, n_layer=2, n_head=2, activation_function=act,
+                                       **common), {"dtype": torch.float32, "logitsOnly": True})
+          for act in ("gelu", "relu", "silu")],
     ]
 
 
