@@ -13,7 +13,6 @@ import { torch } from "../torch/index.js";
 import { itemSize } from "../torch/index.js";
 import type { DType, Tensor } from "../torch/index.js";
 import type { Module } from "../nn/index.js";
-import { ConfigError } from "./errors.js";
 import {
   readSafetensorsHeader,
   readShardIndex,
@@ -155,8 +154,9 @@ export function loadWeightsInto(model: Module, dir: string, opts: LoadWeightsOpt
  * Checks a config against the weights before the model is allocated: every tensor the config
  * implies (`expected`, model names) must be in the folder's safetensors headers with that shape,
  * and every tensor there must be expected (after `rename`). Only the headers are read, so a
- * config.json whose sizes disagree with the file is refused in one line (a ConfigError naming
- * `configFile` and the first tensor at fault) before anything is allocated.
+ * config.json whose sizes disagree with the file is refused in one line naming `configFile` and
+ * the first tensor at fault, before anything is allocated. A plain Error, not a ConfigError: each
+ * file may be valid on its own (the CLI exits 1, as for any weights that do not load).
  */
 export function checkConfigAgainstWeights(
   configFile: string,
@@ -176,7 +176,7 @@ export function checkConfigAgainstWeights(
         continue;
       }
       if (want.join(",") !== e.shape.join(",")) {
-        throw new ConfigError(configFile, undefined, `does not match the weights: ${path.basename(file)} holds ${e.name} as [${e.shape.join(", ")}], the config gives [${want.join(", ")}]`);
+        throw new Error(`${configFile}: does not match the weights: ${path.basename(file)} holds ${e.name} as [${e.shape.join(", ")}], the config gives [${want.join(", ")}]`);
       }
       seen.add(key);
     }
@@ -185,6 +185,6 @@ export function checkConfigAgainstWeights(
   const list = (xs: string[]) => `${xs.slice(0, 4).join(", ")}${xs.length > 4 ? ` and ${xs.length - 4} more` : ""}`;
   if (missing.length > 0 || unexpected.length > 0) {
     const parts = [missing.length > 0 ? `the weights lack ${list(missing)}` : "", unexpected.length > 0 ? `the weights have tensors the config does not: ${list(unexpected)}` : ""];
-    throw new ConfigError(configFile, undefined, `does not match the weights: ${parts.filter((p) => p !== "").join("; ")}`);
+    throw new Error(`${configFile}: does not match the weights: ${parts.filter((p) => p !== "").join("; ")}`);
   }
 }
