@@ -12,3 +12,11 @@ export { ConfigError } from "./errors.js";
 export type { SampleOptions } from "./sampling.js";
 export { forwardProbed, probedForwardApplies } from "./gpt2-probe.js";
 export type { ProbeCapture, ProbedForward } from "./gpt2-probe.js";
+// Hugging Face checkpoints of every supported architecture (docs/pretrained.md).
+export { loadPretrained, savePretrained, architectureOf, SUPPORTED_MODEL_TYPES, Llama, GPTNeoX, Gemma, Phi3, Olmo2 } from "./hf.js";
+export type { PretrainedModel, LoadPretrainedOptions, SavePretrainedOptions, ArchitectureConfig } from "./hf.js";
+export { llamaConfigFromHF } from "./llama.js";
+export { neoxConfigFromHF } from "./neox.js";
+export { gemmaConfigFromHF } from "./gemma.js";
+export { phi3ConfigFromHF } from "./phi3.js";
+export { olmo2ConfigFromHF } from "./olmo2.js";
