@@ -17,24 +17,12 @@ import { llamaConfigFromHF } from "../lib/models/llama.js";
 import { inverseFrequencies } from "../lib/models/rope.js";
 import { GPT2 } from "../lib/models/gpt2.js";
 import { expectLogits } from "./helpers/close.js";
+import { modelDir, readExpected } from "./helpers/pretrained.js";
 
-const FIX = path.join(__dirname, "fixtures", "pretrained");
 const NAMES = ["gpt2", "neox-par", "neox-seq", "llama", "llama-v4", "mistral", "qwen2"] as const;
 const devices: Device[] = ["cpu", ...(torch.cuda.isAvailable() ? (["cuda"] as Device[]) : [])];
 
-interface Expected {
-  modelType: string;
-  storedDtype: string;
-  ids: number[][];
-  logits: number[];
-  logitsShape: number[];
-  numParameters: number;
-}
-
-const expected = Object.fromEntries(
-  NAMES.map((n) => [n, JSON.parse(fs.readFileSync(path.join(FIX, n, "expected.json"), "utf8")) as Expected]),
-) as Record<(typeof NAMES)[number], Expected>;
-const modelDir = (n: string) => path.join(FIX, n, "model");
+const expected = readExpected(NAMES);
 
 
 function idsTensor(ids: number[][], device: Device = "cpu"): Tensor {

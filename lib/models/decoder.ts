@@ -125,10 +125,35 @@ export interface DecoderSpec {
 
 type Norm = Module & { forward(x: Tensor): Tensor };
 
-/** The spec fields that come straight from the shared config.json fields. */
-export function basicSpec(b: DecoderBasics): Pick<DecoderSpec, "vocabSize" | "nEmbd" | "nLayer" | "nHead" | "nKVHead" | "headDim" | "intermediateSize" | "tieWordEmbeddings" | "initializerRange"> {
+/**
+ * A LLaMA-shaped spec from the shared config.json fields (pre-RMSNorm, separate q/k/v without
+ * biases, SwiGLU without biases, one RoPE, no soft-caps), with a family's differences on top.
+ */
+export function llamaLikeSpec(
+  b: DecoderBasics,
+  o: { rope: RopeConfig; act: Activation; windows: Array<number | null> } & Partial<DecoderSpec>,
+): DecoderSpec {
+  const { windows, ...differences } = o;
   const { vocabSize, nEmbd, nLayer, nHead, nKVHead, headDim, intermediateSize, tieWordEmbeddings, initializerRange } = b;
-  return { vocabSize, nEmbd, nLayer, nHead, nKVHead, headDim, intermediateSize, tieWordEmbeddings, initializerRange };
+  return {
+    vocabSize, nEmbd, nLayer, nHead, nKVHead, headDim, intermediateSize, tieWordEmbeddings, initializerRange,
+    names: LLAMA_NAMES,
+    norm: { kind: "rms", eps: b.rmsNormEps },
+    parallelResidual: false,
+    qkvLayout: "separate",
+    qkvBias: false,
+    oBias: false,
+    qkNorm: "none",
+    attnScale: null,
+    attnSoftcap: null,
+    mlp: "gated",
+    mlpBias: false,
+    layers: windows.map((window) => ({ window, localRope: false })),
+    localRope: null,
+    embedScale: false,
+    finalSoftcap: null,
+    ...differences,
+  };
 }
 
 function makeNorm(s: DecoderSpec, size: number, f: BuildOptions): Norm {
@@ -359,9 +384,9 @@ export function decoderShapes(s: DecoderSpec): Map<string, number[]> {
   return out;
 }
 
-/** A causal LM built from a DecoderSpec; each family supplies the spec and its config.json mapping. */
-export abstract class DecoderLM extends RotaryCausalLM {
-  abstract override readonly config: CausalLMConfigBase;
+/** A causal LM built from a DecoderSpec; each family supplies its config, the spec and its config.json writer. */
+export abstract class DecoderLM<C extends CausalLMConfigBase = CausalLMConfigBase> extends RotaryCausalLM {
+  readonly config: C;
   readonly spec: DecoderSpec;
   readonly body: DecoderBody;
   readonly output: Linear | null;
@@ -370,8 +395,14 @@ export abstract class DecoderLM extends RotaryCausalLM {
   protected readonly parts: CausalLMParts;
   private embedScale: Tensor | null = null;
 
-  constructor(spec: DecoderSpec, opts: BuildOptions = {}) {
+  constructor(
+    config: C,
+    spec: DecoderSpec,
+    private readonly configToHF: (c: C, dtype: DType) => Json,
+    opts: BuildOptions = {},
+  ) {
     super();
+    this.config = config;
     this.spec = spec;
     this.body = this.registerModule(spec.names.base, new DecoderBody(spec, opts));
     this.output = spec.tieWordEmbeddings
@@ -414,7 +445,10 @@ export abstract class DecoderLM extends RotaryCausalLM {
     super.dispose();
   }
 
-  abstract toHFConfig(): Json;
+  /** config.json for savePretrained, in the weights' dtype. */
+  toHFConfig(): Json {
+    return this.configToHF(this.config, this.body.embed.weight.dtype);
+  }
 }
 
 export type { BuildOptions, DType };

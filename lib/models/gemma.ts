@@ -11,7 +11,7 @@ import type { DType } from "../torch/index.js";
 import { ConfigReader, readActivation, readRope, ropeToHF, activationName, readLayerTypes, refuseMoE } from "./hf-config.js";
 import type { Activation, Json, LayerType } from "./hf-config.js";
 import type { RopeConfig } from "./rope.js";
-import { DecoderLM, LLAMA_NAMES, basicSpec } from "./decoder.js";
+import { DecoderLM, LLAMA_NAMES, llamaLikeSpec } from "./decoder.js";
 import type { DecoderSpec } from "./decoder.js";
 import { readDecoderBasics, decoderBasicsToHF } from "./decoder-config.js";
 import type { DecoderBasics } from "./decoder-config.js";
@@ -124,40 +124,29 @@ export function gemmaConfigToHF(c: GemmaConfig, dtype: DType): Json {
 const GEMMA_NAMES = { ...LLAMA_NAMES, postAttnNorm: "post_attention_layernorm", preMlpNorm: "pre_feedforward_layernorm", postMlpNorm: "post_feedforward_layernorm" };
 
 export function gemmaSpec(c: GemmaConfig): DecoderSpec {
-  return {
-    ...basicSpec(c),
+  return llamaLikeSpec(c, {
+    rope: c.rope,
+    act: c.hiddenAct,
+    windows: [],
+    layers: c.layerTypes.map((t) => {
+      const sliding = t === "sliding_attention";
+      return { window: sliding ? c.slidingWindow : null, localRope: sliding && c.localRope !== null };
+    }),
+    localRope: c.localRope,
     names: GEMMA_NAMES,
     norm: { kind: "rmsUnitOffset", eps: c.rmsNormEps },
-    parallelResidual: false,
-    qkvLayout: "separate",
     qkvBias: c.attentionBias,
     oBias: c.attentionBias,
     qkNorm: c.modelType === "gemma3_text" ? "head" : "none",
     attnScale: Math.pow(c.queryPreAttnScalar, -0.5),
     attnSoftcap: c.attnLogitSoftcapping,
-    mlp: "gated",
-    mlpBias: false,
-    act: c.hiddenAct,
-    layers: c.layerTypes.map((t) => {
-      const sliding = t === "sliding_attention";
-      return { window: sliding ? c.slidingWindow : null, localRope: sliding && c.localRope !== null };
-    }),
-    rope: c.rope,
-    localRope: c.localRope,
     embedScale: true,
     finalSoftcap: c.finalLogitSoftcapping,
-  };
+  });
 }
 
-export class Gemma extends DecoderLM {
-  readonly config: GemmaConfig;
-
+export class Gemma extends DecoderLM<GemmaConfig> {
   constructor(config: GemmaConfig, opts: BuildOptions = {}) {
-    super(gemmaSpec(config), opts);
-    this.config = config;
-  }
-
-  toHFConfig(): Json {
-    return gemmaConfigToHF(this.config, this.body.embed.weight.dtype);
+    super(config, gemmaSpec(config), gemmaConfigToHF, opts);
   }
 }

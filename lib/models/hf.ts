@@ -26,7 +26,7 @@ import type { Phi3Config } from "./phi3.js";
 import { Olmo2, olmo2ConfigFromHF, olmo2Spec } from "./olmo2.js";
 import type { Olmo2Config } from "./olmo2.js";
 import { decoderShapes } from "./decoder.js";
-import type { DecoderLM, DecoderSpec } from "./decoder.js";
+import type { DecoderSpec } from "./decoder.js";
 import type { BuildOptions } from "./layers.js";
 import { loadWeightsInto, storedDtype, checkConfigAgainstWeights } from "./hf-weights.js";
 import { configJsonText } from "./hf-config.js";
@@ -96,7 +96,7 @@ function renamer(prefix: string, head: string, tied: boolean, skip: RegExp): (n:
 type DecoderArch = Exclude<ArchitectureConfig, { kind: "gpt2" }>;
 
 /** The block skeleton's spec of an architecture and a builder of its model. */
-function decoderOf(arch: DecoderArch): { spec: DecoderSpec; build: (o: BuildOptions) => DecoderLM & PretrainedModel } {
+function decoderOf(arch: DecoderArch): { spec: DecoderSpec; build: (o: BuildOptions) => Exclude<PretrainedModel, GPT2> } {
   switch (arch.kind) {
     case "llama":
       return { spec: llamaSpec(arch.config), build: (o) => new Llama(arch.config, o) };

@@ -15,7 +15,7 @@ import { showValue } from "./errors.js";
 import { readDecoderBasics, decoderBasicsToHF } from "./decoder-config.js";
 import type { DecoderBasics } from "./decoder-config.js";
 import type { RopeConfig } from "./rope.js";
-import { DecoderLM, LLAMA_NAMES, basicSpec } from "./decoder.js";
+import { DecoderLM, llamaLikeSpec } from "./decoder.js";
 import type { DecoderSpec } from "./decoder.js";
 import type { BuildOptions } from "./layers.js";
 
@@ -121,37 +121,19 @@ export function llamaConfigToHF(c: LlamaConfig, dtype: DType): Json {
 
 /** The block skeleton's settings for a LLaMA-family config. */
 export function llamaSpec(c: LlamaConfig): DecoderSpec {
-  return {
-    ...basicSpec(c),
-    names: LLAMA_NAMES,
-    norm: { kind: "rms", eps: c.rmsNormEps },
-    parallelResidual: false,
-    qkvLayout: "separate",
+  return llamaLikeSpec(c, {
+    rope: c.rope,
+    act: c.hiddenAct,
+    windows: c.slidingWindow,
     qkvBias: c.qkvBias,
     oBias: c.oBias,
     qkNorm: c.qkNorm ? "head" : "none",
-    attnScale: null,
-    attnSoftcap: null,
-    mlp: "gated",
     mlpBias: c.mlpBias,
-    act: c.hiddenAct,
-    layers: c.slidingWindow.map((window) => ({ window, localRope: false })),
-    rope: c.rope,
-    localRope: null,
-    embedScale: false,
-    finalSoftcap: null,
-  };
+  });
 }
 
-export class Llama extends DecoderLM {
-  readonly config: LlamaConfig;
-
+export class Llama extends DecoderLM<LlamaConfig> {
   constructor(config: LlamaConfig, opts: BuildOptions = {}) {
-    super(llamaSpec(config), opts);
-    this.config = config;
-  }
-
-  toHFConfig(): Json {
-    return llamaConfigToHF(this.config, this.body.embed.weight.dtype);
+    super(config, llamaSpec(config), llamaConfigToHF, opts);
   }
 }

@@ -132,15 +132,8 @@ export function neoxSpec(c: NeoXConfig): DecoderSpec {
   };
 }
 
-export class GPTNeoX extends DecoderLM {
-  readonly config: NeoXConfig;
-
+export class GPTNeoX extends DecoderLM<NeoXConfig> {
   constructor(config: NeoXConfig, opts: BuildOptions = {}) {
-    super(neoxSpec(config), opts);
-    this.config = config;
-  }
-
-  toHFConfig(): Json {
-    return neoxConfigToHF(this.config, this.body.embed.weight.dtype);
+    super(config, neoxSpec(config), neoxConfigToHF, opts);
   }
 }

@@ -6,7 +6,7 @@ import type { DType } from "../torch/index.js";
 import { ConfigReader, readActivation, readRope, ropeToHF, activationName, refuseMoE } from "./hf-config.js";
 import type { Activation, Json } from "./hf-config.js";
 import type { RopeConfig } from "./rope.js";
-import { DecoderLM, LLAMA_NAMES, basicSpec } from "./decoder.js";
+import { DecoderLM, LLAMA_NAMES, llamaLikeSpec } from "./decoder.js";
 import type { DecoderSpec } from "./decoder.js";
 import { readDecoderBasics, decoderBasicsToHF } from "./decoder-config.js";
 import type { DecoderBasics } from "./decoder-config.js";
@@ -45,37 +45,20 @@ export function olmo2ConfigToHF(c: Olmo2Config, dtype: DType): Json {
 const OLMO2_NAMES = { ...LLAMA_NAMES, inputNorm: null, postAttnNorm: "post_attention_layernorm", preMlpNorm: null, postMlpNorm: "post_feedforward_layernorm" };
 
 export function olmo2Spec(c: Olmo2Config): DecoderSpec {
-  return {
-    ...basicSpec(c),
+  return llamaLikeSpec(c, {
+    rope: c.rope,
+    act: c.hiddenAct,
+    windows: new Array<number | null>(c.nLayer).fill(null),
     names: OLMO2_NAMES,
     norm: { kind: "rmsScaleFloat32", eps: c.rmsNormEps },
-    parallelResidual: false,
-    qkvLayout: "separate",
     qkvBias: c.attentionBias,
     oBias: c.attentionBias,
     qkNorm: "all",
-    attnScale: null,
-    attnSoftcap: null,
-    mlp: "gated",
-    mlpBias: false,
-    act: c.hiddenAct,
-    layers: Array.from({ length: c.nLayer }, () => ({ window: null, localRope: false })),
-    rope: c.rope,
-    localRope: null,
-    embedScale: false,
-    finalSoftcap: null,
-  };
+  });
 }
 
-export class Olmo2 extends DecoderLM {
-  readonly config: Olmo2Config;
-
+export class Olmo2 extends DecoderLM<Olmo2Config> {
   constructor(config: Olmo2Config, opts: BuildOptions = {}) {
-    super(olmo2Spec(config), opts);
-    this.config = config;
-  }
-
-  toHFConfig(): Json {
-    return olmo2ConfigToHF(this.config, this.body.embed.weight.dtype);
+    super(config, olmo2Spec(config), olmo2ConfigToHF, opts);
   }
 }

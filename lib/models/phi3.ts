@@ -8,7 +8,7 @@ import type { DType } from "../torch/index.js";
 import { ConfigReader, readActivation, readRope, ropeToHF, activationName, refuseMoE } from "./hf-config.js";
 import type { Activation, Json } from "./hf-config.js";
 import type { RopeConfig } from "./rope.js";
-import { DecoderLM, LLAMA_NAMES, basicSpec } from "./decoder.js";
+import { DecoderLM, llamaLikeSpec } from "./decoder.js";
 import type { DecoderSpec } from "./decoder.js";
 import { readDecoderBasics, decoderBasicsToHF } from "./decoder-config.js";
 import type { DecoderBasics } from "./decoder-config.js";
@@ -48,37 +48,11 @@ export function phi3ConfigToHF(c: Phi3Config, dtype: DType): Json {
 }
 
 export function phi3Spec(c: Phi3Config): DecoderSpec {
-  return {
-    ...basicSpec(c),
-    names: LLAMA_NAMES,
-    norm: { kind: "rms", eps: c.rmsNormEps },
-    parallelResidual: false,
-    qkvLayout: "fused",
-    qkvBias: false,
-    oBias: false,
-    qkNorm: "none",
-    attnScale: null,
-    attnSoftcap: null,
-    mlp: "gatedFused",
-    mlpBias: false,
-    act: c.hiddenAct,
-    layers: Array.from({ length: c.nLayer }, () => ({ window: c.slidingWindow, localRope: false })),
-    rope: c.rope,
-    localRope: null,
-    embedScale: false,
-    finalSoftcap: null,
-  };
+  return llamaLikeSpec(c, { rope: c.rope, act: c.hiddenAct, windows: new Array<number | null>(c.nLayer).fill(c.slidingWindow), qkvLayout: "fused", mlp: "gatedFused" });
 }
 
-export class Phi3 extends DecoderLM {
-  readonly config: Phi3Config;
-
+export class Phi3 extends DecoderLM<Phi3Config> {
   constructor(config: Phi3Config, opts: BuildOptions = {}) {
-    super(phi3Spec(config), opts);
-    this.config = config;
-  }
-
-  toHFConfig(): Json {
-    return phi3ConfigToHF(this.config, this.body.embed.weight.dtype);
+    super(config, phi3Spec(config), phi3ConfigToHF, opts);
   }
 }
