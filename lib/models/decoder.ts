@@ -425,7 +425,8 @@ export abstract class DecoderLM<C extends CausalLMConfigBase = CausalLMConfigBas
     if (!this.spec.embedScale) return e;
     if (this.embedScale === null || this.embedScale.dtype !== e.dtype || this.embedScale.device !== e.device) {
       this.embedScale?.dispose();
-      this.embedScale = torch.keep(torch.noGrad(() => torch.tensor([Math.sqrt(this.spec.nEmbd)], { dtype: "float32" }).to(e.dtype).to(e.device as "cpu")));
+      const scale = Math.sqrt(this.spec.nEmbd);
+      this.embedScale = torch.keep(torch.noGrad(() => torch.tidy(() => torch.tensor([scale], { dtype: "float32" }).to(e.dtype).to(e.device as "cpu"))));
     }
     return e.mul(this.embedScale);
   }
