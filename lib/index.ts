@@ -12,3 +12,14 @@ export * as models from "./models/index.js";
 export * as data from "./data/index.js";
 export * as analysis from "./analysis/index.js";
 export * as train from "./train/index.js";
+export * as safetensors from "./torch/safetensors.js";
+// What most programs reach for, also by name at the root (the same objects as in the namespaces).
+export { GPT2, Llama, GPTNeoX, loadPretrained, savePretrained, loadGPT2, saveGPT2 } from "./models/index.js";
+export type { PretrainedModel, ForwardResult, ForwardResultWithLoss } from "./models/index.js";
+export { HfTokenizer, CharTokenizer, Gpt2Tokenizer } from "./data/index.js";
+export type { Tokenizer } from "./data/index.js";
+export { AdamW, SGD, saveOptimizer, loadOptimizer } from "./optim/index.js";
+export { Trainer } from "./train/index.js";
+export type { TrainerOptions } from "./train/index.js";
+export { loadSafetensors, saveSafetensors, openSafetensors, loadSafetensorsDir, saveSafetensorsDir } from "./torch/safetensors.js";
+export * as experiments from "./experiments/index.js";

@@ -20,14 +20,11 @@
 //
 // Other options: --keep (keep the temporary folders and print where they are), --verbose.
 // Exit status 0 when every check passed; the last line says what was checked.
-import { execFileSync, spawnSync } from "node:child_process";
-import { copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { prebuildDir, prebuildFileName } from "./prebuild.mjs";
+import { join } from "node:path";
+import { packAndInstall, root, run as runCommand } from "./pack-lib.mjs";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
 
 /** Paths the tarball must hold: install (find libtorch, build or pick a prebuild), the library and the CLI. */
@@ -69,97 +66,24 @@ function log(msg) {
   console.log(`pack-check [${secs()}]: ${msg}`);
 }
 
-/** Runs a command; returns stdout+stderr; throws with the output's tail when it fails. */
 function run(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { encoding: "utf8", maxBuffer: 64 << 20, ...opts });
-  const out = `${r.stdout ?? ""}${r.stderr ?? ""}`;
-  if (verbose) process.stdout.write(out);
-  if (r.status !== 0) {
-    const tail = out.split("\n").slice(-40).join("\n");
-    throw new Error(`\`${cmd} ${args.join(" ")}\` failed (exit ${r.status ?? r.signal}) in ${opts.cwd ?? process.cwd()}:\n${tail}`);
-  }
-  return { out, stdout: r.stdout ?? "" };
+  return runCommand(cmd, args, opts, verbose);
 }
 
 function check(cond, msg) {
   if (!cond) throw new Error(`pack-check: ${msg}`);
 }
 
-/** The working tree as a fresh clone of it would be: tracked and untracked-but-not-ignored files. */
-function stage(dir) {
-  const files = execFileSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: root })
-    .toString()
-    .split("\0")
-    // Regular files only (a deleted file git still tracks, or a link, is not what a clone holds).
-    .filter((f) => f && f !== "node_modules" && existsSync(join(root, f)) && lstatSync(join(root, f)).isFile());
-  for (const f of files) {
-    mkdirSync(dirname(join(dir, f)), { recursive: true });
-    copyFileSync(join(root, f), join(dir, f));
-  }
-  symlinkSync(join(root, "node_modules"), join(dir, "node_modules"), "dir");
-  return files.length;
-}
-
-/**
- * The addon as if built on another machine: its rpath (and every other mention of the libtorch
- * folder it was built against) names a folder that does not exist here, of the same length so that
- * the ELF file stays valid. It loads only if the package loads the libtorch found at install time
- * by itself, as it must for prebuilds made elsewhere.
- */
-function elsewhere(elf, libDir) {
-  const from = Buffer.from(libDir);
-  const to = Buffer.from(`/${"prebuild-machine/".slice(0, Math.max(0, from.length - 1))}`.padEnd(from.length, "x"));
-  let n = 0;
-  for (let i = elf.indexOf(from); i >= 0; i = elf.indexOf(from, i + to.length)) {
-    to.copy(elf, i);
-    n++;
-  }
-  check(n > 0, `build/Release/innerloop.node does not mention ${libDir}; is build/libtorch.json from another build?`);
-  return elf;
-}
-
-function addPrebuilds(dir, mode) {
-  const dest = prebuildDir(dir);
-  if (mode === "existing") {
-    check(existsSync(prebuildDir(root)), "--prebuild=existing but prebuilds/ is empty; run `npm run prebuild` first");
-    cpSync(prebuildDir(root), dest, { recursive: true });
-    return readdirSync(dest);
-  }
-  if (mode === "none") return [];
-  const addon = join(root, "build", "Release", "innerloop.node");
-  const record = join(root, "build", "libtorch.json");
-  check(existsSync(addon) && existsSync(record), "--prebuild=build needs build/Release/innerloop.node and build/libtorch.json (run `npm run build:native`)");
-  const torch = JSON.parse(readFileSync(record, "utf8"));
-  mkdirSync(dest, { recursive: true });
-  const real = prebuildFileName(torch);
-  writeFileSync(join(dest, real), elsewhere(readFileSync(addon), torch.libDir));
-  // A prebuild for a libtorch this machine does not have. It is not an ELF file: loading it would
-  // fail. Its name sorts before the real one's, so that node-gyp-build, left to itself, would take it.
-  const decoyTorch = { version: torch.version === "2.10.0" ? "2.0.0" : "2.10.0", cuda: torch.cuda ? null : "13.0" };
-  const decoy = prebuildFileName(decoyTorch);
-  writeFileSync(join(dest, decoy), "decoy: a prebuild for another libtorch, which install must not choose\n");
-  return [real, decoy];
-}
-
 function main() {
   const opts = parseArgs(process.argv.slice(2));
   verbose = opts.verbose;
   const work = mkdtempSync(join(tmpdir(), "innerloop-pack-"));
-  const stageDir = join(work, "package");
-  const appDir = join(work, "app");
   let ok = false;
   try {
-    // 1. Stage and pack.
-    const n = stage(stageDir);
-    const prebuilds = addPrebuilds(stageDir, opts.prebuild);
-    log(`staged ${n} files, prebuilds: ${prebuilds.join(", ") || "none"}; running npm pack (compiles dist/)`);
-    const packed = run("npm", ["pack", "--json", "--pack-destination", work], { cwd: stageDir });
-    const json = JSON.parse(packed.stdout.slice(packed.stdout.indexOf("[")));
-    const tarball = join(work, json[0].filename);
-    const paths = json[0].files.map((f) => f.path);
-    log(`packed ${json[0].filename}: ${paths.length} files, ${(json[0].size / 1024).toFixed(0)} KiB (unpacked ${(json[0].unpackedSize / 1024).toFixed(0)} KiB)`);
+    // 1-3. Stage, pack, install into an empty project.
+    const { paths, prebuilds, appDir, installed, installOut } = packAndInstall({ work, prebuild: opts.prebuild, verbose, log });
 
-    // 2. The file list.
+    // The file list.
     const missing = REQUIRED.filter((p) => !paths.includes(p));
     check(!missing.length, `the tarball lacks ${missing.join(", ")}`);
     check(paths.some((p) => /^native\/.+\.cc$/.test(p)), "the tarball has no native/*.cc sources");
@@ -172,13 +96,8 @@ function main() {
     const dts = paths.filter((p) => p.startsWith("dist/") && p.endsWith(".d.ts")).length;
     log(`file list ok (${dts} .d.ts files; no tests or build outputs)`);
 
-    // 3. Install into an empty project.
-    mkdirSync(appDir);
-    writeFileSync(join(appDir, "package.json"), JSON.stringify({ name: "pack-check-app", version: "1.0.0", private: true, type: "module" }, null, 2));
-    log(`npm install ${json[0].filename} in ${appDir}`);
-    const inst = run("npm", ["install", tarball, "--no-audit", "--no-fund", "--prefer-offline", "--foreground-scripts"], { cwd: appDir });
-    const installed = join(appDir, "node_modules", "innerloop");
-    check(existsSync(join(installed, "build", "Release", "innerloop.node")), `the install left no addon in ${installed}/build/Release:\n${inst.out.split("\n").slice(-20).join("\n")}`);
+    // The install.
+    const inst = { out: installOut };
     check(!existsSync(join(installed, "test")), "the installed package holds test/");
     const record = JSON.parse(readFileSync(join(installed, "build", "libtorch.json"), "utf8"));
     if (opts.prebuild === "build") {

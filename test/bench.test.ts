@@ -69,19 +69,22 @@ describe("innerloop bench", () => {
     const json = path.join(tmp, "bench.json");
     const r = await run([
       "bench", "--config", "micro", "--reps", "3", "--warmup", "1", "--rounds", "1", "--steps", "30",
-      "--analyze-windows", "1,2", "--profile", "--json", json,
+      "--analyze-windows", "1,2", "--profile", "--threads", "1", "--analysis-vs-torch", "none", "--json", json,
     ]);
     expect(r.stderr).not.toMatch(/error/i);
     expect(r.code).toBe(0);
     const report = JSON.parse(fs.readFileSync(json, "utf8")) as BenchReport;
     expect(report.device).toBe("cpu");
     expect(report.configs).toHaveLength(1);
+    expect(report.threads).toEqual([1]);
+    expect(report.analysisVsTorch).toBeUndefined();
     const c = report.configs[0]!;
+    expect(c.threads).toBe(1);
     expect(c.name).toBe("micro");
     expect(c.sameConfig).toBe(true);
     for (const side of [c.innerloop, c.pytorch]) {
       expect(side.config).toMatchObject({ nLayer: 2, nEmbd: 64, nHead: 4, seqLen: 8, vocabSize: 256, batch: 1, precision: "float32", clip: 1, weightDecay: 0.1 });
-      expect(side.threads).toBe(report.threads);
+      expect(side.threads).toBe(1);
       expect(side.losses).toHaveLength(4);
       for (const l of side.losses) expect(Number.isFinite(l)).toBe(true);
       expect(side.stepMs).toHaveLength(3);
@@ -120,9 +123,66 @@ describe("innerloop bench", () => {
     expect(r.stdout).toMatch(/own pass/);
 
     // The printed table names both sides' times and the ratio.
-    expect(r.stdout).toMatch(/\| micro +\| 2 x 64 +\| 8 +\| 1 +\|/);
+    expect(r.stdout).toMatch(/\| micro +\| 1 thread +\| 2 x 64 +\| 8 +\| 1 +\|/);
     expect(r.stdout).toMatch(/ratio/);
     expect(r.stdout).toMatch(/analysis overhead/);
+  });
+
+  it("times each thread setting once, the libraries' defaults and one thread, with equal losses", async () => {
+    const json = path.join(tmp, "bench-threads.json");
+    const r = await run([
+      "bench", "--config", "micro", "--reps", "2", "--warmup", "1", "--rounds", "1", "--steps", "0",
+      "--analyze-every", "0", "--threads", "default,1", "--analysis-vs-torch", "none", "--json", json,
+    ]);
+    expect(r.stderr).not.toMatch(/error/i);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(fs.readFileSync(json, "utf8")) as BenchReport;
+    expect(report.threads).toEqual([0, 1]);
+    expect(report.configs.map((c) => [c.name, c.threads])).toEqual([["micro", 0], ["micro", 1]]);
+    const [dflt, one] = report.configs;
+    // Neither side set a count: both run with their library's default, the same libtorch's.
+    expect(dflt!.innerloop.threads).toBe(dflt!.pytorch.threads);
+    expect(dflt!.innerloop.threads).toBeGreaterThanOrEqual(1);
+    expect(one!.innerloop.threads).toBe(1);
+    expect(one!.pytorch.threads).toBe(1);
+    for (const c of report.configs) {
+      for (let i = 0; i < c.innerloop.losses.length; i++) expect(Math.abs(c.innerloop.losses[i]! - c.pytorch.losses[i]!)).toBeLessThan(1e-3);
+    }
+    // One row per setting, named so, and the goal lines explained.
+    expect(r.stdout).toMatch(/\| micro +\| default \(\d+\) +\|/);
+    expect(r.stdout).toMatch(/\| micro +\| 1 thread +\|/);
+    expect(r.stdout).toMatch(/micro: <= 0\.30x/);
+    expect(r.stdout).toMatch(/"1 thread": both sides set one intra-op thread/);
+  });
+
+  it("compares innerloop analyze with the PyTorch hooks script field by field on the same model and tokens", async () => {
+    const { compareAnalysis } = await import("../lib/bench/analysis-compare.js");
+    const dir = fs.mkdtempSync(path.join(tmp, "analysis-"));
+    const c = { name: "test", model: { nLayer: 2, nEmbd: 64, nHead: 4, seqLen: 16, nPositions: 16, vocabSize: 300 }, windows: 6, batchSize: 4 };
+    const a = await compareAnalysis(c, { dir, seed: 7, rounds: 1, log: () => {} });
+    expect(a.fields.map((f) => f.field)).toEqual(["loss", "hiddenNorm.mean", "hiddenNorm.std", "gradNorm.mean", "update.normMean", "update.cosMean", "logitLens.loss", "paramGradNorm"]);
+    for (const f of a.fields) expect(f.relDiff).toBeLessThan(1e-5);
+    expect(a.agree).toBe(true);
+    expect(a.windows).toBe(6);
+    for (const side of [...a.innerloop, ...a.pytorch]) {
+      expect(side.seconds).toBeGreaterThan(0);
+      expect(side.maxRssKB).toBeGreaterThan(0);
+    }
+    expect(a.ratio).toBeGreaterThan(0);
+  });
+
+  it("finds a disagreeing or missing field", async () => {
+    const { compareFields } = await import("../lib/bench/analysis-compare.js");
+    const base = { loss: 2, hiddenNorm: { mean: [[1, 2]], std: [[0.1, 0.2]] }, gradNorm: { mean: [[3, 4]] }, update: { normMean: [[1]], cosMean: [[0.5]] }, logitLens: { loss: [2, 2] }, paramGradNorm: [1] };
+    const off = structuredClone(base);
+    off.update.cosMean[0]![0] = 0.6;
+    const f = compareFields(off, base);
+    expect(f.find((x) => x.field === "update.cosMean")!.relDiff).toBeCloseTo(0.2, 10);
+    expect(f.find((x) => x.field === "loss")!.relDiff).toBe(0);
+    const nan = structuredClone(base);
+    nan.loss = Number.NaN;
+    expect(compareFields(nan, base)[0]!.relDiff).toBe(Infinity);
+    expect(() => compareFields({ ...base, paramGradNorm: undefined }, base)).toThrow(/paramGradNorm is missing/);
   });
 
   it("refuses unknown configurations and GPU-only ones on the CPU with exit 2", async () => {
@@ -134,5 +194,11 @@ describe("innerloop bench", () => {
     expect(r.stderr).toMatch(/runs only with --device cuda/);
     r = await run(["bench", "--reps", "0"]);
     expect(r.code).toBe(2);
+    r = await run(["bench", "--threads", "0"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--threads must be a comma-separated list of 'default' and integers/);
+    r = await run(["bench", "--analysis-vs-torch", "huge"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--analysis-vs-torch must be none, or a comma-separated list of small, gpt2-124m/);
   });
 });

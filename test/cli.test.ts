@@ -5,54 +5,15 @@
 // The CLI runs as a child process from the TypeScript sources (through tsx), so the tests always
 // exercise the current code whether or not dist/ has been rebuilt.
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { pathToFileURL } from "node:url";
 import { Writable } from "node:stream";
 import { parseFlags, validateFlagValue, type FlagSpec } from "../lib/cli/flags.js";
 import { UsageError } from "../lib/cli/errors.js";
 import { hasCheckpoint } from "../lib/train/checkpoint.js";
 import { readTrainerState } from "../lib/train/state.js";
-
-const ROOT = path.resolve(import.meta.dirname, "..");
-const MAIN = pathToFileURL(path.join(ROOT, "lib/cli/main.ts")).href;
-const ENTRY = `const { main } = await import(${JSON.stringify(MAIN)}); process.exitCode = await main(process.argv.slice(1));`;
-
-interface CliRun {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Starts `innerloop ARGS`; `onStart` gets the child (to send signals). */
-function cli(args: string[], opts: { onStart?: (child: ReturnType<typeof spawn>) => void; timeoutMs?: number } = {}): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", ENTRY, "--", ...args], {
-      cwd: ROOT,
-      // One intra-op thread: test files run in parallel on few cores, and oversubscribed OpenMP
-      // pools make every step wait (10x slower).
-      env: { ...process.env, FORCE_COLOR: "0", OMP_NUM_THREADS: "1" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout!.on("data", (d) => (stdout += d));
-    child.stderr!.on("data", (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`innerloop ${args.join(" ")} timed out\n${stderr}`));
-    }, opts.timeoutMs ?? 90_000);
-    child.on("error", reject);
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-    opts.onStart?.(child);
-  });
-}
+import { cli, ROOT, type CliRun } from "./helpers/cli.js";
 
 /** Runs main() in this process with captured output (for usage errors, which never load libtorch). */
 async function inProcess(args: string[]): Promise<CliRun> {
@@ -157,7 +118,7 @@ describe("innerloop (usage and errors)", () => {
     ["a bad integer", ["train", "--n-layer", "two"], /--n-layer must be an integer >= 1 and <= 1024 \(got "two"\)/],
     ["an unknown flag", ["train", "--layers", "2"], /unknown flag --layers/],
     ["a bad device", ["train", "--device", "gpu"], /--device must be cpu, cuda or cuda:N \(got "gpu"\)/],
-    ["a bad tokenizer", ["train", "--tokenizer", "bpe"], /--tokenizer must be one of char, gpt2 \(got "bpe"\)/],
+    ["a bad tokenizer", ["train", "--tokenizer", "bpe"], /--tokenizer must be char, gpt2 or the path of an existing tokenizer.json \(got "bpe"\)/],
     ["a bad preset", ["train", "--preset", "huge"], /--preset must be one of tiny, small, medium, gpt2-124m/],
     ["a missing value", ["train", "--steps"], /--steps needs a value: an integer >= 1/],
     ["heads not dividing the width", ["train", "--n-embd", "64", "--n-head", "3"], /n-embd \(64\) must be a multiple of n-head \(3\)/],
@@ -202,10 +163,10 @@ describe("innerloop (usage and errors)", () => {
     const v = await cli(["sample", "--model", missing, "--prompt", "x", "--verbose"]);
     expect(v.code).toBe(1);
     expect(v.stderr).toMatch(/\n\s+at /);
+    // A --data path that does not exist is bad input, like a bad flag: one line, exit 2.
     const d = await cli(["train", ...FAST, "--steps", "2", "--data", path.join(tmp, "nothing.txt"), "--out", path.join(tmp, "x")]);
-    expect(d.code).toBe(1);
-    expect(lines(d.stderr)).toHaveLength(1);
-    expect(d.stderr).toContain("no such file or folder");
+    expect(d.code).toBe(2);
+    expect(lines(d.stderr)).toEqual([`innerloop train: --data: ${path.join(tmp, "nothing.txt")} does not exist (give 'moby-dick', a text file, a folder of text files or a .bin token file) (see innerloop train --help)`]);
   });
 });
 

@@ -6,6 +6,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { writeReport, type ReportResult } from "../lib/analysis/report/html.js";
+import { analysisFigures } from "../lib/analysis/report/figures.js";
+import { renderSvg } from "../lib/analysis/report/render.js";
 import { fitPowerLaw, firstTokenRatio } from "../lib/analysis/fits.js";
 import type { AnalysisResult } from "../lib/analysis/result.js";
 import { main } from "../lib/cli/main.js";
@@ -14,7 +16,7 @@ const L = 3;
 const T = 16;
 
 /** An analysis whose norms follow exact power laws ‖h^l_t‖ = (l+1)·t^(0.1·l) with a first-token outlier. */
-function synthetic(scaleStep = 1): AnalysisResult {
+function synthetic(scaleStep = 1, L = 3): AnalysisResult {
   const mat = (rows: number, f: (l: number, t: number) => number) => Array.from({ length: rows }, (_, l) => Array.from({ length: T }, (_, t) => f(l, t)));
   const hn = mat(L + 1, (l, t) => (t === 0 ? 50 * (l + 1) : (l + 1) * scaleStep * (t + 1) ** (0.1 * l)));
   return {
@@ -110,6 +112,54 @@ describe("innerloop report", () => {
     fs.writeFileSync(other, JSON.stringify({ ...synthetic(), windows: 11 }));
     expect(await main(["report", "--run", run, "--analysis", other], { stdout: { write: () => true } as unknown as NodeJS.WritableStream })).toBe(0);
     expect(fs.readFileSync(path.join(run, "report.html"), "utf8")).toContain("11 windows");
+  });
+
+  it("draws the std over windows as bands, states the fit's range in the table header", () => {
+    const r = synthetic();
+    const spec = analysisFigures(r).find((f) => f.name === "norm_vs_position")!.spec as { layer: Array<{ mark: { type: string }; data: { values: Array<Record<string, number>> } }> };
+    const band = spec.layer.find((l) => l.mark.type === "area")!;
+    expect(band.data.values).toHaveLength((L + 1) * T);
+    for (const v of band.data.values) {
+      const mean = r.hiddenNorm.mean[v.layer!]![v.position! - 1]!;
+      expect(v.upper).toBeCloseTo(mean + 0.1, 12);
+      expect(v.lower).toBeCloseTo(mean - 0.1, 12);
+    }
+    const svg = fs.readFileSync(path.join(dir, "report", "norm_vs_position.svg"), "utf8");
+    expect((svg.match(/aria-roledescription="area mark"/g) ?? []).length).toBe(L + 1);
+    expect(res.figures.find((f) => f.name === "norm_vs_position")!.caption).toContain("± one std over the 7 windows");
+    const html = fs.readFileSync(path.join(dir, "report.html"), "utf8");
+    expect(html).toContain("<th>fit slope b (t = 2..16)</th><th>fit R² (t = 2..16)</th>");
+    expect(res.figures.find((f) => f.name === "norm_vs_position")!.caption).toContain("over positions 2..16 (t = 1 left out)");
+  });
+
+  it("normalises heatmaps per layer when asked (--per-layer-heatmaps)", async () => {
+    const r = synthetic();
+    const heat = analysisFigures(r, { perLayer: true }).find((f) => f.name === "norm_heatmap")!;
+    const vals = (heat.spec.data as { values: Array<Record<string, number>> }).values;
+    for (let l = 0; l <= L; l++) {
+      const row = vals.filter((v) => v.layer === l).map((v) => v.value!);
+      expect(row.reduce((a, b) => a + b, 0) / row.length).toBeCloseTo(1, 12);
+      // The pattern over position is kept: each cell is the raw value over the row's mean.
+      const raw = r.hiddenNorm.mean[l]!;
+      expect(row[5]! / row[3]!).toBeCloseTo(raw[5]! / raw[3]!, 12);
+    }
+    expect(heat.caption).toContain("per-layer normalisation");
+    const run = fs.mkdtempSync(path.join(os.tmpdir(), "innerloop-report-"));
+    fs.writeFileSync(path.join(run, "analysis.json"), JSON.stringify(r));
+    expect(await main(["report", "--run", run, "--per-layer-heatmaps"], { stdout: { write: () => true } as unknown as NodeJS.WritableStream })).toBe(0);
+    expect(fs.readFileSync(path.join(run, "report", "norm_heatmap.svg"), "utf8")).toContain("mean ‖h‖ (log) ÷ layer mean");
+  });
+
+  it.each([12, 24, 48])("keeps %i layers apart: a distinct colour for every layer, above 12 a different dash for neighbours", async (layers) => {
+    const svg = await renderSvg(analysisFigures(synthetic(1, layers - 1)).find((f) => f.name === "norm_vs_position")!.spec);
+    const lines = [...svg.matchAll(/<path aria-label="[^"]*layer l: (\d+)(?:; dash: \d+)?" role="graphics-symbol" aria-roledescription="line mark"[^>]*? stroke="([^"]+)"[^>]*>/g)];
+    const byLayer = new Map<number, { stroke: string; dash: string }>();
+    for (const m of lines) byLayer.set(Number(m[1]), { stroke: m[2]!, dash: /stroke-dasharray="([^"]*)"/.exec(m[0])?.[1] ?? "solid" });
+    expect(byLayer.size).toBe(layers);
+    expect(new Set([...byLayer.values()].map((v) => v.stroke)).size).toBe(layers);
+    if (layers > 12) for (let l = 1; l < layers; l++) expect(byLayer.get(l)!.dash).not.toBe(byLayer.get(l - 1)!.dash);
+    // The legend lists every layer.
+    for (const l of [0, layers >> 1, layers - 1]) expect(svg).toContain(`>${l}</text>`);
   });
 
   it("refuses a folder without analysis with one clear error", async () => {

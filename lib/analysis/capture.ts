@@ -8,7 +8,7 @@ import { torch, F, Tensor } from "../torch/index.js";
 import type { HookPoint } from "../nn/index.js";
 
 /** Selects hook points by name: a list of names, a regular expression or a predicate. */
-export type NamesFilter = readonly string[] | RegExp | ((name: string) => boolean);
+export type NamesFilter<N extends string = string> = readonly N[] | RegExp | ((name: N) => boolean);
 
 /** What runWithCache needs of a model: hook points and a forward pass that returns logits. */
 export interface HookedModel {
@@ -16,16 +16,19 @@ export interface HookedModel {
   forward(ids: Tensor, opts?: Record<string, unknown>): unknown;
 }
 
-export interface RunWithCacheOptions {
+/** The hook names of a model, as its `hookPoints()` types them (e.g. CausalLMHookName). */
+export type HookNameOf<M> = M extends { hookPoints(): Map<infer K, HookPoint> } ? (K extends string ? K : string) : string;
+
+export interface RunWithCacheOptions<N extends string = string> {
   /** Which hook points to record; all of them when absent. */
-  namesFilter?: NamesFilter;
+  namesFilter?: NamesFilter<N>;
   /**
    * Also return gradients of the loss with respect to the recorded activations (and `params`).
    * Needs `targets`.
    */
   withGrads?: boolean;
   /** Restricts gradients to these hook points (default: every recorded one). */
-  gradNamesFilter?: NamesFilter;
+  gradNamesFilter?: NamesFilter<N>;
   /** Next-token targets, shape of `ids`; the loss is cross-entropy of the logits against them. */
   targets?: Tensor;
   /**
@@ -37,11 +40,11 @@ export interface RunWithCacheOptions {
   params?: readonly Tensor[];
 }
 
-export interface ActivationCache {
+export interface ActivationCache<N extends string = string> {
   /** Forward values by hook name. */
-  acts: Map<string, Tensor>;
+  acts: Map<N, Tensor>;
   /** Gradients by hook name (only with `withGrads`). */
-  grads: Map<string, Tensor>;
+  grads: Map<N, Tensor>;
   /** Gradients with respect to `params`, in order (only with `withGrads`). */
   paramGrads: Tensor[];
   /** Logits [B, T, V]. */
@@ -74,7 +77,12 @@ function logitsOf(out: unknown): Tensor {
  * inside `torch.tidy` or call `cache.dispose()` when done. Gradients come from
  * `torch.autograd.grad`, so parameters' `.grad` fields are left untouched.
  */
-export function runWithCache(model: HookedModel, ids: Tensor, opts: RunWithCacheOptions = {}): ActivationCache {
+export function runWithCache<M extends HookedModel>(model: M, ids: Tensor, options: RunWithCacheOptions<HookNameOf<M>> = {}): ActivationCache<HookNameOf<M>> {
+  // Inside, names are plain strings; the caller sees the model's hook-name type.
+  return runWithCacheImpl(model, ids, options as unknown as RunWithCacheOptions) as unknown as ActivationCache<HookNameOf<M>>;
+}
+
+function runWithCacheImpl(model: HookedModel, ids: Tensor, opts: RunWithCacheOptions): ActivationCache {
   const withGrads = opts.withGrads ?? false;
   if (withGrads && !opts.targets) throw new TypeError("runWithCache: withGrads needs targets");
   if (opts.targets && opts.targets.shape.join(",") !== ids.shape.join(",")) {

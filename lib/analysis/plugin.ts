@@ -38,10 +38,14 @@ import { HeldOutAnalysis } from "./analyze.js";
 import type { AnalysisModel } from "./adapter.js";
 import type { AnalysisResult } from "./result.js";
 import { arrayTokenStream, toTokenStream, type TokenStream } from "./windows.js";
+import type { ScalarSink } from "../train/tensorboard.js";
+import { snapshotScalars } from "./scalars.js";
 import { appendTimelineSnapshots, readTimeline, writeTimeline, type Snapshot } from "./files.js";
 
 export interface AnalysisPluginOptions {
   runDir: string;
+  /** Receives each snapshot's per-layer summary measures (TensorBoard event files). */
+  scalars?: ScalarSink;
   every: number;
   windows: number;
   seqLen: number;
@@ -193,6 +197,7 @@ export class AnalysisPlugin implements TrainerPlugin {
     this.timesMs.push(meta.analysisMs);
     const snap: Snapshot = { step, ...res, meta };
     this.pending.push(JSON.stringify(snap));
+    this.opts.scalars?.addScalars(step, snapshotScalars(snap));
     return snap;
   }
 
@@ -296,6 +301,7 @@ export function createAnalysisPlugin(o: TrainerPluginOptions): AnalysisPlugin {
     seqLen: c.seqLen,
     batchSize: Math.min(c.batchSize, c.analyzeWindows),
     resumed: o.resumed,
+    scalars: o.scalars,
   });
 }
 

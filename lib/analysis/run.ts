@@ -7,7 +7,7 @@ import { torch } from "../torch/index.js";
 import type { Device, DType } from "../torch/index.js";
 import { readHFConfig } from "../models/index.js";
 import { loadPretrained } from "../models/hf.js";
-import { readMobyDick, readTextCorpus, DEFAULT_CORPUS } from "../data/index.js";
+import { readMobyDick, readTextCorpus, encodeText, DEFAULT_CORPUS } from "../data/index.js";
 import { runTokenizer } from "../train/sample.js";
 import { recoverRunDir } from "../train/checkpoint.js";
 import { analyzeModel } from "./analyze.js";
@@ -29,19 +29,30 @@ export interface AnalyzeDirOptions {
   topK?: number;
   freqBuckets?: number;
   log?: (msg: string) => void;
+  /** Drop characters the model's tokenizer lacks (counted in meta.unknownSkipped) instead of refusing the text. */
+  skipUnknown?: boolean;
 }
 
 /** Opens `data` as a token stream for the model in `modelDir`. */
-export function openTokens(data: string, modelDir: string): { stream: TokenStream; kind: string; close(): void } {
+export function openTokens(
+  data: string,
+  modelDir: string,
+  opts: { skipUnknown?: boolean } = {},
+): { stream: TokenStream; kind: string; unknownSkipped: number; close(): void } {
+  if (data !== DEFAULT_CORPUS && !fs.existsSync(data)) throw new Error(`--data ${data}: no such file or folder`);
   if (data.endsWith(".bin")) {
-    if (!fs.existsSync(data)) throw new Error(`--data ${data}: no such file`);
     const s = binTokenStream(data);
-    return { stream: s, kind: "uint16 .bin", close: () => s.close() };
+    return { stream: s, kind: "uint16 .bin", unknownSkipped: 0, close: () => s.close() };
   }
   const text = data === DEFAULT_CORPUS ? readMobyDick() : readTextCorpus(data);
   const tok = runTokenizer(modelDir);
-  const ids = tok.encode(text, { onUnknown: "skip" });
-  return { stream: arrayTokenStream(ids), kind: `text, ${tok.kind} tokenizer`, close: () => {} };
+  let encoded;
+  try {
+    encoded = encodeText(tok, text, opts);
+  } catch (e) {
+    throw new Error(`--data ${data}: ${(e as Error).message} (pass --skip-unknown to skip such characters)`);
+  }
+  return { stream: arrayTokenStream(encoded.ids), kind: `text, ${tok.kind} tokenizer`, unknownSkipped: encoded.skipped, close: () => {} };
 }
 
 export function checkDevice(device: Device | undefined): Device {
@@ -57,7 +68,7 @@ export function analyzeDir(o: AnalyzeDirOptions): AnalysisResult {
   const hf = readHFConfig(o.modelDir);
   // float32 unless asked: the analysis measures small differences (half-precision checkpoints are cast).
   const model = loadPretrained(o.modelDir, { device, dtype: o.dtype ?? "float32" });
-  const src = openTokens(o.data, o.modelDir);
+  const src = openTokens(o.data, o.modelDir, { skipUnknown: o.skipUnknown });
   try {
     const seqLen = o.seqLen ?? Math.min(model.config.nPositions, 1024);
     const t0 = performance.now();
@@ -75,6 +86,7 @@ export function analyzeDir(o: AnalyzeDirOptions): AnalysisResult {
       modelType: hf.model_type,
       data: o.data === DEFAULT_CORPUS ? o.data : path.resolve(o.data),
       dataKind: src.kind,
+      unknownSkipped: src.unknownSkipped,
       device,
       dtype: o.dtype ?? "float32",
       batchSize: o.batchSize,

@@ -1,7 +1,9 @@
 // Human-readable output of a benchmark report: a table per section, the same on a terminal and in
 // BENCHMARKS.md (Markdown tables read fine as plain text).
 
-import { CPU_GOALS, fmtMs, type BenchReport } from "./run.js";
+import { ANALYSIS_GOAL, CPU_GOALS, fmtMs, threadsLabel, type BenchReport, type ConfigResult } from "./run.js";
+import { FIELD_TOLERANCE, type AnalysisComparison } from "./analysis-compare.js";
+import { median } from "./stats.js";
 
 function mb(kb: number | null | undefined): string {
   return kb == null ? "-" : `${(kb / 1024).toFixed(0)} MB`;
@@ -24,17 +26,27 @@ export function formatReport(r: BenchReport): string {
   const il0 = r.configs[0]?.innerloop;
   const pt0 = r.configs[0]?.pytorch;
   out.push(
-    `innerloop bench: ${r.date}, ${r.machine.cpu}, ${r.machine.cores} cores, device ${dev}, ${r.threads} threads, ` +
+    `innerloop bench: ${r.date}, ${r.machine.cpu}, ${r.machine.cores} cores, device ${dev}, ${r.threads.map(threadsLabel).join(" and ")}, ` +
       `median of ${r.reps} steps after ${r.warmup} warmup${r.rounds > 1 ? ` in each of ${r.rounds} alternating rounds` : ""}; libtorch ${il0?.torch ?? "?"} (innerloop, Node ${r.machine.node}) vs torch ${pt0?.torch ?? "?"} (PyTorch eager)`,
   );
   if (r.configs.length) {
     out.push("");
     const goals = r.device === "cpu";
+    if (goals) {
+      out.push(
+        "step goals: ratio = innerloop's median step time / PyTorch's (below 1: innerloop faster), the same goal at every thread setting:",
+        ...Object.entries(CPU_GOALS).map(([name, g]) => `  ${name}: <= ${g.toFixed(2)}x`),
+        "\"default threads\": neither side sets a thread count (what `innerloop train` and a plain PyTorch script run with; the",
+        "count each used is in brackets); \"1 thread\": both sides set one intra-op thread. Losses must agree at every step.",
+        "",
+      );
+    }
     out.push(
       table(
-        ["config", "layers x width", "T", "batch", "params", "innerloop", "PyTorch", "ratio", "CPU-time ratio", "min-step ratio", ...(goals ? ["goal"] : []), "same config", "loss@1 diff", "final loss il / pt"],
+        ["config", "threads", "layers x width", "T", "batch", "params", "innerloop", "PyTorch", "ratio", "CPU-time ratio", "min-step ratio", ...(goals ? ["goal"] : []), "same config", "loss@1 diff", "final loss il / pt"],
         r.configs.map((c) => [
           c.name,
+          threadsCell(c),
           `${c.innerloop.config.nLayer} x ${c.innerloop.config.nEmbd}`,
           String(c.innerloop.config.seqLen),
           String(c.innerloop.config.batch),
@@ -73,9 +85,10 @@ export function formatReport(r: BenchReport): string {
     out.push("");
     out.push(
       table(
-        ["config", "max RSS innerloop", "max RSS PyTorch", "RSS after setup il / pt", ...(r.device === "cuda" ? ["CUDA max allocated il / pt"] : [])],
+        ["config", "threads", "max RSS innerloop", "max RSS PyTorch", "RSS after setup il / pt", ...(r.device === "cuda" ? ["CUDA max allocated il / pt"] : [])],
         r.configs.map((c) => [
           c.name,
+          threadsCell(c),
           mb(c.innerloop.maxRssKB),
           mb(c.pytorch.maxRssKB),
           `${mb(c.innerloop.rssReadyKB)} / ${mb(c.pytorch.rssReadyKB)}`,
@@ -90,12 +103,12 @@ export function formatReport(r: BenchReport): string {
       const phases = ["forwardMs", "backwardMs", "clipMs", "optimMs", "zeroGradMs"] as const;
       out.push(
         table(
-          ["config", "side", "forward+loss", "backward", "clip", "AdamW", "zero-grad", "calls/step", "us/op add", "add_", "mm 8x64x64", "view"],
+          ["config", "threads", "side", "forward+loss", "backward", "clip", "AdamW", "zero-grad", "calls/step", "us/op add", "add_", "mm 8x64x64", "view"],
           prof.flatMap((c) =>
             (["innerloop", "pytorch"] as const).map((side) => {
               const p = c[side].profile!;
               const u = p.opOverheadUs;
-              return [c.name, side, ...phases.map((k) => p[k].toFixed(3)), String(p.callsPerStep), ...["add", "add_", "matmul8x64x64", "view"].map((k) => u[k]?.toFixed(2) ?? "-")];
+              return [c.name, threadsCell(c), side, ...phases.map((k) => p[k].toFixed(3)), String(p.callsPerStep), ...["add", "add_", "matmul8x64x64", "view"].map((k) => u[k]?.toFixed(2) ?? "-")];
             }),
           ),
         ),
@@ -146,5 +159,59 @@ export function formatReport(r: BenchReport): string {
     out.push(table(["side", "RSS start", "RSS end", "growth", "live tensors", "time"], rows));
     out.push("(innerloop yields to the event loop after each step, as the trainer does; PyTorch runs one loop)");
   }
+  if (r.analysisVsTorch?.length) out.push("", ...formatAnalysisVsTorch(r.analysisVsTorch));
   return out.join("\n");
+}
+
+/** The row's thread setting, with the count each side ran with where the libraries chose it. */
+function threadsCell(c: ConfigResult): string {
+  if (c.threads !== 0) return threadsLabel(c.threads);
+  const il = c.innerloop.threads;
+  const pt = c.pytorch.threads;
+  return `default (${il === pt ? il : `${il} / ${pt}`})`;
+}
+
+/** The analysis against the PyTorch hooks script: fields first (the times mean nothing unless they agree), then times and memory. */
+function formatAnalysisVsTorch(rs: AnalysisComparison[]): string[] {
+  const out = [
+    "analysis vs a PyTorch hooks script (scripts/bench/torch_analysis.py: transformers' GPT-2, forward hooks with retain_grad,",
+    "one backward per batch, logit lens under no_grad) on the same random GPT-2 folder and tokens, both at default threads.",
+    `1. design fields: max |innerloop - PyTorch| / the field's largest |value|; they agree when <= ${FIELD_TOLERANCE}:`,
+  ];
+  out.push(
+    table(
+      ["size", ...rs[0]!.fields.map((f) => f.field), "agree"],
+      rs.map((a) => [a.name, ...a.fields.map((f) => f.relDiff.toExponential(1)), a.agree ? "yes" : "NO: times below are not comparable"]),
+    ),
+  );
+  out.push(
+    "",
+    `2. time of the analysis (windows read, every field computed; process start-up and loading the model excluded, whole`,
+    `   process in brackets), its CPU time (all threads; what counts on a busy machine) and peak RSS; goal: time ratio`,
+    `   <= ${ANALYSIS_GOAL.toFixed(2)}x, peak RSS no higher than PyTorch's. GFLOP/s: the matrix products any computation of these fields`,
+    `   must do (blocks forward and backward, output layer forward and back to its input, logit lens; BENCHMARKS.md) per second:`,
+  );
+  const secs = (xs: Array<{ seconds: number; wallSeconds: number }>) => xs.map((x) => `${x.seconds.toFixed(1)} s (${x.wallSeconds.toFixed(1)} s)`).join(", ");
+  const rss = (xs: Array<{ maxRssKB: number }>) => mb(Math.max(...xs.map((x) => x.maxRssKB)));
+  out.push(
+    table(
+      ["size", "model", "windows x T, batch", "innerloop", "PyTorch", "time ratio", "time goal", "CPU time il / pt", "CPU ratio", "GFLOP/s il / pt", "peak RSS il / pt", "RSS ratio", "RSS goal"],
+      rs.map((a) => [
+        a.name,
+        `${a.model.nLayer} x ${a.model.nEmbd}, vocab ${a.model.vocabSize}`,
+        `${a.windows} x ${a.model.seqLen}, ${a.batchSize}`,
+        secs(a.innerloop),
+        secs(a.pytorch),
+        `${a.ratio.toFixed(3)}x`,
+        a.agree ? (a.ratio <= ANALYSIS_GOAL ? "met" : "NOT met") : "-",
+        `${median(a.innerloop.map((x) => x.cpuSeconds)).toFixed(1)} / ${median(a.pytorch.map((x) => x.cpuSeconds)).toFixed(1)} s`,
+        `${a.cpuRatio.toFixed(3)}x`,
+        `${(a.flops / median(a.innerloop.map((x) => x.seconds)) / 1e9).toFixed(0)} / ${(a.flops / median(a.pytorch.map((x) => x.seconds)) / 1e9).toFixed(0)}`,
+        `${rss(a.innerloop)} / ${rss(a.pytorch)}`,
+        `${a.rssRatio.toFixed(2)}x`,
+        a.rssRatio <= 1 ? "met" : "NOT met",
+      ]),
+    ),
+  );
+  return out;
 }

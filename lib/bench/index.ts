@@ -1,5 +1,7 @@
 // The benchmark harness behind `innerloop bench` (see BENCHMARKS.md).
-export { runBench, compare, resolveConfigs, CPU_GOALS } from "./run.js";
+export { runBench, compare, resolveConfigs, CPU_GOALS, ANALYSIS_GOAL } from "./run.js";
+export { ANALYSIS_CONFIGS, compareFields, FIELD_TOLERANCE } from "./analysis-compare.js";
+export type { AnalysisComparison, FieldAgreement } from "./analysis-compare.js";
 export type { BenchOptions, BenchReport, ConfigResult } from "./run.js";
 export { formatReport } from "./format.js";
 export { CONFIGS, CPU_DEFAULT, CUDA_DEFAULT, flopsPerToken, paramCount, peakBf16Flops, padTo } from "./configs.js";

@@ -12,6 +12,8 @@ import { CONFIGS, CPU_DEFAULT, CUDA_DEFAULT, flopsPerToken, peakBf16Flops, type 
 import { DEFAULT_OPTIM, type SideResult, type SideSpec } from "./spec.js";
 import { runInnerloopSide, runTorchSide, type SideRun } from "./sides.js";
 import { median } from "./stats.js";
+import { randomTokens } from "./tokens.js";
+import { ANALYSIS_CONFIGS, compareAnalysis, type AnalysisComparison } from "./analysis-compare.js";
 
 export interface BenchOptions {
   configs?: string[];
@@ -23,8 +25,17 @@ export interface BenchOptions {
   steps?: number;
   /** Processes per side, alternating with the other side; step times are pooled (default 3 on CPU, 1 on CUDA). */
   rounds?: number;
-  /** Intra-op threads on both sides (default 1 on CPU: see BENCHMARKS.md; the cores on CUDA). */
-  threads?: number;
+  /**
+   * Intra-op threads on both sides, one setting or several (each timed in turn); 0 leaves each
+   * library at its own default, what a user gets. Default on CPU: [0, 1] (the library default,
+   * then one thread); on CUDA the cores. The analysis overhead and the memory run use 1 when it is
+   * among them.
+   */
+  threads?: number | number[];
+  /** The analysis against the PyTorch hooks script (analysis-compare.ts): sizes by name; [] skips it. Default on CPU: small, gpt2-124m. */
+  analysisConfigs?: string[];
+  /** Windows of the gpt2-124m analysis comparison (default 4). */
+  analysisWindows124m?: number;
   profile?: boolean;
   /** CUDA: also time innerloop's step captured into a CUDA graph, against the same PyTorch eager runs. */
   cudaGraph?: boolean;
@@ -44,6 +55,8 @@ export interface BenchOptions {
 
 export interface ConfigResult {
   name: string;
+  /** The thread setting of this row (0: each library's default; the sides report the count they ran with). */
+  threads: number;
   innerloop: SideResult;
   pytorch: SideResult;
   /** innerloop median / PyTorch median (below 1: innerloop is faster). */
@@ -64,17 +77,22 @@ export interface BenchReport {
   machine: { cpu: string; cores: number; node: string; platform: string };
   device: string;
   deviceName: string | null;
-  threads: number;
+  /** The thread settings timed (0: each library's default). */
+  threads: number[];
   reps: number;
   warmup: number;
   rounds: number;
   configs: ConfigResult[];
   memory?: { config: string; innerloop: SideResult["soak"]; pytorch: SideResult["soak"] };
   analysis?: Array<{ config: string } & NonNullable<SideResult["analysis"]>>;
+  /** `innerloop analyze` against the PyTorch hooks script, fields compared, at each size. */
+  analysisVsTorch?: AnalysisComparison[];
 }
 
-/** Goals of the issue for the CPU configurations (innerloop / PyTorch step time). */
-export const CPU_GOALS: Record<string, number> = { micro: 0.5, tiny: 0.85, mid: 1.0 };
+/** Goals of the issue for the CPU configurations (innerloop / PyTorch step time), at every thread setting. */
+export const CPU_GOALS: Record<string, number> = { micro: 0.3, tiny: 0.75, mid: 0.9 };
+/** Goal for the analysis: innerloop's time at most this fraction of the PyTorch script's, peak RSS no higher. */
+export const ANALYSIS_GOAL = 0.5;
 
 export function resolveConfigs(names: string[] | undefined, device: "cpu" | "cuda"): BenchConfig[] {
   const list = names && names.length > 0 ? names : device === "cuda" ? CUDA_DEFAULT : CPU_DEFAULT;
@@ -86,19 +104,9 @@ export function resolveConfigs(names: string[] | undefined, device: "cpu" | "cud
   });
 }
 
-/** Deterministic random tokens (xorshift32), so that a run is reproducible from its seed. */
+/** The step's token file: little-endian int32 (vocabularies here are far below 2^31). */
 function writeTokens(file: string, count: number, vocab: number, seed: number): void {
-  const buf = new Int32Array(count);
-  let s = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < count; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    buf[i] = s % vocab;
-  }
-  writeFileSync(file, Buffer.from(buf.buffer));
+  writeFileSync(file, Buffer.from(Int32Array.from(randomTokens(count, vocab, seed)).buffer));
 }
 
 function cpuModel(): string {
@@ -115,7 +123,9 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
   // One thread by default on the CPU: on a machine shared with other work, an OpenMP team of two
   // stalls at every barrier whenever one of its cores is busy elsewhere, which measures the
   // neighbours rather than the step.
-  const threads = o.threads ?? (device === "cpu" ? 1 : availableParallelism());
+  const threadSettings = [o.threads ?? (device === "cpu" ? [0, 1] : availableParallelism())].flat();
+  // The analysis overhead and the memory run are measured at one setting: 1 thread where timed.
+  const threads = threadSettings.includes(1) ? 1 : threadSettings[0]!;
   const seed = o.seed ?? 1234;
   const log = o.log ?? (() => {});
   const dir = mkdtempSync(join(tmpdir(), "innerloop-bench-"));
@@ -189,7 +199,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
     machine: { cpu: cpuModel(), cores: cpus().length, node: process.version, platform: `${process.platform}-${process.arch}` },
     device,
     deviceName: null,
-    threads,
+    threads: threadSettings,
     reps,
     warmup,
     rounds,
@@ -197,10 +207,10 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
   };
 
   try {
-    for (const c of configs) {
-      log(`${c.name}: ${c.model.nLayer} layers x ${c.model.nEmbd}, T ${c.model.seqLen}, batch ${c.batchCandidates.join(" or ")}, ${reps} reps after ${warmup} warmup`);
-      const [il, pt] = await runPair(c, { profile: o.profile ?? false }, rounds);
-      const r = compare(c, il, pt, sameWeights(c));
+    for (const t of threadSettings) for (const c of configs) {
+      log(`${c.name}, ${threadsLabel(t)}: ${c.model.nLayer} layers x ${c.model.nEmbd}, T ${c.model.seqLen}, batch ${c.batchCandidates.join(" or ")}, ${reps} reps after ${warmup} warmup`);
+      const [il, pt] = await runPair(c, { profile: o.profile ?? false, threads: t }, rounds);
+      const r = compare(c, il, pt, sameWeights(c), t);
       report.deviceName = il.deviceName ?? pt.deviceName;
       report.configs.push(r);
       log(`  innerloop ${fmtMs(r.innerloop.medianMs)}  PyTorch ${fmtMs(r.pytorch.medianMs)}  ratio ${r.ratio.toFixed(3)} (CPU time: ${fmtMs(r.innerloop.medianCpuMs)} / ${fmtMs(r.pytorch.medianCpuMs)} = ${r.cpuRatio.toFixed(3)})`);
@@ -208,10 +218,10 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
         // The same configuration and batch, innerloop's step captured into a CUDA graph, against
         // the PyTorch eager runs just made (its weights are the ones written for them).
         const file = join(dir, `${c.name}-innerloop-graph.json`);
-        writeFileSync(file, JSON.stringify(specFor(c, { cudaGraph: true, batchCandidates: [il.config.batch], weightsFile: initWeights(c) })));
+        writeFileSync(file, JSON.stringify(specFor(c, { cudaGraph: true, batchCandidates: [il.config.batch], weightsFile: initWeights(c), threads: t })));
         const runs: SideResult[] = [];
         for (let k = 0; k < rounds; k++) runs.push((await runInnerloopSide(file, spawnOpts)).result);
-        const g = compare(c, pool(runs), pt, sameWeights(c));
+        const g = compare(c, pool(runs), pt, sameWeights(c), t);
         g.name = `${c.name} (CUDA graph)`;
         report.configs.push(g);
         log(`  innerloop with a CUDA graph ${fmtMs(g.innerloop.medianMs)}  ratio ${g.ratio.toFixed(3)}`);
@@ -239,6 +249,17 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
       log(`memory: ${steps} steps of tiny on both sides`);
       const [il, pt] = await runPair(c, { soakSteps: steps, reps: 3, warmup: 2 });
       report.memory = { config: c.name, innerloop: il.soak, pytorch: pt.soak };
+    }
+
+    const analysisConfigs = o.analysisConfigs ?? (device === "cpu" ? ["small", "gpt2-124m"] : []);
+    if (analysisConfigs.length > 0) report.analysisVsTorch = [];
+    for (const name of analysisConfigs) {
+      const c = ANALYSIS_CONFIGS[name];
+      if (!c) throw new RangeError(`unknown analysis size '${name}' (known: ${Object.keys(ANALYSIS_CONFIGS).join(", ")})`);
+      const windows = name === "gpt2-124m" ? o.analysisWindows124m : undefined;
+      const m = c.model;
+      log(`analysis vs PyTorch hooks, ${name}: ${m.nLayer} x ${m.nEmbd}, vocabulary ${m.vocabSize}, ${windows ?? c.windows} windows of T ${m.seqLen}, batch ${c.batchSize}, default threads`);
+      report.analysisVsTorch!.push(await compareAnalysis(c, { ...spawnOpts, dir, seed, rounds: 1, windows, log }));
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -270,10 +291,11 @@ function sameConfig(a: SideResult["config"], b: SideResult["config"]): boolean {
   return keys.every((k) => a[k] === b[k]);
 }
 
-export function compare(c: BenchConfig, il: SideResult, pt: SideResult, sameWeights: boolean): ConfigResult {
+export function compare(c: BenchConfig, il: SideResult, pt: SideResult, sameWeights: boolean, threads: number): ConfigResult {
   const tokensPerStep = il.config.batch * c.model.seqLen;
   const r: ConfigResult = {
     name: c.name,
+    threads,
     innerloop: il,
     pytorch: pt,
     ratio: il.medianMs / pt.medianMs,
@@ -290,6 +312,11 @@ export function compare(c: BenchConfig, il: SideResult, pt: SideResult, sameWeig
     if (peak !== null) r.mfu = { innerloop: (fpt * r.tokensPerSec.innerloop) / peak, pytorch: (fpt * r.tokensPerSec.pytorch) / peak, peakFlops: peak, flopsPerToken: fpt };
   }
   return r;
+}
+
+/** "default threads" for 0, else "1 thread", "2 threads". */
+export function threadsLabel(t: number): string {
+  return t === 0 ? "default threads" : t === 1 ? "1 thread" : `${t} threads`;
 }
 
 export function fmtMs(ms: number): string {

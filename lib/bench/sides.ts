@@ -11,12 +11,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** The package root: two levels above lib/bench or dist/bench. */
 export const packageRoot = resolve(here, "..", "..");
 
-export interface SideRun {
-  result: SideResult;
-  /** What the process wrote to stderr (messages, warnings). */
-  stderr: string;
-  wallSeconds: number;
-}
+/** One side's run: its JSON line, what it wrote to stderr, and the process's wall time. */
+export type SideRun = JsonRun<SideResult>;
 
 export interface SpawnOptions {
   /** Kill the process after this many seconds (default 1800). */
@@ -25,19 +21,19 @@ export interface SpawnOptions {
   echo?: NodeJS.WritableStream;
 }
 
-/** The command that runs the innerloop worker: compiled JS, or the TypeScript source through tsx. */
-function workerCommand(): string[] {
-  const js = join(here, "worker-main.js");
+/** The command that runs an innerloop worker (`name`-main): compiled JS, or the TypeScript source through tsx. */
+function workerCommand(name = "worker"): string[] {
+  const js = join(here, `${name}-main.js`);
   if (existsSync(js)) return ["--expose-gc", js];
-  return ["--expose-gc", "--import", "tsx", join(here, "worker-main.ts")];
+  return ["--expose-gc", "--import", "tsx", join(here, `${name}-main.ts`)];
 }
 
 export function pythonExecutable(): string {
   return process.env.PYTHON || "python3";
 }
 
-export function torchScript(): string {
-  return join(packageRoot, "scripts", "bench", "torch_step.py");
+export function torchScript(name = "torch_step.py"): string {
+  return join(packageRoot, "scripts", "bench", name);
 }
 
 export function runInnerloopSide(specFile: string, opts: SpawnOptions = {}): Promise<SideRun> {
@@ -48,7 +44,24 @@ export function runTorchSide(specFile: string, opts: SpawnOptions = {}): Promise
   return runJsonProcess(pythonExecutable(), [torchScript(), specFile], "pytorch", opts);
 }
 
-function runJsonProcess(cmd: string, args: string[], label: string, opts: SpawnOptions): Promise<SideRun> {
+/** The analysis comparison's innerloop side (analysis-worker-main) on a spec file. */
+export function runInnerloopAnalysis<T>(specFile: string, opts: SpawnOptions = {}): Promise<JsonRun<T>> {
+  return runJsonProcess<T>(process.execPath, [...workerCommand("analysis-worker"), specFile], "innerloop analyze", opts);
+}
+
+/** scripts/bench/torch_analysis.py with a subcommand (make-model, analyze) on a spec file. */
+export function runTorchAnalysis<T>(command: "make-model" | "analyze", specFile: string, opts: SpawnOptions = {}): Promise<JsonRun<T>> {
+  return runJsonProcess<T>(pythonExecutable(), [torchScript("torch_analysis.py"), command, specFile], `PyTorch ${command}`, opts);
+}
+
+export interface JsonRun<T> {
+  result: T;
+  /** What the process wrote to stderr (messages, warnings). */
+  stderr: string;
+  wallSeconds: number;
+}
+
+function runJsonProcess<T = SideResult>(cmd: string, args: string[], label: string, opts: SpawnOptions): Promise<JsonRun<T>> {
   const t0 = Date.now();
   return new Promise((resolvePromise, reject) => {
     const child = spawn(cmd, args, { cwd: packageRoot, stdio: ["ignore", "pipe", "pipe"], env: process.env });
@@ -79,7 +92,7 @@ function runJsonProcess(cmd: string, args: string[], label: string, opts: SpawnO
         return reject(new Error(`${label}: exited with ${signal ?? code}${tail ? `:\n${tail}` : ""}`));
       }
       try {
-        resolvePromise({ result: JSON.parse(last) as SideResult, stderr: err, wallSeconds });
+        resolvePromise({ result: JSON.parse(last) as T, stderr: err, wallSeconds });
       } catch (e) {
         reject(new Error(`${label}: bad JSON output: ${(e as Error).message}`));
       }

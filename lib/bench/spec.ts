@@ -21,6 +21,7 @@ export interface SideSpec {
   precision: Precision;
   tf32: boolean;
   batchCandidates: number[];
+  /** Intra-op threads; 0 leaves the library's default. */
   threads: number;
   seed: number;
   warmup: number;

@@ -5,6 +5,8 @@
 // The step is exactly what scripts/bench/torch_step.py times: forward with the loss (under bf16
 // autocast where asked), backward, clipping of the gradient norm, the optimizer step and dropping
 // the gradients; the batch is already on the device; the clock stops after the device is idle.
+// It is the trainer's own step function (lib/train/step.ts, eagerTrainStep), loss and gradient
+// norm read back as `innerloop train` reads them, so a step time measured here holds there.
 
 import { readFileSync } from "node:fs";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -16,6 +18,7 @@ import { saveSafetensors, loadSafetensors } from "../torch/safetensors.js";
 import { GPT2 } from "../models/index.js";
 import { AdamW, clipGradNormTensor_, weightDecayGroups } from "../optim/index.js";
 import { GraphedTrainStep } from "../train/graph-step.js";
+import { eagerTrainStep } from "../train/step.js";
 import { median, msBetween, rssKB, maxRssKB } from "./stats.js";
 import { countNativeCalls, opOverheadUs } from "./probe.js";
 import type { SideResult, SideSpec, PhaseProfile } from "./spec.js";
@@ -102,7 +105,8 @@ function teardown(s: Partial<Setup>): void {
 
 export async function main(spec: SideSpec): Promise<SideResult> {
   const cuda = spec.device.startsWith("cuda");
-  torch.setNumThreads(spec.threads);
+  // 0: the library's default, what `innerloop train` runs with.
+  if (spec.threads > 0) torch.setNumThreads(spec.threads);
   if (spec.tf32) torch.setFloat32MatmulPrecision("high");
   const autocast = spec.precision === "bf16-autocast";
   const sync = cuda ? () => torch.cuda.synchronize() : () => {};
@@ -111,9 +115,10 @@ export async function main(spec: SideSpec): Promise<SideResult> {
   let s: Setup | null = null;
   let times: number[] = [];
   let cpuTimes: number[] = [];
-  let lossTensors: Tensor[] = [];
+  let losses: number[] = [];
   let forwardLoss!: (x: Tensor, y: Tensor) => Tensor;
-  let step!: (x: Tensor, y: Tensor) => Tensor;
+  /** One training step on a batch; returns its loss. */
+  let step!: (x: Tensor, y: Tensor) => number;
   let rssReady: number | null = null;
 
   for (const batch of spec.batchCandidates) {
@@ -129,23 +134,21 @@ export async function main(spec: SideSpec): Promise<SideResult> {
         // The same step captured after three eager ones (within the warmup) and replayed; the
         // loss it returns is a copy, the graph's own output being rewritten by the next replay.
         const graph = (s.graph = new GraphedTrainStep({ params, optimizer: opt, forwardLoss, gradAccum: 1, gradClip: clip, warmup: Math.min(3, Math.max(1, spec.warmup - 1)) }));
-        step = (x, y) => graph.run([{ inputs: x, targets: y }]).lossSum.clone();
-      } else step = (x, y) => {
-        const loss = torch.tidy(() => {
-          const l = forwardLoss(x, y);
-          l.backward();
-          return l.detach();
+        // Loss and gradient norm read back after the replay, as the trainer's graphed step does.
+        step = (x, y) => torch.tidy(() => {
+          const out = graph.run([{ inputs: x, targets: y }]);
+          out.gradNorm.item();
+          return out.lossSum.item() as number;
         });
-        clipGradNormTensor_(params, clip).dispose();
-        opt.step();
-        opt.zeroGrad();
-        return loss;
-      };
+      } else {
+        const parts = { params, optimizer: opt, forwardLoss, gradAccum: 1, gradClip: clip };
+        step = (x, y) => eagerTrainStep(parts, () => ({ inputs: x, targets: y })).loss;
+      }
       if (cuda) torch.cuda.resetPeakMemoryStats();
       rssReady = rssKB();
       times = [];
       cpuTimes = [];
-      lossTensors = [];
+      losses = [];
       const total = spec.warmup + spec.reps;
       for (let i = 0; i < total; i++) {
         const [x, y] = s.batches[i % s.batches.length]!;
@@ -159,7 +162,7 @@ export async function main(spec: SideSpec): Promise<SideResult> {
         sync();
         const t1 = process.hrtime.bigint();
         const c1 = process.cpuUsage(c0);
-        lossTensors.push(loss);
+        losses.push(loss);
         if (i >= spec.warmup) {
           times.push(msBetween(t0, t1));
           cpuTimes.push((c1.user + c1.system) / 1000);
@@ -169,16 +172,13 @@ export async function main(spec: SideSpec): Promise<SideResult> {
     } catch (e) {
       if (!(e instanceof OutOfMemoryError)) throw e;
       log(`batch ${batch}: out of memory (${e.message.split("\n")[0]}); trying a smaller batch`);
-      for (const l of lossTensors) l.dispose();
-      lossTensors = [];
+      losses = [];
       teardown(cur);
       s = null;
       torch.cuda.emptyCache();
     }
   }
   if (s === null) throw new Error("every batch size ran out of memory");
-  const losses = lossTensors.map((l) => l.item());
-  for (const l of lossTensors) l.dispose();
 
   const m = spec.model;
   const result: SideResult = {
@@ -217,7 +217,7 @@ export async function main(spec: SideSpec): Promise<SideResult> {
 }
 
 /** Each phase of the step timed on its own (device synchronised between phases), and call counts. */
-async function profile(spec: SideSpec, s: Setup, forwardLoss: (x: Tensor, y: Tensor) => Tensor, step: (x: Tensor, y: Tensor) => Tensor, sync: () => void): Promise<PhaseProfile> {
+async function profile(spec: SideSpec, s: Setup, forwardLoss: (x: Tensor, y: Tensor) => Tensor, step: (x: Tensor, y: Tensor) => number, sync: () => void): Promise<PhaseProfile> {
   const names = ["forwardMs", "backwardMs", "clipMs", "optimMs", "zeroGradMs"] as const;
   const acc: Record<(typeof names)[number], number[]> = { forwardMs: [], backwardMs: [], clipMs: [], optimMs: [], zeroGradMs: [] };
   for (let i = 0; i < spec.reps; i++) {
@@ -241,7 +241,9 @@ async function profile(spec: SideSpec, s: Setup, forwardLoss: (x: Tensor, y: Ten
     names.forEach((n, k) => acc[n].push(msBetween(marks[k]!, marks[k + 1]!)));
   }
   const [x, y] = s.batches[0]!;
-  const { total, byName } = countNativeCalls(() => step(x, y).dispose());
+  const { total, byName } = countNativeCalls(() => {
+    step(x, y);
+  });
   return {
     forwardMs: median(acc.forwardMs),
     backwardMs: median(acc.backwardMs),
@@ -273,14 +275,14 @@ function gc(): void {
  * tensor wrappers from the event loop), then the same number in one synchronous loop, as a script
  * that never yields would run them.
  */
-async function soak(steps: number, s: Setup, step: (x: Tensor, y: Tensor) => Tensor, sync: () => void): Promise<NonNullable<SideResult["soak"]>> {
+async function soak(steps: number, s: Setup, step: (x: Tensor, y: Tensor) => number, sync: () => void): Promise<NonNullable<SideResult["soak"]>> {
   gc();
   const rssStart = rssKB();
   const liveStart = torch.memory().liveTensors;
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < steps; i++) {
     const [x, y] = s.batches[i % s.batches.length]!;
-    step(x, y).dispose();
+    step(x, y);
     await turn();
   }
   sync();
@@ -291,7 +293,7 @@ async function soak(steps: number, s: Setup, step: (x: Tensor, y: Tensor) => Ten
   const liveEnd = torch.memory().liveTensors;
   for (let i = 0; i < steps; i++) {
     const [x, y] = s.batches[i % s.batches.length]!;
-    step(x, y).dispose();
+    step(x, y);
   }
   sync();
   gc();
@@ -351,17 +353,12 @@ async function analysisOverhead(spec: SideSpec): Promise<NonNullable<SideResult[
     const forwardLoss = spec.precision === "bf16-autocast" ? (x: Tensor, y: Tensor) => torch.autocast(spec.device, "bfloat16", () => fwd(x, y)) : fwd;
     let analysedSteps = 0;
     // One training step as the trainer runs it; with `analysed`, the plugin may carry a due snapshot along.
+    const parts = { params: s.params, optimizer: s.opt, forwardLoss, gradAccum: 1, gradClip: spec.optim.clip };
     const step = (x: Tensor, y: Tensor, analysed: boolean) => {
       s.model.train();
-      torch.tidy(() => {
-        const ride = analysed ? p.stepForward({ ...ctx, step: analysedSteps, inputs: x, targets: y }) : null;
-        const loss = ride ? ride.loss : forwardLoss(x, y);
-        (ride ? loss.add(ride.extra) : loss).backward();
-        ride?.afterBackward();
+      eagerTrainStep(parts, () => ({ inputs: x, targets: y }), {
+        rideAlong: analysed ? (inputs, targets) => p.stepForward({ ...ctx, step: analysedSteps, inputs, targets }) : undefined,
       });
-      clipGradNormTensor_(s.params, spec.optim.clip).dispose();
-      s.opt.step();
-      s.opt.zeroGrad();
       if (analysed) analysedSteps++;
     };
     const plain: number[] = [];

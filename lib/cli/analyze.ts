@@ -3,7 +3,8 @@
  * model on a token stream (definitions in docs/analysis.md). Also registers the training-time
  * analysis plugin that `innerloop train --analyze-every N` asks for.
  */
-import { registerCommand, flagNumber, flagString } from "./commands.js";
+import { registerCommand, flagBoolean, flagNumber, flagString } from "./commands.js";
+import { checkDataPath } from "./data-flag.js";
 import { UsageError } from "./errors.js";
 import { registerTrainerPlugin, type TrainerPluginFactory } from "../train/plugins.js";
 
@@ -22,7 +23,7 @@ registerCommand({
   usage: "innerloop analyze --model DIR --data PATH --seq-len T --batch-size B [--max-windows N] [--device D] [--dtype T] --out OUT",
   details:
     "DIR is an innerloop run directory or a Hugging Face GPT-2 folder. PATH is a .bin file of uint16 token ids,\n" +
-    "a text file or folder (tokenized with the model's tokenizer), or 'moby-dick'. Windows are consecutive\n" +
+    "a text file or folder (tokenized with the model's tokenizer; a character it lacks is refused unless --skip-unknown), or 'moby-dick'. Windows are consecutive\n" +
     "chunks of T+1 tokens from the start of PATH. Writes OUT/analysis.json, OUT/positions.csv, OUT/layers.csv.",
   flags: [
     { name: "model", type: "string", valueName: "DIR", help: "run directory or Hugging Face GPT-2 folder" },
@@ -37,6 +38,7 @@ registerCommand({
       check: (v) => (DEVICE_RE.test(v) ? undefined : "cpu, cuda or cuda:N"), allowed: "cpu, cuda or cuda:N", defaultText: "cpu",
     },
     { name: "dtype", type: "enum", choices: ["float32", "float64", "bfloat16", "float16"], help: "dtype of the model's weights", defaultText: "float32" },
+    { name: "skip-unknown", type: "boolean", help: "skip characters the model's tokenizer lacks (counted in analysis.json meta.unknownSkipped) instead of refusing the text" },
     { name: "out", type: "string", valueName: "OUT", help: "output folder" },
   ],
   async run(args, ctx) {
@@ -46,6 +48,7 @@ registerCommand({
     if (model === undefined) throw new UsageError("--model DIR is required");
     if (data === undefined) throw new UsageError("--data PATH is required");
     if (out === undefined) throw new UsageError("--out OUT is required");
+    checkDataPath(data);
     const { analyzeDir } = await import("../analysis/run.js");
     const r = analyzeDir({
       modelDir: model,
@@ -58,8 +61,11 @@ registerCommand({
       device: flagString(args, "device") as "cpu" | undefined,
       dtype: flagString(args, "dtype") as "float32" | undefined,
       outDir: out,
+      skipUnknown: flagBoolean(args, "skip-unknown") ?? false,
       log: ctx.verbose ? (m) => ctx.stderr.write(m + "\n") : undefined,
     });
+    const skipped = Number(r.meta?.unknownSkipped ?? 0);
+    if (skipped > 0) ctx.stderr.write(`skipped ${skipped} characters the model's tokenizer lacks (--skip-unknown)\n`);
     ctx.stdout.write(`analysed ${r.windows} windows of ${r.seqLen} tokens (${r.layers - 1} blocks): loss ${r.loss.toFixed(4)}; wrote ${out}/analysis.json\n`);
     return 0;
   },

@@ -10,12 +10,15 @@ const CONFIG_NAMES = ["micro", "tiny", "mid", "gpt2-124m"];
 registerCommand({
   name: "bench",
   summary: "time the GPT-2 training step against PyTorch eager on this machine",
-  usage: "innerloop bench [--config micro,tiny,mid] [--device cpu|cuda] [--reps N] [--steps N] [--json OUT]\n       innerloop bench --soak N [--soak-analyze-every K] [--analyze-windows K] [--json OUT]",
+  usage: "innerloop bench [--config micro,tiny,mid] [--device cpu|cuda] [--threads default,1] [--analysis-vs-torch small,gpt2-124m] [--reps N] [--steps N] [--json OUT]\n       innerloop bench --soak N [--soak-analyze-every K] [--analyze-windows K] [--json OUT]",
   details:
     "Configurations: micro (2 layers x 64, T 8, batch 1), tiny (2 x 64, T 64, batch 8), mid (4 x 128, T 128, batch 16),\n" +
     "gpt2-124m (CUDA only: 12 x 768, T 1024, bf16 autocast, batch 16 or 8). Both sides run the same step (forward, loss,\n" +
     "backward, clipping to 1.0, fused AdamW, zero-grad) on the same batches and initial weights, in separate processes,\n" +
     "with the same thread count. Needs python3 with torch for the reference. Timing is never part of the tests.\n" +
+    "On the CPU it then runs innerloop analyze against a PyTorch hooks script (transformers GPT-2) on the same random model and\n" +
+    "tokens, small (6 x 256, vocabulary 8192, 160 windows of T 256, batch 8) and gpt2-124m (T 1024, batch 2, 4 windows),\n" +
+    "comparing the design fields before the times.\n" +
     "--soak N runs only the soak: N steps of the tiny preset through the trainer with the analysis plugin on,\n" +
     "reporting resident memory and live tensors after a warm-up and at the end (the issue's goal: < 5% growth, flat tensors).",
   flags: [
@@ -28,7 +31,17 @@ registerCommand({
     { name: "reps", type: "int", min: 1, max: 100000, valueName: "N", help: "timed steps per side and round", defaultText: "20" },
     { name: "warmup", type: "int", min: 0, max: 10000, valueName: "N", help: "untimed steps before them", defaultText: "10" },
     { name: "rounds", type: "int", min: 1, max: 100, valueName: "N", help: "alternating runs of each side, step times pooled", defaultText: "3 on cpu, 1 on cuda" },
-    { name: "threads", type: "int", min: 1, max: 1024, valueName: "N", help: "intra-op threads on both sides", defaultText: "1 on cpu, the cores on cuda" },
+    {
+      name: "threads", type: "string", valueName: "LIST", help: "intra-op thread settings on both sides, each timed in turn ('default': neither side sets a count)",
+      check: (v) => (v.split(",").every((t) => /^\s*(default|\d+)\s*$/.test(t) && (t.trim() === "default" || (Number(t) >= 1 && Number(t) <= 1024))) ? undefined : "a comma-separated list of 'default' and integers from 1 to 1024"),
+      defaultText: "default,1 on cpu, the cores on cuda",
+    },
+    {
+      name: "analysis-vs-torch", type: "string", valueName: "LIST", help: "innerloop analyze against the PyTorch hooks script at these sizes (none = skip)",
+      check: (v) => (v === "none" || v.split(",").every((n) => ["small", "gpt2-124m"].includes(n.trim())) ? undefined : "none, or a comma-separated list of small, gpt2-124m"),
+      defaultText: "small,gpt2-124m on cpu",
+    },
+    { name: "analysis-windows-124m", type: "int", min: 1, max: 4096, valueName: "N", help: "windows of the gpt2-124m analysis comparison", defaultText: "4" },
     { name: "steps", type: "int", min: 0, max: 1000000, valueName: "N", help: "steps of the memory run (tiny config; 0 = skip)", defaultText: "2000" },
     { name: "analyze-every", type: "int", min: 0, max: 1, valueName: "1|0", help: "measure the analysis overhead with analysis after every step (0 = skip)", defaultText: "1" },
     {
@@ -68,7 +81,9 @@ registerCommand({
       reps: flagNumber(args, "reps"),
       warmup: flagNumber(args, "warmup"),
       rounds: flagNumber(args, "rounds"),
-      threads: flagNumber(args, "threads"),
+      threads: threadSettings(args),
+      analysisConfigs: analysisSizes(args),
+      analysisWindows124m: flagNumber(args, "analysis-windows-124m"),
       steps: flagNumber(args, "steps") ?? 2000,
       analyzeWindows: analyze ? windowCounts(args) ?? [1, 16] : [],
       analyzeSteps: flagNumber(args, "analyze-steps"),
@@ -100,7 +115,7 @@ async function runSoakCommand(args: Parameters<typeof flagNumber>[0], steps: num
       analyzeEvery,
       analyzeWindows: soakWindows(args),
       sampleEvery: Math.max(10, Math.round(steps / 10)),
-      threads: flagNumber(args, "threads") ?? 1,
+      threads: soakThreads(args),
     },
     ctx.stderr,
   );
@@ -112,6 +127,24 @@ async function runSoakCommand(args: Parameters<typeof flagNumber>[0], steps: num
     ctx.stderr.write(`wrote ${out}\n`);
   }
   return 0;
+}
+
+/** --threads as a list of settings, 0 for "default" (undefined when absent). */
+function threadSettings(args: Parameters<typeof flagString>[0]): number[] | undefined {
+  return flagString(args, "threads")?.split(",").map((t) => (t.trim() === "default" ? 0 : Number(t.trim())));
+}
+
+/** The soak's one thread count (default 1). */
+function soakThreads(args: Parameters<typeof flagString>[0]): number {
+  const ts = threadSettings(args) ?? [1];
+  if (ts.length !== 1 || ts[0] === 0) throw new UsageError("--threads: the soak takes one thread count");
+  return ts[0]!;
+}
+
+/** --analysis-vs-torch as a list of sizes ([] for none; undefined when absent). */
+function analysisSizes(args: Parameters<typeof flagString>[0]): string[] | undefined {
+  const v = flagString(args, "analysis-vs-torch");
+  return v === undefined ? undefined : v === "none" ? [] : v.split(",").map((n) => n.trim());
 }
 
 /** --analyze-windows as a list of window counts (undefined when absent). */

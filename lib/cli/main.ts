@@ -17,6 +17,7 @@ import "./analyze.js";
 import "./report.js";
 import "./reproduce.js";
 import "./bench.js";
+import "./sweep.js";
 
 export interface MainIO {
   stdout?: NodeJS.WritableStream;

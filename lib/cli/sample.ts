@@ -1,7 +1,7 @@
 /**
  * `innerloop sample`: continue a prompt with a trained model and print the text.
  */
-import { registerCommand, flagNumber, flagString } from "./commands.js";
+import { registerCommand, flagBoolean, flagNumber, flagString } from "./commands.js";
 import { UsageError } from "./errors.js";
 
 const DEVICE_RE = /^(cpu|cuda|cuda:\d+)$/;
@@ -19,6 +19,7 @@ registerCommand({
     { name: "max-new-tokens", type: "int", min: 0, max: 1_000_000, help: "tokens to generate", defaultText: "200" },
     { name: "temperature", type: "number", min: 0, valueName: "T", help: "softmax temperature (0 = greedy)", defaultText: "0.8" },
     { name: "top-k", type: "int", min: 1, valueName: "K", help: "sample only from the K most likely tokens", defaultText: "all" },
+    { name: "skip-unknown", type: "boolean", help: "skip prompt characters the tokenizer lacks instead of refusing the prompt" },
     { name: "seed", type: "int", min: 0, max: Number.MAX_SAFE_INTEGER, help: "sampling seed", defaultText: "1337" },
     {
       name: "device",
@@ -44,6 +45,7 @@ registerCommand({
       topK: flagNumber(args, "top-k"),
       seed: flagNumber(args, "seed") ?? 1337,
       device: (flagString(args, "device") ?? "cpu") as "cpu",
+      skipUnknown: flagBoolean(args, "skip-unknown") ?? false,
     });
     ctx.stdout.write(text.endsWith("\n") ? text : text + "\n");
     return 0;

@@ -7,17 +7,37 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { registerCommand, flagBoolean, flagNumber, flagString } from "./commands.js";
 import { UsageError } from "./errors.js";
+import { checkDataPath } from "./data-flag.js";
 import { validateFlagValue, type FlagSpec, type ParsedArgs } from "./flags.js";
 import { DEFAULT_TRAIN_CONFIG, PRESETS, configProblems, resolveConfig, type TrainConfig } from "../train/config.js";
+import { initTokenizer } from "../train/setup.js";
 
 const DEVICE_RE = /^(cpu|cuda|cuda:\d+)$/;
 const d = DEFAULT_TRAIN_CONFIG;
 
+/** --tokenizer: char, gpt2, or an existing tokenizer.json (or a folder that holds one). */
+function tokenizerProblem(v: string): string | undefined {
+  if (v === "char" || v === "gpt2") return undefined;
+  const file = v.endsWith(".json") ? v : path.join(v, "tokenizer.json");
+  return fs.existsSync(file) ? undefined : "char, gpt2 or the path of an existing tokenizer.json";
+}
+
+/** --init: a folder with config.json. */
+function initProblem(v: string): string | undefined {
+  return fs.existsSync(path.join(v, "config.json")) ? undefined : "a folder with config.json (a Hugging Face checkpoint)";
+}
+
 /** Flags that map one-to-one onto `TrainConfig` fields (kebab-case flag -> camelCase field). */
 export const TRAIN_CONFIG_FLAGS: readonly FlagSpec[] = [
   { name: "data", type: "string", valueName: "PATH", help: "corpus: moby-dick (bundled), a text file, a folder of text files, a .bin file of uint16 GPT-2 token ids, or a folder with train.bin/val.bin", defaultText: d.data },
-  { name: "tokenizer", type: "enum", choices: ["char", "gpt2"], help: "character-level (vocabulary from the corpus) or GPT-2 BPE", defaultText: d.tokenizer },
-  { name: "vocab-size", type: "int", min: 1, max: 65536, valueName: "N", help: "vocabulary size of .bin data (token ids must be below it)" },
+  {
+    name: "tokenizer", type: "string", valueName: "char|gpt2|PATH",
+    help: "character-level (vocabulary from the corpus), GPT-2 BPE, or a Hugging Face tokenizer.json (or its folder)",
+    check: tokenizerProblem, allowed: "char, gpt2 or the path of a tokenizer.json", defaultText: `${d.tokenizer}; none for .bin data; --init's own`,
+  },
+  { name: "vocab-size", type: "int", min: 1, max: 2 ** 31 - 1, valueName: "N", help: "the model's vocabulary, exactly (every token id must be below it); with .bin data no tokenizer is needed", defaultText: "the tokenizer's" },
+  { name: "bin-dtype", type: "enum", choices: ["uint16", "uint32"], help: "element type of .bin token files (uint16 holds ids up to 65,535)", defaultText: "uint16" },
+  { name: "init", type: "string", valueName: "DIR", help: "fine-tune a pretrained Hugging Face checkpoint (GPT-2, LLaMA family, GPT-NeoX) instead of a new GPT-2", check: initProblem, allowed: "a folder with config.json" },
   { name: "n-layer", type: "int", min: 1, max: 1024, help: "transformer blocks", defaultText: String(d.nLayer) },
   { name: "n-head", type: "int", min: 1, max: 1024, help: "attention heads (must divide n-embd)", defaultText: String(d.nHead) },
   { name: "n-embd", type: "int", min: 1, max: 65536, help: "width of the residual stream", defaultText: String(d.nEmbd) },
@@ -55,6 +75,7 @@ const OTHER_FLAGS: readonly FlagSpec[] = [
   { name: "resume", type: "string", valueName: "DIR", help: "continue the run in DIR exactly where its last checkpoint left off" },
   { name: "config", type: "string", valueName: "FILE", help: "JSON object of settings (flag names as keys); flags override it" },
   { name: "preset", type: "enum", choices: Object.keys(PRESETS), help: "a model size and its settings; other settings override it" },
+  { name: "tensorboard", type: "boolean", help: "also write loss, lr, gradient norm and the analysis's per-layer measures as TensorBoard event files into the run directory" },
 ];
 
 /** Data-parallel launch (torchrun's conventions); not part of the saved configuration. */
@@ -67,7 +88,7 @@ const LAUNCH_FLAGS: readonly FlagSpec[] = [
 ];
 
 /** Flags that may accompany --resume: they do not change the computation of the steps. */
-const RESUME_FLAGS = new Set(["resume", "steps", "device", "checkpoint-every", "eval-every", "cuda-graph", ...LAUNCH_FLAGS.map((f) => f.name)]);
+const RESUME_FLAGS = new Set(["resume", "steps", "device", "checkpoint-every", "eval-every", "cuda-graph", "tensorboard", ...LAUNCH_FLAGS.map((f) => f.name)]);
 
 export function camel(kebab: string): string {
   return kebab.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -130,10 +151,21 @@ export function trainConfigFromArgs(args: ParsedArgs): { config: TrainConfig; ou
     if (v !== undefined) fromFlags[camel(spec.name)] = v;
   }
   const preset = flagString(args, "preset") ?? fromFile.preset;
-  const config = resolveConfig({ ...fromFile.config, ...(fromFlags as Partial<TrainConfig>) }, preset);
+  const given = { ...fromFile.config, ...(fromFlags as Partial<TrainConfig>) };
+  const config = resolveConfig(given, preset);
+  if (given.tokenizer === undefined && (preset === undefined || PRESETS[preset]?.tokenizer === undefined)) {
+    // No tokenizer named: --init's own; none for token ids (.bin), which then need --vocab-size.
+    if (config.init !== undefined) config.tokenizer = initTokenizer(config.init);
+    else if (config.data.endsWith(".bin") || isTokenFolder(config.data)) config.tokenizer = null;
+  }
   const problems = configProblems(config);
   if (problems.length > 0) throw new UsageError(problems[0]!);
   return { config, out: flagString(args, "out") ?? fromFile.out };
+}
+
+/** A nanoGPT folder of token files (train.bin, val.bin). */
+function isTokenFolder(p: string): boolean {
+  return fs.existsSync(path.join(p, "train.bin"));
 }
 
 function defaultRunDir(): string {
@@ -146,10 +178,13 @@ function defaultRunDir(): string {
 function workerArgv(args: ParsedArgs, verbose: boolean): string[] {
   const flags = Object.entries(args.values).map(([k, v]) => `--${k}=${String(v)}`);
   if (verbose) flags.push("--verbose");
+  return [...selfEntry(), "train", ...flags];
+}
+
+/** Node arguments that start this same CLI again: `node bin/innerloop.js` runs the script again; `node -e CODE --` runs CODE again. */
+export function selfEntry(): string[] {
   const evalEntry = process.execArgv.includes("-e") || process.execArgv.includes("--eval");
-  // `node bin/innerloop.js ...` runs the script again; `node -e CODE -- ...` runs CODE again.
-  const entry = evalEntry ? [...process.execArgv, "--"] : [...process.execArgv, process.argv[1]!];
-  return [...entry, "train", ...flags];
+  return evalEntry ? [...process.execArgv, "--"] : [...process.execArgv, process.argv[1]!];
 }
 
 registerCommand({
@@ -158,7 +193,10 @@ registerCommand({
   usage: "innerloop train [--preset NAME] [--config FILE] [flags] [--out DIR]\n       innerloop train --resume DIR [--steps N]",
   details: [
     "Precedence: flags > --config file > --preset > defaults (a char model on moby-dick for a CPU).",
-    "Validation data: the last 10% of the token stream (or val.bin beside train.bin); .bin data needs --tokenizer gpt2.",
+    "Validation data: the last 10% of the token stream (or val.bin beside train.bin).",
+    ".bin data are token ids: give --vocab-size N (the model then has exactly N rows; an id >= N stops the run with an",
+    "error naming it), or a tokenizer (--tokenizer gpt2 or PATH/tokenizer.json) whose vocabulary the model takes.",
+    "--init DIR fine-tunes a pretrained checkpoint; the run directory then holds that family's checkpoint.",
     `Presets: ${Object.entries(PRESETS)
       .map(([k, p]) => `${k} (${p.nLayer} x ${p.nEmbd}, T ${p.seqLen}${p.tokenizer === "gpt2" ? ", gpt2 tokenizer" : ""})`)
       .join(", ")}.`,
@@ -220,6 +258,7 @@ registerCommand({
       };
     } else {
       const { config, out } = trainConfigFromArgs(args);
+      checkDataPath(config.data);
       const runDir = out ?? defaultRunDir();
       if (fs.existsSync(path.join(runDir, "trainer_state.json"))) {
         throw new UsageError(`--out: ${runDir} already holds a run; continue it with --resume ${runDir} or choose another --out`);
@@ -227,7 +266,7 @@ registerCommand({
       run = { runDir, resume: false, config };
     }
     const { runTraining } = await import("../train/run.js");
-    const result = await runTraining({ ...run, stderr: ctx.stderr, stdout: ctx.stdout });
+    const result = await runTraining({ ...run, tensorboard: flagBoolean(args, "tensorboard"), stderr: ctx.stderr, stdout: ctx.stdout });
     result.trainer.close();
     return result.exitCode;
   },

@@ -83,7 +83,8 @@ export function readTextCorpus(p: string): string {
 export interface Corpus {
   /** 'moby-dick' or the resolved path. */
   name: string;
-  tokenizer: Tokenizer;
+  /** Null for a .bin file read without a tokenizer (token ids of any vocabulary). */
+  tokenizer: Tokenizer | null;
   /** The whole token stream (what analysis windows are cut from). */
   tokens: TokenSource;
   train: TokenSource;
@@ -129,28 +130,37 @@ export function tokenizerFromJSON(json: unknown): Tokenizer {
  * vocabulary from this corpus), a tokenizer object, or its saved JSON (to use
  * a trained model's tokenizer on new text).
  */
-export function loadCorpus(spec: string = DEFAULT_CORPUS, tokenizer: TokenizerKind | Tokenizer | TokenizerJSON = "char", opts: LoadCorpusOptions = {}): Corpus {
+export function loadCorpus(spec: string = DEFAULT_CORPUS, tokenizer: TokenizerKind | Tokenizer | TokenizerJSON | null = "char", opts: LoadCorpusOptions = {}): Corpus {
   if (typeof spec !== "string" || spec.length === 0) throw new TypeError("loadCorpus: data must be 'moby-dick' or a path");
   const valFraction = opts.valFraction ?? DEFAULT_VAL_FRACTION;
-  if (spec === DEFAULT_CORPUS) return fromText(DEFAULT_CORPUS, readMobyDick(), tokenizer, valFraction);
+  if (spec === DEFAULT_CORPUS) {
+    if (tokenizer === null) throw new TypeError(`data ${spec}: text needs a tokenizer`);
+    return fromText(DEFAULT_CORPUS, readMobyDick(), tokenizer, valFraction);
+  }
   if (!fs.existsSync(spec)) throw new Error(`data ${JSON.stringify(spec)}: no such file or folder (use 'moby-dick', a text file, a folder of text files or a .bin token file)`);
   const resolved = path.resolve(spec);
   const st = fs.statSync(resolved);
-  const bin = (file: string, tok: Tokenizer) => new BinTokenSource(file, { dtype: opts.binDType, vocabSize: opts.vocabSize ?? tok.vocabSize });
+  const bin = (file: string, tok: Tokenizer | null) => new BinTokenSource(file, { dtype: opts.binDType, vocabSize: opts.vocabSize ?? tok?.vocabSize });
+  const binTokenizer = (): Tokenizer | null => {
+    if (tokenizer !== null) return makeTokenizer(tokenizer, null);
+    if (opts.vocabSize === undefined) throw new RangeError(`data ${spec}: token ids without a tokenizer need vocabSize (--vocab-size N)`);
+    return null;
+  };
   if (st.isFile() && resolved.endsWith(".bin")) {
-    const tok = makeTokenizer(tokenizer, null);
+    const tok = binTokenizer();
     const tokens = bin(resolved, tok);
     const { train, val } = splitTrainVal(tokens, valFraction);
     return { name: resolved, tokenizer: tok, tokens, train, val, close: () => tokens.close() };
   }
   if (st.isDirectory() && fs.existsSync(path.join(resolved, "train.bin"))) {
-    const tok = makeTokenizer(tokenizer, null);
+    const tok = binTokenizer();
     const train = bin(path.join(resolved, "train.bin"), tok);
     const valPath = path.join(resolved, "val.bin");
     const val = fs.existsSync(valPath) ? bin(valPath, tok) : new ArrayTokenSource(new Int32Array(0), `${valPath} (missing)`);
     const tokens = new ConcatTokenSource([train, val]);
     return { name: resolved, tokenizer: tok, tokens, train, val, close: () => tokens.close() };
   }
+  if (tokenizer === null) throw new TypeError(`data ${spec}: text needs a tokenizer`);
   return fromText(resolved, readTextCorpus(resolved), tokenizer, valFraction);
 }
 

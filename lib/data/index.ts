@@ -8,3 +8,4 @@ export * from "./corpus.js";
 export * from "./batch.js";
 export * from "./sampler.js";
 export * from "./windows.js";
+export * from "./unknown.js";

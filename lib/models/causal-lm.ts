@@ -10,7 +10,8 @@ import { Module } from "../nn/index.js";
 import type { Embedding, HookPoint, Linear, ModuleList } from "../nn/index.js";
 import { KVCache } from "./kv-cache.js";
 import { generateTokens } from "./generate.js";
-import type { ForwardOptions, ForwardResult } from "./gpt2.js";
+import type { CausalLMHookName } from "./hook-names.js";
+import type { ForwardOptions, ForwardOptionsWithTargets, ForwardResult, ForwardResultWithLoss } from "./gpt2.js";
 import type { GenerateOptions } from "./generate.js";
 import { RotaryTables } from "./rope.js";
 import type { RopeTables } from "./rope.js";
@@ -122,6 +123,13 @@ export abstract class RotaryCausalLM extends Module {
     return { rope: this.rotary.get(past, T, h.device, h.dtype), localRope, cache, past };
   }
 
+  /** Hook points by name (`blocks.{l}.hook_resid_pre`, ...: CausalLMHookName). */
+  override hookPoints(): Map<CausalLMHookName, HookPoint> {
+    return super.hookPoints() as Map<CausalLMHookName, HookPoint>;
+  }
+
+  forward(ids: Tensor, opts: ForwardOptionsWithTargets): ForwardResultWithLoss;
+  forward(ids: Tensor, opts?: ForwardOptions): ForwardResult;
   forward(ids: Tensor, opts: ForwardOptions = {}): ForwardResult {
     this.checkIds(ids);
     let h = this.embed(ids);

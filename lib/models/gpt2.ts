@@ -37,7 +37,16 @@ export interface ForwardResult {
   loss?: Tensor;
 }
 
+/** What forward returns when targets were given: the loss is always there. */
+export interface ForwardResultWithLoss extends ForwardResult {
+  loss: Tensor;
+}
+
+/** Options with targets (forward's overload that returns a loss). */
+export type ForwardOptionsWithTargets = ForwardOptions & { targets: Tensor };
+
 export type { GenerateOptions } from "./generate.js";
+import type { GPT2HookName } from "./hook-names.js";
 
 // [B, T, 3, H, D] -> [3, B, H, T, D]
 const QKV_PERM = [2, 0, 3, 1, 4];
@@ -260,6 +269,13 @@ export class GPT2 extends Module {
     return F.linear(t.lnF.forward(h), t.wte.weight);
   }
 
+  /** Hook points by name (`blocks.{l}.hook_resid_pre`, ...: GPT2HookName). */
+  override hookPoints(): Map<GPT2HookName, HookPoint> {
+    return super.hookPoints() as Map<GPT2HookName, HookPoint>;
+  }
+
+  forward(ids: Tensor, opts: ForwardOptionsWithTargets): ForwardResultWithLoss;
+  forward(ids: Tensor, opts?: ForwardOptions): ForwardResult;
   forward(ids: Tensor, opts: ForwardOptions = {}): ForwardResult {
     const targets = opts.targets;
     if (targets !== undefined) checkTargets(ids, targets);

@@ -137,3 +137,6 @@ export class Llama extends DecoderLM<LlamaConfig> {
     super(config, llamaSpec(config), llamaConfigToHF, opts);
   }
 }
+
+/** The family's block: the skeleton's (decoder.ts), under the name it had before the skeleton. */
+export { DecoderBlock as LlamaBlock } from "./decoder.js";

@@ -137,3 +137,6 @@ export class GPTNeoX extends DecoderLM<NeoXConfig> {
     super(config, neoxSpec(config), neoxConfigToHF, opts);
   }
 }
+
+/** The family's block: the skeleton's (decoder.ts), under the name it had before the skeleton. */
+export { DecoderBlock as NeoXBlock } from "./decoder.js";

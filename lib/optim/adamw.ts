@@ -22,6 +22,8 @@ export interface AdamWHyper extends BaseHyper {
 const DEFAULTS: AdamWHyper = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 };
 
 export interface AdamWOptions extends Partial<AdamWHyper> {
+  /** PyTorch's spelling of beta1 and beta2: `betas: [0.9, 0.95]`. Give either this or beta1/beta2 (equal values may repeat). */
+  betas?: readonly [number, number];
   /** Use the TypeScript reference update instead of the fused native one. */
   foreach?: false;
   /**
@@ -51,8 +53,9 @@ export class AdamW extends Optimizer<AdamWHyper> {
   private captor: object | null = null;
 
   constructor(params: ParamsArg<AdamWHyper>, opts: AdamWOptions = {}) {
-    const { foreach, capturable, ...hyper } = opts;
-    super(params, { ...DEFAULTS, ...stripUndefined(hyper) });
+    const { foreach, capturable, betas, ...rest } = opts ?? {};
+    const hyper = { ...stripUndefined(rest), ...betasToHyper(betas, rest) };
+    super(params, { ...DEFAULTS, ...hyper });
     const native = (torch as unknown as { fusedAdamW?: FusedAdamW }).fusedAdamW;
     this.fused = foreach === false || typeof native !== "function" ? null : native;
     if (capturable !== undefined && typeof capturable !== "boolean") {
@@ -282,6 +285,22 @@ function adamwReference(p: Tensor, g: Tensor, m: Tensor, v: Tensor, step: number
   const bc2 = 1 - Math.pow(h.beta2, step);
   const denom = v.sqrt().div_(Math.sqrt(bc2)).add_(h.eps);
   p.add_(m.div(denom), { alpha: -h.lr / bc1 });
+}
+
+/** `betas: [b1, b2]` as beta1/beta2; a contradicting beta1 or beta2 beside it is an error. */
+function betasToHyper(betas: unknown, o: Partial<AdamWHyper>): Partial<AdamWHyper> {
+  if (betas === undefined) return {};
+  if (!Array.isArray(betas) || betas.length !== 2 || !betas.every((b) => typeof b === "number")) {
+    throw new TypeError(`AdamW: betas must be a pair of numbers [beta1, beta2], got ${JSON.stringify(betas)}`);
+  }
+  const [beta1, beta2] = betas as [number, number];
+  for (const [name, v] of [["beta1", beta1], ["beta2", beta2]] as const) {
+    const given = o[name];
+    if (given !== undefined && given !== v) {
+      throw new RangeError(`AdamW: betas [${beta1}, ${beta2}] contradicts ${name}: ${given}; give one of them`);
+    }
+  }
+  return { beta1, beta2 };
 }
 
 export function stripUndefined<T extends object>(o: T): Partial<T> {

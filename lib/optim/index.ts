@@ -10,3 +10,5 @@ export { warmupCosine, constantLr, linearLr } from "./schedule.js";
 export type { LrSchedule, WarmupCosineOptions } from "./schedule.js";
 export { weightDecayGroups } from "./groups.js";
 export type { DecayGroup } from "./groups.js";
+export { saveOptimizer, loadOptimizer, OPTIMIZER_META_KEY } from "./io.js";
+export type { LoadOptimizerOptions } from "./io.js";

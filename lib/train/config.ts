@@ -12,9 +12,17 @@ export type TrainDType = "float32" | "bfloat16";
 export interface TrainConfig {
   /** `moby-dick` (bundled), a text file, a folder of text files, or a nanoGPT `.bin` file of uint16 ids. */
   data: string;
-  tokenizer: TokenizerKind;
-  /** Vocabulary size of `.bin` data (ids must be below it; the model gets at least this many rows). */
+  /**
+   * 'char' (vocabulary from the corpus), 'gpt2' (GPT-2's BPE), the path of a Hugging Face
+   * tokenizer.json (or of the folder holding it), or null for a .bin of token ids of any tokenizer.
+   */
+  tokenizer: TokenizerKind | string | null;
+  /** The model's vocabulary, exactly (token ids must be below it); default: the tokenizer's. */
   vocabSize?: number;
+  /** Element type of .bin token files: uint16 (ids up to 65,535, nanoGPT's) or uint32. */
+  binDtype?: "uint16" | "uint32";
+  /** Start from this pretrained Hugging Face checkpoint (GPT-2, LLaMA family, GPT-NeoX) instead of a new GPT-2. */
+  init?: string;
   nLayer: number;
   nHead: number;
   nEmbd: number;
@@ -111,13 +119,16 @@ type FieldRule =
   | { kind: "int" | "number"; min: number; max?: number; minExclusive?: boolean; maxExclusive?: boolean }
   | { kind: "enum"; values: readonly string[] }
   | { kind: "string" }
+  | { kind: "tokenizer" }
   | { kind: "boolean" };
 
 /** Each field's type and range (the CLI's flags allow the same values). */
 const FIELD_RULES: Readonly<Record<keyof TrainConfig, FieldRule & { optional?: boolean }>> = {
   data: { kind: "string" },
-  tokenizer: { kind: "enum", values: ["char", "gpt2"] },
-  vocabSize: { kind: "int", min: 1, max: 65536, optional: true },
+  tokenizer: { kind: "tokenizer" },
+  vocabSize: { kind: "int", min: 1, max: 2 ** 31 - 1, optional: true },
+  binDtype: { kind: "enum", values: ["uint16", "uint32"], optional: true },
+  init: { kind: "string", optional: true },
   nLayer: { kind: "int", min: 1 },
   nHead: { kind: "int", min: 1 },
   nEmbd: { kind: "int", min: 1 },
@@ -151,6 +162,8 @@ function fieldProblem(name: string, rule: FieldRule, v: unknown): string | undef
       return typeof v === "string" && rule.values.includes(v) ? undefined : `${name} must be one of ${rule.values.join(", ")}${got}`;
     case "boolean":
       return typeof v === "boolean" ? undefined : `${name} must be true or false${got}`;
+    case "tokenizer":
+      return v === null || (typeof v === "string" && v !== "") ? undefined : `${name} must be char, gpt2, a tokenizer.json path or null${got}`;
     default: {
       const kind = rule.kind === "int" ? "an integer" : "a number";
       const range = `${rule.minExclusive ? ">" : ">="} ${rule.min}${rule.max !== undefined ? ` and ${rule.maxExclusive ? "<" : "<="} ${rule.max}` : ""}`;
@@ -170,7 +183,7 @@ function fieldProblem(name: string, rule: FieldRule, v: unknown): string | undef
  * range, and combinations that single fields cannot check. Messages name the
  * field (camelCase, as in trainer_state.json and config.json).
  */
-export function configProblems(c: TrainConfig): string[] {
+export function configProblems(c: TrainConfig, opts: { dataGiven?: boolean } = {}): string[] {
   const p: string[] = [];
   if (c === null || typeof c !== "object") return ["the training configuration must be an object"];
   for (const k of Object.keys(c)) if (!(k in FIELD_RULES)) p.push(`unknown field ${k}`);
@@ -186,8 +199,15 @@ export function configProblems(c: TrainConfig): string[] {
   if (c.minLr > c.lr) p.push(`min-lr (${c.minLr}) must not exceed lr (${c.lr})`);
   if (c.dtype === "bfloat16" && !c.device.startsWith("cuda")) p.push(`dtype bfloat16 needs a CUDA device (device is ${c.device})`);
   if (c.cudaGraph === true && !c.device.startsWith("cuda")) p.push(`cuda-graph needs a CUDA device (device is ${c.device})`);
-  if (c.data.endsWith(".bin") && c.tokenizer !== "gpt2") {
-    p.push("a .bin file holds token ids of GPT-2's BPE: use --tokenizer gpt2 with it");
+  const bin = c.data.endsWith(".bin");
+  if (opts.dataGiven === true) {
+    // Data given to the Trainer directly: read as token ids, whatever the tokenizer.
+  } else if (bin && c.tokenizer === "char") {
+    p.push("a .bin file holds token ids, which a char tokenizer cannot read: give --vocab-size N (token ids of any tokenizer), --tokenizer gpt2 or --tokenizer path/tokenizer.json");
+  } else if (bin && c.tokenizer === null && c.vocabSize === undefined && c.init === undefined) {
+    p.push("a .bin file of token ids without a tokenizer needs --vocab-size N (the model's vocabulary; every id must be below it)");
+  } else if (!bin && c.tokenizer === null && c.init === undefined) {
+    p.push(`data ${c.data} is text: it needs a tokenizer (char, gpt2 or path/tokenizer.json)`);
   }
   return p;
 }

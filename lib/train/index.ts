@@ -11,10 +11,14 @@ export { recoverRunDir, hasCheckpoint, commitCheckpoint, CONFIG_FILE, MODEL_FILE
 export { readTrainerState, readCheckpoint } from "./state.js";
 export type { TrainerState } from "./state.js";
 export { runTraining } from "./run.js";
+export { EventFileWriter, TensorBoardPlugin, crc32c, maskedCrc32c } from "./tensorboard.js";
+export type { ScalarSink } from "./tensorboard.js";
 export type { RunOptions, RunTrainingOptions } from "./run.js";
 export { sampleText, runTokenizer } from "./sample.js";
 export type { SampleTextOptions } from "./sample.js";
 export { loadRunData, padVocab } from "./data.js";
 export type { RunData, BatchSampler } from "./data.js";
+export type { CausalLM, TrainModel } from "./model.js";
+export type { TrainData, TrainBatch, TokenIds } from "./open-data.js";
 export { GraphedTrainStep } from "./graph-step.js";
 export type { GraphStepOptions, GraphStepOutput, Microbatch } from "./graph-step.js";

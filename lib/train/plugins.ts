@@ -39,17 +39,18 @@
  */
 import type { TrainConfig } from "./config.js";
 import type { Tensor } from "../torch/index.js";
+import type { ScalarSink } from "./tensorboard.js";
 
 /** What a plugin sees of the run. Shared by all hooks. */
 export interface TrainerContext {
   /** The run directory (metrics.jsonl, checkpoints; put plugin output in a sub-folder). */
   runDir: string;
   config: Readonly<TrainConfig>;
-  /** The model being trained (a GPT-2 from lib/models). */
+  /** The model being trained (any CausalLM: GPT-2, LLaMA family, GPT-NeoX or a Module of the caller). */
   model: unknown;
   /** The tokenizer of the run (lib/data `Tokenizer`). */
   tokenizer: unknown;
-  /** Held-out validation tokens (lib/data token stream); analysis windows come from here. */
+  /** Held-out validation tokens (lib/data token stream; null when there are none); analysis windows come from here. */
   valTokens: unknown;
   /** Step of the run the trainer started from (0, or the resumed step). */
   startStep: number;
@@ -123,6 +124,8 @@ export interface TrainerPluginOptions {
   config: Readonly<TrainConfig>;
   runDir: string;
   resumed: boolean;
+  /** Where to send scalars for TensorBoard (set when the run writes event files). */
+  scalars?: ScalarSink;
 }
 
 /** May be async, so that a light module can register it and import the heavy plugin code lazily. */

@@ -9,6 +9,7 @@ import { StopRequest } from "./signals.js";
 import { Trainer } from "./trainer.js";
 import { DataParallel, distEnvFromProcess, type DistEnv } from "./ddp.js";
 import { readTrainerState } from "./state.js";
+import { TensorBoardPlugin } from "./tensorboard.js";
 
 export interface RunOptions {
   runDir: string;
@@ -17,6 +18,8 @@ export interface RunOptions {
   config?: TrainConfig;
   /** With `resume`: the settings that may change. */
   overrides?: { steps?: number; device?: Device; checkpointEvery?: number; evalEvery?: number; cudaGraph?: boolean };
+  /** Write TensorBoard event files beside metrics.jsonl (lib/train/tensorboard.ts). */
+  tensorboard?: boolean;
 }
 
 export interface RunTrainingOptions extends RunOptions {
@@ -63,17 +66,23 @@ async function train(o: RunOptions, parallel: DataParallel | undefined, stdout: 
     parallel,
   });
   const c = trainer.config;
+  const tensorboard = main && o.tensorboard ? new TensorBoardPlugin(trainer.runDir) : undefined;
   if (main && c.analyzeEvery > 0) {
     const factory = getTrainerPluginFactory("analysis");
     if (!factory) throw new Error("--analyze-every needs the analysis plugin, which this build of innerloop does not register");
-    trainer.addPlugin(await factory({ config: c, runDir: trainer.runDir, resumed: trainer.resumed }));
+    trainer.addPlugin(await factory({ config: c, runDir: trainer.runDir, resumed: trainer.resumed, scalars: tensorboard }));
   }
+  // After the analysis plugin, so that its last snapshot's scalars land before the event file closes.
+  if (tensorboard) trainer.addPlugin(tensorboard);
   const nParams = trainer.model.numParameters();
   const procs = parallel && parallel.worldSize > 1 ? `, ${parallel.worldSize} processes` : "";
+  const tok = trainer.data.tokenizer;
+  const shape = c.init !== undefined ? `from ${c.init}` : `${c.nLayer} layers x ${c.nEmbd}, ${c.nHead} heads`;
+  const vocab = tok !== null ? `${tok.kind} tokenizer (vocab ${tok.vocabSize})` : `token ids (vocab ${c.vocabSize ?? trainer.data.modelVocabSize})`;
   if (main) stderr.write(
     `${trainer.resumed ? `resuming ${o.runDir} at step ${trainer.step}` : `training into ${o.runDir}`}: ` +
-      `${c.nLayer} layers x ${c.nEmbd}, ${c.nHead} heads, T ${c.seqLen}, ${(nParams / 1e6).toFixed(2)}M parameters, ` +
-      `${c.tokenizer} tokenizer (vocab ${trainer.data.tokenizer.vocabSize}), ${trainer.data.trainTokens} train / ${trainer.data.valTokens} val tokens, ` +
+      `${shape}, T ${c.seqLen}, ${(nParams / 1e6).toFixed(2)}M parameters, ` +
+      `${vocab}, ${trainer.data.trainTokens} train / ${trainer.data.valTokens} val tokens, ` +
       `${c.device}${c.dtype === "bfloat16" ? " bf16" : ""}${procs}, ${c.steps} steps of ${c.batchSize * c.gradAccum} x ${c.seqLen} tokens\n`,
   );
   const stop = new StopRequest((sig) => {

@@ -9,7 +9,7 @@ import { torch, type Device } from "../torch/index.js";
 import { readHFConfig } from "../models/index.js";
 import { ConfigError } from "../models/errors.js";
 import { architectureOf, loadPretrained } from "../models/hf.js";
-import { loadHfTokenizer, tokenizerFromJSON, type Tokenizer } from "../data/index.js";
+import { encodeText, loadHfTokenizer, tokenizerFromJSON, type Tokenizer } from "../data/index.js";
 import { Gpt2Tokenizer } from "../data/gpt2.js";
 import { recoverRunDir } from "./checkpoint.js";
 
@@ -21,6 +21,8 @@ export interface SampleTextOptions {
   topK?: number;
   seed: number;
   device: Device;
+  /** Drop prompt characters the tokenizer lacks instead of refusing the prompt. */
+  skipUnknown?: boolean;
 }
 
 /**
@@ -53,7 +55,12 @@ export function sampleText(o: SampleTextOptions): string {
   // The model's fields first: a bad config.json is reported as such, before the tokenizer is looked for.
   architectureOf(hf, path.join(o.modelDir, "config.json"));
   const tokenizer = runTokenizer(o.modelDir, hf);
-  const promptIds = tokenizer.encode(o.prompt);
+  let promptIds: Int32Array;
+  try {
+    promptIds = encodeText(tokenizer, o.prompt, { skipUnknown: o.skipUnknown }).ids;
+  } catch (e) {
+    throw new Error(`--prompt: ${(e as Error).message} (pass --skip-unknown to skip such characters)`);
+  }
   if (promptIds.length === 0) throw new Error("the prompt encodes to no tokens; give at least one character");
   const model = loadPretrained(o.modelDir, { device: o.device });
   try {

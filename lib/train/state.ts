@@ -13,20 +13,21 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { torch, type Device } from "../torch/index.js";
-import { loadSafetensors, saveSafetensors } from "../torch/safetensors.js";
+import { loadOptimizer, saveOptimizer } from "../optim/index.js";
 import type { AdamW, OptimizerStateDict } from "../optim/index.js";
 import type { TokenizerJSON } from "../data/tokenizer.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { commitCheckpoint, recoverRunDir, OPTIMIZER_FILE, TRAINER_STATE_FILE } from "./checkpoint.js";
 import type { TrainConfig } from "./config.js";
-import { loadTrainModel, saveTrainModel, type TrainModel } from "./model.js";
+import { copyTokenizerFiles, loadTrainModel, saveTrainModel, type TrainModel } from "./model.js";
 
 export interface TrainerState {
   format: 1;
   /** Optimizer steps done when the checkpoint was written. */
   step: number;
   config: TrainConfig;
-  tokenizer: TokenizerJSON;
+  /** Null when the run trains on token ids without a tokenizer. */
+  tokenizer: TokenizerJSON | null;
   /** The training window sampler's state (lib/data). */
   sampler: unknown;
   /** Token counts of the train and validation splits, to detect changed data on resume. */
@@ -36,7 +37,6 @@ export interface TrainerState {
   optimizer: OptimizerStateDict["meta"];
 }
 
-const OPTIMIZER_META_KEY = "innerloop.optimizer";
 
 function rngToBase64(device?: Device): string {
   return torch.tidy(() => {
@@ -61,6 +61,8 @@ export interface CheckpointParts {
   state: Omit<TrainerState, "rng" | "optimizer">;
   /** Extra fields for config.json. */
   hfExtra: Record<string, unknown>;
+  /** A Hugging Face tokenizer's folder: its files are copied into the checkpoint. */
+  tokenizerDir?: string;
 }
 
 export function writeRunCheckpoint(runDir: string, parts: CheckpointParts): void {
@@ -73,14 +75,16 @@ export function writeRunCheckpoint(runDir: string, parts: CheckpointParts): void
   };
   commitCheckpoint(runDir, (dir) => {
     saveTrainModel(dir, parts.model, parts.hfExtra);
-    saveSafetensors(path.join(dir, OPTIMIZER_FILE), sd.tensors, { [OPTIMIZER_META_KEY]: JSON.stringify(sd.meta) });
+    if (parts.tokenizerDir !== undefined) copyTokenizerFiles(parts.tokenizerDir, dir);
+    saveOptimizer(path.join(dir, OPTIMIZER_FILE), parts.optimizer);
     writeFileAtomic(path.join(dir, TRAINER_STATE_FILE), JSON.stringify(state, null, 1) + "\n");
   });
 }
 
 export interface LoadedCheckpoint {
   state: TrainerState;
-  loadModel(device: Device): TrainModel;
+  /** The checkpoint's model: rebuilt from config.json, or its weights loaded into `into`. */
+  loadModel(device: Device, into?: TrainModel): TrainModel;
   /** Restores the AdamW state onto `optimizer`, whose parameters live on `device`. */
   loadOptimizer(optimizer: AdamW, device: Device): void;
   /** Restores the torch RNG states (the CUDA one only when the run was and is on CUDA). */
@@ -106,16 +110,9 @@ export function readCheckpoint(runDir: string): LoadedCheckpoint {
   const state = readTrainerState(runDir);
   return {
     state,
-    loadModel: (device) => loadTrainModel(runDir, device),
+    loadModel: (device, into) => loadTrainModel(runDir, device, into),
     loadOptimizer(optimizer, device) {
-      const { tensors, metadata } = loadSafetensors(path.join(runDir, OPTIMIZER_FILE), { device });
-      try {
-        const metaText = metadata[OPTIMIZER_META_KEY];
-        const meta = metaText !== undefined ? (JSON.parse(metaText) as OptimizerStateDict["meta"]) : state.optimizer;
-        optimizer.loadStateDict({ meta, tensors });
-      } finally {
-        for (const t of Object.values(tensors)) t.dispose();
-      }
+      loadOptimizer(path.join(runDir, OPTIMIZER_FILE), optimizer, { device, fallbackMeta: state.optimizer });
     },
     restoreRng(device) {
       rngFromBase64(state.rng.cpu);

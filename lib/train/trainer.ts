@@ -22,18 +22,19 @@
  */
 import { performance } from "node:perf_hooks";
 import { torch, type Tensor } from "../torch/index.js";
-import { AdamW, clipGradNorm_, warmupCosine, weightDecayGroups, type LrSchedule } from "../optim/index.js";
+import { warmupCosine, type AdamW, type LrSchedule } from "../optim/index.js";
 import type { TrainConfig } from "./config.js";
-import { configProblems } from "./config.js";
 import { MetricsWriter, type StepRow } from "./metrics.js";
 import { Progress } from "./progress.js";
 import type { EndContext, RideAlong, StepContext, TrainerContext, TrainerPlugin } from "./plugins.js";
-import { loadRunData, type RunData, type BatchSampler } from "./data.js";
-import { createModel, type TrainModel } from "./model.js";
-import { readCheckpoint, writeRunCheckpoint, type TrainerState } from "./state.js";
-import { hasCheckpoint } from "./checkpoint.js";
-import { ConfigError } from "../models/errors.js";
+import type { RunData, BatchSampler } from "./data.js";
+import type { TrainModel } from "./model.js";
+import type { TokenIds, TrainData } from "./open-data.js";
+import type { Tokenizer } from "../data/index.js";
+import { writeRunCheckpoint, type TrainerState } from "./state.js";
+import { newRunParts, resumeParts } from "./setup.js";
 import { GraphedTrainStep } from "./graph-step.js";
+import { eagerTrainStep } from "./step.js";
 
 export class NonFiniteLossError extends Error {
   override name = "NonFiniteLossError";
@@ -75,8 +76,30 @@ export interface ParallelContext {
 export interface TrainerOptions {
   /** Run directory: created for a new run, read for a resume. */
   runDir: string;
-  /** A new run's configuration (required unless `resume`). */
-  config?: TrainConfig;
+  /**
+   * A new run's configuration; missing fields take the defaults (DEFAULT_TRAIN_CONFIG). With
+   * `model`, the model-shape fields (nLayer, nHead, nEmbd, dropout) are not used.
+   */
+  config?: Partial<TrainConfig>;
+  /**
+   * The model to train: any causal LM (`CausalLM`: a Module whose `forward(ids, { targets })`
+   * returns `{ logits, loss }`), e.g. a GPT2, Llama or GPTNeoX, or a Module of your own. Default:
+   * a new GPT-2 from `config`, or the pretrained model of `config.init`. On resume, pass a new
+   * instance of the same model (required for a model of your own): its weights, the optimizer
+   * state and the data position are restored from the checkpoint.
+   */
+  model?: TrainModel;
+  /**
+   * The training data, in place of `config.data`: token ids (Int32Array, Uint16Array, number[],
+   * an integer Tensor), the path of a `.bin` file of token ids (`config.binDtype`, uint16 by
+   * default), or an async iterable of `{ inputs, targets }` batches [batchSize, seqLen]. Token
+   * ids are split 90/10 into training and validation streams unless `valData` is given.
+   */
+  data?: TrainData;
+  /** Held-out token ids for evaluation and analysis snapshots (needed with batches). */
+  valData?: TokenIds;
+  /** The tokenizer the token ids come from, saved with the run (so that `innerloop sample` can decode). */
+  tokenizer?: Tokenizer;
   /** Continue the run in `runDir` from its last checkpoint. */
   resume?: boolean;
   /** With `resume`: settings that do not change the computation of a step (a new total of steps, another device...). */
@@ -126,16 +149,17 @@ export class Trainer {
   private readonly rows: { start: number; end: number } | undefined;
   /** With `cudaGraph`: the captured step (made at the first step). */
   private graphStep: GraphedTrainStep | null = null;
+  /** A Hugging Face tokenizer's folder, whose files every checkpoint copies. */
+  private readonly tokenizerDir: string | undefined;
 
-  private constructor(
-    opts: TrainerOptions,
-    config: TrainConfig,
-    model: TrainModel,
-    data: RunData,
-    optimizer: AdamW,
-    sampler: BatchSampler,
-    step: number,
-  ) {
+  /**
+   * A new run in `opts.runDir`, or the run there continued from its last checkpoint when
+   * `opts.resume`. Loads or builds the model and the data synchronously; `run()` trains.
+   */
+  constructor(opts: TrainerOptions) {
+    const p = opts.resume ? resumeParts(opts) : newRunParts(opts);
+    const { config, model, data, optimizer, sampler, step } = p;
+    this.tokenizerDir = p.tokenizerDir;
     this.opts = opts;
     this.runDir = opts.runDir;
     this.config = config;
@@ -161,57 +185,18 @@ export class Trainer {
       if (config.cudaGraph === true) throw new RangeError("cuda-graph trains in one process: it cannot be combined with data-parallel training");
     }
     this.schedule = warmupCosine({ lr: config.lr, minLr: config.minLr, warmupSteps: config.warmup, decaySteps: config.steps });
+    this.syncParameters();
   }
 
-  /** Builds a new run, or loads the last checkpoint of `runDir` when `opts.resume`. */
+  /** Builds a new run, or loads the last checkpoint of `runDir` when `opts.resume` (as `new Trainer(opts)`). */
   static async create(opts: TrainerOptions): Promise<Trainer> {
-    if (opts.resume) return Trainer.resume(opts);
-    if (!opts.config) throw new TypeError("Trainer.create: config is required for a new run");
-    if (hasCheckpoint(opts.runDir)) throw new Error(`${opts.runDir} already holds a run; resume it or choose another run directory`);
-    const config = { ...opts.config };
-    const problems = configProblems(config);
-    if (problems.length > 0) throw new RangeError(`training config: ${problems[0]}`);
-    checkDevice(config);
-    torch.manualSeed(config.seed);
-    const data = await loadRunData(config);
-    const model = createModel(config, data.modelVocabSize);
-    const optimizer = makeOptimizer(model, config);
-    const sampler = data.trainSampler(config.seed);
-    return new Trainer(opts, config, model, data, optimizer, sampler, 0).syncParameters();
+    return new Trainer(opts);
   }
 
   /** Every rank starts from rank 0's weights. */
   private syncParameters(): this {
     if (this.parallel && this.parallel.worldSize > 1) this.parallel.broadcastParameters(this.params, this.config.gradAccum);
     return this;
-  }
-
-  private static async resume(opts: TrainerOptions): Promise<Trainer> {
-    if (!hasCheckpoint(opts.runDir)) throw new Error(`${opts.runDir} holds no complete checkpoint to resume from`);
-    const saved = readCheckpoint(opts.runDir);
-    const config: TrainConfig = { ...saved.state.config };
-    for (const [k, v] of Object.entries(opts.overrides ?? {})) if (v !== undefined) (config as unknown as Record<string, unknown>)[k] = v;
-    const problems = configProblems(config);
-    // The saved settings are the file's, not the caller's: a bad one is a ConfigError naming the file.
-    if (problems.length > 0) throw new ConfigError(`${opts.runDir}/trainer_state.json`, undefined, `config.${problems[0]}`);
-    if (config.steps < saved.state.step) {
-      throw new RangeError(`steps (${config.steps}) is below the step the run reached (${saved.state.step})`);
-    }
-    checkDevice(config);
-    const data = await loadRunData(config, saved.state.tokenizer);
-    if (data.trainTokens !== saved.state.data.trainTokens || data.valTokens !== saved.state.data.valTokens) {
-      throw new Error(
-        `the data at ${config.data} is not the data this run was trained on ` +
-          `(${data.trainTokens}/${data.valTokens} train/val tokens now, ${saved.state.data.trainTokens}/${saved.state.data.valTokens} then)`,
-      );
-    }
-    const model = saved.loadModel(config.device);
-    const optimizer = makeOptimizer(model, config);
-    saved.loadOptimizer(optimizer, config.device);
-    const sampler = data.trainSampler(config.seed);
-    sampler.setState(saved.state.sampler);
-    saved.restoreRng(config.device);
-    return new Trainer(opts, config, model, data, optimizer, sampler, saved.state.step).syncParameters();
   }
 
   addPlugin(plugin: TrainerPlugin): this {
@@ -261,6 +246,8 @@ export class Trainer {
           reason = "interrupted";
           break;
         }
+        // Batches that arrive asynchronously (an async iterable) are fetched before the step.
+        if (this.sampler.prefetch) await this.sampler.prefetch(c.gradAccum);
         const row = this.trainStep(tokensPerStep);
         losses.push(row.loss);
         metrics?.write(row);
@@ -315,40 +302,29 @@ export class Trainer {
     this.model.train();
     if (this.isCuda) torch.cuda.synchronize(); // the clock starts with an idle device
     const t0 = performance.now();
-    const lossSum = torch.tidy(() => {
-      let acc: Tensor | null = null;
-      for (let micro = 0; micro < c.gradAccum; micro++) {
-        const { inputs, targets } = this.sampler.next(c.device, this.rows);
-        const ride = micro === 0 ? this.rideAlong(inputs, targets) : null;
-        const loss = ride ? ride.loss : this.forwardLoss(inputs, targets);
-        const scaled = c.gradAccum > 1 ? loss.div(c.gradAccum) : loss;
-        (ride ? scaled.add(ride.extra) : scaled).backward();
-        ride?.afterBackward();
-        const l = loss.detach();
-        acc = acc === null ? l : acc.add(l);
-      }
-      return acc!;
-    });
-    // Reading the loss waits for the device: needed every step for metrics.jsonl and the NaN check.
-    let loss = (lossSum.item() as number) / c.gradAccum;
-    lossSum.dispose();
-    if (this.parallel && this.parallel.worldSize > 1) {
-      // Equal shares of the global batch: the mean of the ranks' means is the global mean.
-      this.parallel.averageGradients(this.params);
-      loss = this.parallel.meanOf(loss);
-    }
     const stepNo = this.step + 1;
-    if (!Number.isFinite(loss)) {
-      this.zeroGrad();
-      throw new NonFiniteLossError(stepNo, "loss", loss, this.lastCheckpointStep, this.runDir);
-    }
-    const gradNorm = clipGradNorm_(this.params, c.gradClip > 0 ? c.gradClip : Number.POSITIVE_INFINITY);
-    if (!Number.isFinite(gradNorm)) {
-      this.zeroGrad();
-      throw new NonFiniteLossError(stepNo, "gradient norm", gradNorm, this.lastCheckpointStep, this.runDir);
-    }
-    this.optimizer.step();
-    this.zeroGrad();
+    const parallel = this.parallel && this.parallel.worldSize > 1 ? this.parallel : null;
+    const { loss, gradNorm } = eagerTrainStep(
+      {
+        params: this.params,
+        optimizer: this.optimizer,
+        forwardLoss: (x, y) => this.forwardLoss(x, y),
+        gradAccum: c.gradAccum,
+        gradClip: c.gradClip > 0 ? c.gradClip : Number.POSITIVE_INFINITY,
+      },
+      () => this.sampler.next(c.device, this.rows),
+      {
+        rideAlong: (inputs, targets) => this.rideAlong(inputs, targets),
+        // Equal shares of the global batch: the mean of the ranks' means is the global mean.
+        afterBackward: parallel
+          ? (l) => {
+              parallel.averageGradients(this.params);
+              return parallel.meanOf(l);
+            }
+          : undefined,
+        nonFinite: (what, value) => new NonFiniteLossError(stepNo, what, value, this.lastCheckpointStep, this.runDir),
+      },
+    );
     if (this.isCuda) torch.cuda.synchronize();
     const stepMs = performance.now() - t0;
     this.step = stepNo;
@@ -392,11 +368,6 @@ export class Trainer {
     return { step: stepNo, loss, lr, stepMs, tokensPerSec: tokensPerStep / (stepMs / 1000), gradNorm };
   }
 
-  /** Drops the gradients; in a scope, because reading `p.grad` makes a wrapper that must be freed. */
-  private zeroGrad(): void {
-    torch.tidy(() => this.optimizer.zeroGrad());
-  }
-
   /** The first plugin's ride-along forward pass of the step's first micro-batch, if one offers it. */
   private rideAlong(inputs: Tensor, targets: Tensor): RideAlong | null {
     for (const p of this.plugins) {
@@ -407,7 +378,7 @@ export class Trainer {
   }
 
   private forwardLoss(inputs: Tensor, targets: Tensor): Tensor {
-    const run = () => this.model.forward(inputs, { targets }).loss!;
+    const run = () => this.model.forward(inputs, { targets }).loss;
     return this.config.dtype === "bfloat16" ? torch.autocast(this.config.device, "bfloat16", run) : run();
   }
 
@@ -452,33 +423,16 @@ export class Trainer {
       sampler: this.sampler.state(),
       data: { trainTokens: this.data.trainTokens, valTokens: this.data.valTokens },
     };
-    writeRunCheckpoint(this.runDir, { model: this.model, optimizer: this.optimizer, state, hfExtra: this.hfExtra() });
+    writeRunCheckpoint(this.runDir, { model: this.model, optimizer: this.optimizer, state, hfExtra: this.hfExtra(), tokenizerDir: this.tokenizerDir });
     this.lastCheckpointStep = this.step;
   }
 
-  /** What config.json carries besides the GPT-2 fields. */
+  /**
+   * What config.json carries besides the model's fields. A Hugging Face tokenizer is not named
+   * there: its tokenizer.json lies beside config.json, where every reader looks for it.
+   */
   private hfExtra(): Record<string, unknown> {
-    return { innerloop: { tokenizer: this.data.tokenizerJSON, training: this.config, step: this.step } };
+    const tok = this.data.tokenizerJSON;
+    return { innerloop: { ...(tok !== null && tok.kind !== "hf" ? { tokenizer: tok } : {}), training: this.config, step: this.step } };
   }
-}
-
-function makeOptimizer(model: TrainModel, c: TrainConfig): AdamW {
-  return new AdamW(weightDecayGroups(model.parameters(), c.weightDecay), {
-    lr: c.lr,
-    beta1: 0.9,
-    beta2: 0.95,
-    eps: 1e-8,
-    // A captured step reads its step counts and learning rate from the device.
-    capturable: c.cudaGraph === true,
-  });
-}
-
-function checkDevice(c: TrainConfig): void {
-  if (c.device.startsWith("cuda")) {
-    if (!torch.cuda.isAvailable()) throw new Error(`device ${c.device}: CUDA is not available on this machine (use --device cpu)`);
-    const idx = c.device === "cuda" ? 0 : Number(c.device.slice(5));
-    const n = torch.cuda.deviceCount();
-    if (idx >= n) throw new RangeError(`device ${c.device}: this machine has ${n} CUDA device${n === 1 ? "" : "s"} (cuda:0${n > 1 ? `..cuda:${n - 1}` : ""})`);
-  }
-  if (c.dtype === "bfloat16" && !c.device.startsWith("cuda")) throw new RangeError(`dtype bfloat16 needs a CUDA device (device is ${c.device})`);
 }

@@ -142,12 +142,15 @@ def make_step(model, opt, params, clip, autocast_bf16, device):
         return model(x, y)
 
     def step(x, y):
+        # The loss and the gradient norm are read back every step, as a training loop that logs
+        # them does (and as innerloop's trainer, whose step the other side times, does).
         loss = forward_loss(x, y)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, clip)
+        value = loss.item()
+        torch.nn.utils.clip_grad_norm_(params, clip).item()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        return loss.detach()
+        return value
 
     return step, forward_loss
 
@@ -208,7 +211,8 @@ def main():
     c = spec["model"]
     device = spec["device"]
     cuda = device.startswith("cuda")
-    torch.set_num_threads(spec["threads"])
+    if spec["threads"] > 0:  # 0: torch's default, what a PyTorch script runs with
+        torch.set_num_threads(spec["threads"])
     if spec.get("tf32"):
         torch.set_float32_matmul_precision("high")
     autocast_bf16 = spec["precision"] == "bf16-autocast"

@@ -14,8 +14,13 @@ export interface Figure {
   spec: VLSpec;
 }
 
-const W = 560;
-const H = 300;
+export const W = 560;
+export const H = 300;
+
+/** A figure of one chart of the standard size: one data table, one mark, its encoding. */
+export function chart(name: string, title: string, caption: string, values: unknown[], mark: Record<string, unknown>, encoding: Record<string, unknown>): Figure {
+  return { name, title, caption, spec: { title, width: W, height: H, data: { values }, mark, encoding } };
+}
 
 /** Axis tick values for positions 1..T: 1 and round multiples (1-2-5 steps), at most about `n`. */
 function ticks(T: number, n = 12): number[] {
@@ -57,15 +62,39 @@ function logAxis(vals: number[]): Record<string, unknown> {
   return d ? { scale, axis: { values: logTicks(d[0], d[1]) } } : { scale };
 }
 
-const layerColor = (L1: number, title = "layer l") => ({
+/**
+ * Colour of a line per layer: the ordered "turbo" ramp, which keeps depth readable and spans more
+ * hue than viridis; above 12 layers neighbouring layers also differ in dash pattern (layerDash), so
+ * that lines stay apart at 48 layers. Two lines get two categorical colours.
+ */
+export const layerColor = (L1: number, title = "layer l") => ({
   field: "layer",
   type: "ordinal",
   title,
-  scale: { scheme: L1 <= 2 ? "category10" : "viridis" },
-  legend: { symbolType: "stroke", symbolStrokeWidth: 3 },
+  scale: { scheme: L1 <= 2 ? "category10" : "turbo" },
+  legend: { symbolType: "stroke", symbolStrokeWidth: 3, symbolOpacity: 1, columns: Math.ceil(L1 / 16), symbolLimit: 0 },
 });
 
-function heatmap(name: string, title: string, caption: string, m: number[][], valueTitle: string, rowTitle: string, firstRow = 0): Figure {
+/** Dash patterns cycled over layers when there are more than 12 (see layerColor). */
+export const DASHES: number[][] = [[1, 0], [6, 3], [2, 2]];
+
+export function layerDash(L1: number): Record<string, unknown> {
+  if (L1 <= 12) return {};
+  return { strokeDash: { field: "dash", type: "nominal", scale: { domain: DASHES.map((_, i) => i), range: DASHES }, legend: null } };
+}
+
+export interface HeatmapOptions {
+  /** Divide each row by its mean over positions, so that every layer's pattern over position shows. */
+  perLayer?: boolean;
+}
+
+function heatmap(name: string, title: string, caption: string, m0: number[][], valueTitle: string, rowTitle: string, opts: HeatmapOptions = {}): Figure {
+  const firstRow = 0;
+  const m = opts.perLayer ? m0.map(normaliseRow) : m0;
+  if (opts.perLayer) {
+    valueTitle = `${valueTitle} ÷ layer mean`;
+    caption = `${caption} Each layer's row is divided by its mean over positions (per-layer normalisation), so the colour shows each layer's pattern over position, not the differences between layers.`;
+  }
   const rows = m.length;
   const T = m[0]?.length ?? 0;
   // Each cell overlaps its right neighbour slightly so that anti-aliasing leaves no seams.
@@ -106,15 +135,19 @@ function heatmap(name: string, title: string, caption: string, m: number[][], va
   };
 }
 
-/** Lines of a per-(layer, position) quantity against position, one per layer, on log-log axes. */
-function curvesLogLog(m: number[][], yTitle: string, firstRow = 0, extra: Array<Record<string, unknown>> = []) {
+/**
+ * Lines of a per-(layer, position) quantity against position, one per layer, on log-log axes;
+ * with `std`, a band of mean ± one std over windows around each line (its lower edge clipped to
+ * the plot, as a log axis has no room below zero).
+ */
+function curvesLogLog(m: number[][], yTitle: string, std?: number[][], extra: Array<Record<string, unknown>> = []) {
   const values: Array<Record<string, number>> = [];
   let lo = Infinity;
   let hi = 0;
   m.forEach((row, l) =>
     row.forEach((v, t) => {
       if (v > 0 && Number.isFinite(v)) {
-        values.push({ layer: l + firstRow, position: t + 1, value: v });
+        values.push({ layer: l, dash: l % DASHES.length, position: t + 1, value: v });
         lo = Math.min(lo, v);
         hi = Math.max(hi, v);
       }
@@ -122,22 +155,48 @@ function curvesLogLog(m: number[][], yTitle: string, firstRow = 0, extra: Array<
   );
   const T = m[0]?.length ?? 1;
   const xTicks = logTicks(1, T).filter((v) => Number.isInteger(v));
+  const x = { field: "position", type: "quantitative", title: "position t (1-based, log scale)", scale: { type: "log", domain: [1, T], nice: false }, axis: { values: xTicks } };
+  const bands: Array<Record<string, unknown>> = [];
+  if (std) {
+    const floor = lo * 0.9;
+    const band: Array<Record<string, number>> = [];
+    for (const v of values) {
+      const s = std[v.layer!]?.[v.position! - 1];
+      if (s === undefined || !Number.isFinite(s)) continue;
+      band.push({ layer: v.layer!, position: v.position!, lower: Math.max(floor, v.value! - s), upper: v.value! + s });
+      hi = Math.max(hi, v.value! + s);
+    }
+    bands.push({
+      data: { values: band },
+      mark: { type: "area", opacity: 0.13, clip: true },
+      encoding: { x: { ...x, title: null }, y: { field: "lower", type: "quantitative" }, y2: { field: "upper" }, color: layerColor(m.length) },
+    });
+  }
   return {
     width: W,
     height: H,
     layer: [
+      ...bands,
       {
         data: { values },
         mark: { type: "line", point: { size: 18 }, strokeWidth: 1.8 },
         encoding: {
-          x: { field: "position", type: "quantitative", title: "position t (1-based, log scale)", scale: { type: "log", domain: [1, T], nice: false }, axis: { values: xTicks } },
+          x,
           y: { field: "value", type: "quantitative", title: yTitle, scale: { type: "log", domain: [lo * 0.9, hi * 1.1], nice: false }, axis: { values: logTicks(lo * 0.9, hi * 1.1) } },
-          color: layerColor(m.length + firstRow),
+          color: layerColor(m.length),
+          ...layerDash(m.length),
         },
       },
       ...extra,
     ],
   };
+}
+
+/** A row divided by the mean of its positive finite entries (all-NaN rows stay as they are). */
+function normaliseRow(row: readonly number[]): number[] {
+  const ok = row.filter((v) => v > 0 && Number.isFinite(v));
+  const mean = ok.reduce((a, b) => a + b, 0) / Math.max(1, ok.length);
+  return mean > 0 ? row.map((v) => v / mean) : [...row];
 }
 
 function meanOverPositions(row: readonly number[], from = 0): number {
@@ -146,10 +205,16 @@ function meanOverPositions(row: readonly number[], from = 0): number {
   return s / Math.max(1, row.length - from);
 }
 
+/** The positions the power-law fits cover, as "2..T" (the fit leaves out t = 1). */
+export function fitRange(r: Pick<AnalysisResult, "normFit" | "seqLen">): string {
+  const f = r.normFit.find((x) => x !== null && x !== undefined);
+  return f ? `${f.firstPosition}..${f.lastPosition}` : `2..${r.seqLen}`;
+}
+
 const fmt = (v: number | null | undefined, d = 3): string => (v === null || v === undefined || !Number.isFinite(v) ? "n/a" : Number(v.toPrecision(d)).toString());
 
 /** Figures for one analysis (the final state of the model). */
-export function analysisFigures(r: AnalysisResult): Figure[] {
+export function analysisFigures(r: AnalysisResult, opts: HeatmapOptions = {}): Figure[] {
   const L = r.layers - 1;
   const T = r.seqLen;
   const figs: Figure[] = [];
@@ -162,6 +227,7 @@ export function analysisFigures(r: AnalysisResult): Figure[] {
       r.hiddenNorm.mean,
       "mean ‖h‖ (log)",
       "layer l",
+      opts,
     ),
   );
 
@@ -172,7 +238,7 @@ export function analysisFigures(r: AnalysisResult): Figure[] {
     for (const p of [f.firstPosition, f.lastPosition]) fitValues.push({ layer: l, position: p, value: Math.exp(f.intercept) * p ** f.slope });
   });
   const slopes = r.normFit.map((f, l) => `l=${l}: ${fmt(f?.slope)} (R² ${fmt(f?.r2, 2)})`).join("; ");
-  const nvp = curvesLogLog(r.hiddenNorm.mean, "mean ‖h^l_t‖ (log scale)", 0, [
+  const nvp = curvesLogLog(r.hiddenNorm.mean, "mean ‖h^l_t‖ (log scale)", r.hiddenNorm.std, [
     {
       data: { values: fitValues },
       mark: { type: "line", strokeDash: [6, 4], strokeWidth: 1.5, opacity: 0.9 },
@@ -182,7 +248,7 @@ export function analysisFigures(r: AnalysisResult): Figure[] {
   figs.push({
     name: "norm_vs_position",
     title: "Hidden-state norm against position (log-log) with power-law fits",
-    caption: `Solid: mean ‖h^l_t‖ per layer; dashed: least-squares fits of log‖h‖ = a + b·log t over positions 2..${T}. Slopes b: ${slopes}.`,
+    caption: `Solid: mean ‖h^l_t‖ per layer, shaded: ± one std over the ${r.windows} windows; dashed: least-squares fits of log‖h‖ = a + b·log t over positions ${fitRange(r)} (t = 1 left out). Slopes b: ${slopes}.`,
     spec: { title: "Hidden-state norm against position, log-log, with power-law fits", ...nvp },
   });
 
@@ -194,18 +260,19 @@ export function analysisFigures(r: AnalysisResult): Figure[] {
       r.gradNorm.mean,
       "mean ‖∂ℓ/∂h‖ (log)",
       "layer l",
+      opts,
     ),
   );
   figs.push({
     name: "grad_vs_position",
     title: "Gradient norm against position (log-log)",
-    caption: "Mean ‖∂ℓ/∂h^l_t‖ per layer against position: how strongly the summed loss of the window responds to a change of the representation h^l_t, i.e. the size of the inner problem's gradient at each layer and position.",
-    spec: { title: "Gradient norm ‖∂ℓ/∂h^l_t‖ against position, log-log", ...curvesLogLog(r.gradNorm.mean, "mean ‖∂ℓ/∂h^l_t‖ (log scale)") },
+    caption: "Mean ‖∂ℓ/∂h^l_t‖ per layer against position (shaded: ± one std over windows): how strongly the summed loss of the window responds to a change of the representation h^l_t, i.e. the size of the inner problem's gradient at each layer and position.",
+    spec: { title: "Gradient norm ‖∂ℓ/∂h^l_t‖ against position, log-log", ...curvesLogLog(r.gradNorm.mean, "mean ‖∂ℓ/∂h^l_t‖ (log scale)", r.gradNorm.std) },
   });
 
   // Update / negative-gradient cosine against position, per block.
   const cosValues: Array<Record<string, number>> = [];
-  r.update.cosMean.forEach((row, l) => row.forEach((v, t) => cosValues.push({ layer: l, position: t + 1, value: v })));
+  r.update.cosMean.forEach((row, l) => row.forEach((v, t) => cosValues.push({ layer: l, dash: l % DASHES.length, position: t + 1, value: v })));
   const cosLayer = r.update.cosMean.map((row) => meanOverPositions(row));
   figs.push({
     name: "update_cos_position",
@@ -224,6 +291,7 @@ export function analysisFigures(r: AnalysisResult): Figure[] {
             x: { field: "position", type: "quantitative", title: "position t (1-based)", scale: { domain: [1, T] } },
             y: { field: "value", type: "quantitative", title: "mean cos(u^l_t, −∂ℓ/∂h^l_t)" },
             color: layerColor(L, "block l"),
+            ...layerDash(L),
           },
         },
       ],
@@ -381,26 +449,15 @@ function overSteps(name: string, title: string, caption: string, snaps: readonly
   for (const s of snaps) {
     for (let l = 0; l < rows; l++) {
       const v = value(s, l);
-      if (v !== null && Number.isFinite(v) && (!logY || v > 0)) values.push({ step: s.step, layer: l, value: v });
+      if (v !== null && Number.isFinite(v) && (!logY || v > 0)) values.push({ step: s.step, layer: l, dash: l % DASHES.length, value: v });
     }
   }
-  return {
-    name,
-    title,
-    caption,
-    spec: {
-      title,
-      width: W,
-      height: H,
-      data: { values },
-      mark: { type: "line", point: snaps.length <= 40 ? { size: 16 } : false, strokeWidth: 1.8 },
-      encoding: {
-        x: { field: "step", type: "quantitative", title: "training step" },
-        y: { field: "value", type: "quantitative", title: yTitle, ...(logY ? logAxis(values.map((v) => v.value!)) : { scale: { zero: false } }) },
-        color: layerColor(rows, rowTitle),
-      },
-    },
-  };
+  return chart(name, title, caption, values, { type: "line", point: snaps.length <= 40 ? { size: 16 } : false, strokeWidth: 1.8 }, {
+    x: { field: "step", type: "quantitative", title: "training step" },
+    y: { field: "value", type: "quantitative", title: yTitle, ...(logY ? logAxis(values.map((v) => v.value!)) : { scale: { zero: false } }) },
+    color: layerColor(rows, rowTitle),
+    ...layerDash(rows),
+  });
 }
 
 /** Figures of how the measures evolve over training. */
@@ -414,7 +471,7 @@ export function timelineFigures(snaps: readonly Snapshot[]): Figure[] {
     overSteps("timeline_norm", "Mean hidden-state norm per layer over training", `Mean over positions of mean ‖h^l_t‖ on the fixed held-out windows (${s0.windows} windows of ${s0.seqLen} tokens), at each snapshot.`, snaps, (s, l) => meanOverPositions(s.hiddenNorm.mean[l] ?? []), L1, "mean ‖h^l‖ (log scale)", true),
   );
   figs.push(
-    overSteps("timeline_slope", "Power-law slope of norm against position over training", "Slope b of the fit log‖h^l_t‖ = a + b·log t (positions 2..T) per layer: how strongly norms grow (b > 0) or shrink with position as training proceeds.", snaps, (s, l) => s.normFit[l]?.slope ?? null, L1, "slope b", false),
+    overSteps("timeline_slope", "Power-law slope of norm against position over training", `Slope b of the fit log‖h^l_t‖ = a + b·log t (positions ${fitRange(s0)}, t = 1 left out) per layer: how strongly norms grow (b > 0) or shrink with position as training proceeds.`, snaps, (s, l) => s.normFit[l]?.slope ?? null, L1, "slope b", false),
   );
   figs.push(
     overSteps("timeline_first_token", "First-token norm ratio over training", "Mean ‖h^l‖ at the first position divided by the mean over the other positions, per layer; a rising ratio is the first-token outlier forming.", snaps, (s, l) => s.firstTokenRatio[l] ?? null, L1, "first-token ratio (log scale)", true),

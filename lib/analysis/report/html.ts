@@ -7,11 +7,11 @@ import * as path from "node:path";
 import { writeFileAtomic } from "../../util/atomic.js";
 import { readTimeline, type Snapshot } from "../files.js";
 import type { AnalysisResult } from "../result.js";
-import { analysisFigures, timelineFigures, type Figure } from "./figures.js";
+import { analysisFigures, fitRange, timelineFigures, type Figure } from "./figures.js";
 import { renderSvg } from "./render.js";
 
-const esc = (s: string): string => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
-const num = (v: number | null | undefined, d = 4): string => (v === null || v === undefined || !Number.isFinite(v) ? "n/a" : Number(v.toPrecision(d)).toString());
+export const esc = (s: string): string => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+export const num = (v: number | null | undefined, d = 4): string => (v === null || v === undefined || !Number.isFinite(v) ? "n/a" : Number(v.toPrecision(d)).toString());
 
 /**
  * Where the final analysis of DIR is: the file given, else DIR/analysis.json, DIR/analysis/analysis.json,
@@ -57,26 +57,29 @@ function summaryTable(r: AnalysisResult, source: string): string {
     );
   }
   return `<p>Source: <code>${esc(source)}</code>. ${r.windows} windows of T = ${r.seqLen} tokens, L = ${L} blocks; mean loss ${num(r.loss, 5)} nats.</p>
-<table><thead><tr><th>layer l</th><th>‖h‖ at t=1</th><th>‖h‖ at t=T</th><th>fit slope</th><th>fit R²</th><th>first-token ratio</th><th>logit-lens loss</th><th>param-grad norm (block l)</th><th>largest |h| (dim)</th></tr></thead>
+<table><thead><tr><th>layer l</th><th>‖h‖ at t=1</th><th>‖h‖ at t=T</th><th>fit slope b (t = ${fitRange(r)})</th><th>fit R² (t = ${fitRange(r)})</th><th>first-token ratio</th><th>logit-lens loss</th><th>param-grad norm (block l)</th><th>largest |h| (dim)</th></tr></thead>
 <tbody>${rows.join("\n")}</tbody></table>`;
 }
 
-/** Renders every figure for DIR and writes DIR/report.html; returns what it wrote. */
-export async function writeReport(dir: string, opts: { log?: (msg: string) => void; analysis?: string } = {}): Promise<ReportResult> {
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`--run ${dir}: not a directory`);
+export interface ReportOptions {
+  log?: (msg: string) => void;
+  /** analysis.json to show as the final state (default: found in DIR, see findAnalysis). */
+  analysis?: string;
+  /** Normalise the heatmaps per layer (each row divided by its mean over positions). */
+  perLayerHeatmaps?: boolean;
+}
+
+/** The sections and summary table of DIR's report, or null when DIR has no analysis yet. */
+export function reportSections(dir: string, opts: ReportOptions = {}): { sections: Section[]; summary: string; snapshots: number } | null {
   const timeline = readTimeline(dir)?.snapshots ?? [];
   const found = findAnalysis(dir, timeline, opts.analysis);
-  if (!found && timeline.length === 0) {
-    throw new Error(`--run ${dir}: found neither analysis.json, analysis/analysis.json nor analysis/timeline.json (run innerloop analyze or train with --analyze-every)`);
-  }
-  const imgDir = path.join(dir, "report");
-  fs.mkdirSync(imgDir, { recursive: true });
-  const sections: Array<{ heading: string; intro: string; figs: Figure[] }> = [];
+  if (!found && timeline.length === 0) return null;
+  const sections: Section[] = [];
   if (found) {
     sections.push({
       heading: "The trained model",
       intro: "Each block adds an update u^l = h^(l+1) − h^l to the token representations; read as an inner optimization, the question is how these updates relate to the gradient of the loss with respect to h^l, and what pattern the norms of h^l take across layers and positions.",
-      figs: analysisFigures(found.result),
+      figs: analysisFigures(found.result, { perLayer: opts.perLayerHeatmaps }),
     });
   }
   if (timeline.length > 0) {
@@ -86,10 +89,52 @@ export async function writeReport(dir: string, opts: { log?: (msg: string) => vo
       figs: timelineFigures(timeline),
     });
   }
+  return { sections, summary: found ? summaryTable(found.result, found.source) : "", snapshots: timeline.length };
+}
+
+/** The title, heading and lead sentence of a run's report. */
+export function reportHead(dir: string): Pick<Page, "title" | "heading" | "lead"> {
+  const name = path.basename(path.resolve(dir));
+  return {
+    title: `innerloop report: ${name}`,
+    heading: `Inner optimization in the residual stream: ${name}`,
+    lead: "h^0 is the embedding output, h^l the output of block l, h^L the residual stream before the final norm; ℓ is the summed cross-entropy of a window's T targets. Definitions: docs/analysis.md of innerloop.",
+  };
+}
+
+/** Renders every figure for DIR and writes DIR/report.html; returns what it wrote. */
+export async function writeReport(dir: string, opts: ReportOptions = {}): Promise<ReportResult> {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`--run ${dir}: not a directory`);
+  const content = reportSections(dir, opts);
+  if (!content) {
+    throw new Error(`--run ${dir}: found neither analysis.json, analysis/analysis.json nor analysis/timeline.json (run innerloop analyze or train with --analyze-every)`);
+  }
+  return writePage(dir, { ...reportHead(dir), sections: content.sections, summary: content.summary, log: opts.log });
+}
+
+export interface Section {
+  heading: string;
+  intro: string;
+  figs: Figure[];
+}
+
+export interface Page {
+  title: string;
+  heading: string;
+  lead: string;
+  /** HTML shown above the figures (a table). */
+  summary: string;
+  sections: Section[];
+  log?: (msg: string) => void;
+}
+
+/** Renders the figures of `page` to DIR/report/NAME.svg and writes DIR/report.html (each file atomically). */
+export async function writePage(dir: string, page: Page): Promise<ReportResult> {
+  fs.mkdirSync(path.join(dir, "report"), { recursive: true });
   const written: ReportResult["figures"] = [];
   const body: string[] = [];
   let n = 0;
-  for (const sec of sections) {
+  for (const sec of page.sections) {
     body.push(`<h2>${esc(sec.heading)}</h2>\n<p>${esc(sec.intro)}</p>`);
     for (const f of sec.figs) {
       n++;
@@ -97,12 +142,12 @@ export async function writeReport(dir: string, opts: { log?: (msg: string) => vo
       const file = `report/${f.name}.svg`;
       writeFileAtomic(path.join(dir, file), svg);
       written.push({ name: f.name, file, title: f.title, caption: f.caption });
-      opts.log?.(`wrote ${file}`);
+      page.log?.(`wrote ${file}`);
       body.push(`<figure id="${f.name}"><img src="${file}" alt="${esc(f.title)}"><figcaption><b>Figure ${n}.</b> ${esc(f.caption)}</figcaption></figure>`);
     }
   }
   const html = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>innerloop report: ${esc(path.basename(path.resolve(dir)))}</title>
+<html lang="en"><head><meta charset="utf-8"><title>${esc(page.title)}</title>
 <style>
 body { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; max-width: 980px; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
 h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; }
@@ -110,9 +155,9 @@ figure { margin: 2em 0; } figure img { max-width: 100%; } figcaption { color: #3
 table { border-collapse: collapse; font-size: 0.9em; } td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: right; } th { background: #f4f4f4; }
 code { background: #f4f4f4; padding: 0 3px; }
 </style></head><body>
-<h1>Inner optimization in the residual stream: ${esc(path.basename(path.resolve(dir)))}</h1>
-<p>h^0 is the embedding output, h^l the output of block l, h^L the residual stream before the final norm; ℓ is the summed cross-entropy of a window's T targets. Definitions: docs/analysis.md of innerloop.</p>
-${found ? summaryTable(found.result, found.source) : ""}
+<h1>${esc(page.heading)}</h1>
+<p>${esc(page.lead)}</p>
+${page.summary}
 ${body.join("\n")}
 </body></html>
 `;
