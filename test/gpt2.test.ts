@@ -200,7 +200,11 @@ describe("GPT-2 checkpoints in Hugging Face format", () => {
     expect(hf).toMatchObject({ model_type: "gpt2", vocab_size: 128, n_positions: 64, n_embd: 32, n_layer: 2, n_head: 4, tie_word_embeddings: true });
     expect(fromHFConfig(hf)).toEqual(c);
     expect(fromHFConfig(readHFConfig(MODEL_DIR)).nEmbd).toBe(48);
-    expect(() => fromHFConfig({ ...hf, activation_function: "relu" })).toThrow(/activation_function/);
+    expect(() => fromHFConfig({ ...hf, activation_function: "quick_gelu" })).toThrow(/activation_function = "quick_gelu" is not supported/);
+    // transformers' other GPT-2 activations are read (the model computes them; pretrained-families.test.ts).
+    for (const [name, act] of [["gelu", "gelu"], ["relu", "relu"], ["silu", "silu"], ["gelu_new", "gelu_tanh"]] as const) {
+      expect(fromHFConfig({ ...hf, activation_function: name }).activation).toBe(act);
+    }
     expect(() => fromHFConfig({ ...hf, model_type: "llama" })).toThrow(/model_type/);
     expect(() => fromHFConfig({ ...hf, n_head: 5 })).toThrow(/divisible/);
     expect(() => gpt2Config({ nLayer: 0 })).toThrow(/nLayer/);

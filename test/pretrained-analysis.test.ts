@@ -14,11 +14,14 @@ import { analyzeModel } from "../lib/analysis/analyze.js";
 import { analyzeDir } from "../lib/analysis/run.js";
 import type { AnalysisModel } from "../lib/analysis/adapter.js";
 import type { AnalysisResult } from "../lib/analysis/result.js";
-import { binTokenStream } from "../lib/analysis/windows.js";
+import { binTokenStream, readWindows } from "../lib/analysis/windows.js";
+import { Analyzer } from "../lib/analysis/analyzer.js";
+import { adaptModel } from "../lib/analysis/adapter.js";
+import { frequencyBuckets } from "../lib/analysis/fits.js";
 import { expectCoreAnalysisClose, expectNestedClose, nestedMaxAbs } from "./helpers/close.js";
 
 const FIX = path.join(__dirname, "fixtures", "pretrained");
-const MODELS = ["gpt2", "neox-par", "neox-seq", "llama", "llama-v4"] as const;
+const MODELS = ["gpt2", "neox-par", "neox-seq", "llama", "llama-v4", "qwen3", "gemma2", "gemma3", "gemma3-v4", "phi3", "olmo2"] as const;
 const REL = 1e-4;
 
 type Expected = AnalysisResult & { settings: { seqLen: number; batchSize: number; maxWindows: number; topK: number; freqBuckets: number } };
@@ -127,5 +130,51 @@ describe("innerloop analyze on pretrained checkpoints", () => {
         fs.rmSync(out, { recursive: true, force: true });
       }
     });
+  }
+});
+
+// attnFirstToken is the attention the model applies: with sliding windows shorter than the
+// analysis windows (qwen3: 4, gemma3-v4: 3, phi3: 6; T = 13) and Gemma 2's soft-capped scores, by
+// either kernel (the fused one masks the window; the scores path, one window per chunk here, caps
+// and masks).
+describe("attention on the first token with sliding windows and soft-capping, both kernels", () => {
+  for (const name of ["qwen3", "gemma2", "gemma3-v4", "phi3"] as const) {
+    for (const attnKernel of ["fused", "scores"] as const) {
+      it(`${name} (${attnKernel})`, () => {
+        const expected = (JSON.parse(fs.readFileSync(path.join(FIX, name, "expected.json"), "utf8")) as { analysis: Expected }).analysis;
+        const S = expected.settings;
+        const T = S.seqLen;
+        const loaded = loadPretrained(path.join(FIX, name, "model"), { dtype: "float32" });
+        const model = loaded as unknown as AnalysisModel;
+        const stream = binTokenStream(path.join(FIX, "tokens.bin"));
+        try {
+          const counts = new Float64Array(97);
+          const all = readWindows(stream, T, 0, S.maxWindows);
+          for (let w = 0; w < S.maxWindows; w++) for (let t = 0; t < T; t++) counts[all[w * (T + 1) + t]!]! += 1;
+          const analyzer = new Analyzer(model, adaptModel(model), {
+            seqLen: T,
+            device: "cpu",
+            topK: S.topK,
+            freqBuckets: S.freqBuckets,
+            bucketOf: frequencyBuckets(counts, S.freqBuckets),
+            attnKernel,
+            attnChunkScores: 4 * (T - 1) * T,
+          });
+          try {
+            for (let w0 = 0; w0 < S.maxWindows; w0 += S.batchSize) {
+              const w1 = Math.min(S.maxWindows, w0 + S.batchSize);
+              analyzer.addBatch(readWindows(stream, T, w0, w1), w0, w1 === S.maxWindows);
+            }
+            const got = analyzer.finish();
+            close(got.attnFirstToken!.mean, expected.attnFirstToken!.mean, "attnFirstToken.mean", 0);
+          } finally {
+            analyzer.dispose();
+          }
+        } finally {
+          stream.close();
+          loaded.dispose();
+        }
+      });
+    }
   }
 });

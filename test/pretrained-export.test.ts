@@ -4,7 +4,6 @@
 // same logits.
 
 import { describe, it, expect, beforeAll } from "vitest";
-import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -13,9 +12,9 @@ import type { Tensor } from "../lib/torch/index.js";
 import { loadPretrained, savePretrained, Llama, GPTNeoX } from "../lib/models/hf.js";
 import type { PretrainedModel } from "../lib/models/hf.js";
 import { expectLogits } from "./helpers/close.js";
+import { transformersView } from "./helpers/pretrained.js";
 
 const FIX = path.join(__dirname, "fixtures", "pretrained");
-const CHECK = path.join(__dirname, "..", "scripts", "oracle", "pretrained_check.py");
 const modelDir = (n: string) => path.join(FIX, n, "model");
 const expected = Object.fromEntries(
   ["llama", "llama-v4", "neox-seq", "neox-par", "mistral", "qwen2"].map((n) => [n, JSON.parse(fs.readFileSync(path.join(FIX, n, "expected.json"), "utf8")) as { ids: number[][]; modelType: string }]),
@@ -57,13 +56,7 @@ describe("export to Hugging Face format", () => {
   });
 
   it("transformers loads every exported folder with no missing or unexpected weights and the same logits", () => {
-    const idsFile = path.join(out, "ids.json");
-    fs.writeFileSync(idsFile, JSON.stringify(expected.llama!.ids));
-    const dirs = exported.map((n) => path.join(out, n));
-    const res = JSON.parse(execFileSync("python3", [CHECK, idsFile, ...dirs], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 1 << 26 })) as Record<
-      string,
-      { modelType: string; logits: number[]; missing: string[]; unexpected: string[] }
-    >;
+    const res = transformersView(expected.llama!.ids, exported.map((n) => path.join(out, n)), out);
     for (const name of exported) {
       const r = res[path.join(out, name)]!;
       expect(r.missing, name).toEqual([]);

@@ -17,24 +17,12 @@ import { llamaConfigFromHF } from "../lib/models/llama.js";
 import { inverseFrequencies } from "../lib/models/rope.js";
 import { GPT2 } from "../lib/models/gpt2.js";
 import { expectLogits } from "./helpers/close.js";
+import { modelDir, readExpected } from "./helpers/pretrained.js";
 
-const FIX = path.join(__dirname, "fixtures", "pretrained");
 const NAMES = ["gpt2", "neox-par", "neox-seq", "llama", "llama-v4", "mistral", "qwen2"] as const;
 const devices: Device[] = ["cpu", ...(torch.cuda.isAvailable() ? (["cuda"] as Device[]) : [])];
 
-interface Expected {
-  modelType: string;
-  storedDtype: string;
-  ids: number[][];
-  logits: number[];
-  logitsShape: number[];
-  numParameters: number;
-}
-
-const expected = Object.fromEntries(
-  NAMES.map((n) => [n, JSON.parse(fs.readFileSync(path.join(FIX, n, "expected.json"), "utf8")) as Expected]),
-) as Record<(typeof NAMES)[number], Expected>;
-const modelDir = (n: string) => path.join(FIX, n, "model");
+const expected = readExpected(NAMES);
 
 
 function idsTensor(ids: number[][], device: Device = "cpu"): Tensor {
@@ -220,7 +208,7 @@ describe("clear errors", () => {
   const base = JSON.parse(fs.readFileSync(path.join(modelDir("llama"), "config.json"), "utf8")) as Record<string, unknown>;
   const neox = JSON.parse(fs.readFileSync(path.join(modelDir("neox-par"), "config.json"), "utf8")) as Record<string, unknown>;
   const cases: Array<[string, Record<string, unknown>, RegExp]> = [
-    ["unknown model_type", { ...base, model_type: "bert" }, /model_type "bert" is not supported \(supported: gpt2, gpt_neox, llama, mistral, qwen2\)/],
+    ["unknown model_type", { ...base, model_type: "bert" }, /^config\.json: model_type "bert" is not supported \(supported: gpt2, gpt_neox, llama, mistral, qwen2, qwen3, gemma2, gemma3_text, phi3, olmo2\)$/],
     ["rope type (5.x)", { ...base, rope_parameters: { rope_type: "yarn", rope_theta: 1e4, factor: 2 } }, /rope_parameters\.rope_type = "yarn" is not supported/],
     ["rope type (4.x)", { ...base, rope_scaling: { type: "dynamic", factor: 2 } }, /rope_scaling\.type = "dynamic" is not supported/],
     ["llama3 without factors", { ...base, rope_parameters: { rope_type: "llama3", rope_theta: 1e4, factor: 8 } }, /rope_parameters\.low_freq_factor must be a positive number/],
@@ -243,11 +231,12 @@ describe("clear errors", () => {
     fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...base, hidden_size: 64 }));
     expect(() => loadPretrained(dir)).toThrow(/neither model\.safetensors nor model\.safetensors\.index\.json/);
     for (const f of fs.readdirSync(modelDir("llama"))) if (f.endsWith(".safetensors") || f.endsWith(".json") && f !== "config.json") fs.copyFileSync(path.join(modelDir("llama"), f), path.join(dir, f));
-    expect(() => loadPretrained(dir)).toThrow(/has shape \[.*\], the model expects \[.*\]/);
+    // Refused from the safetensors header, before the model is allocated.
+    expect(() => loadPretrained(dir)).toThrow(/config\.json: does not match the weights: model-00001-of-\d+\.safetensors holds model\.embed_tokens\.weight as \[97, 48\], the config gives \[97, 64\]$/);
     fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...base, tie_word_embeddings: true }));
     expect(() => loadPretrained(dir)).not.toThrow(); // the file's lm_head.weight is ignored when tied
     fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...base, num_hidden_layers: 2 }));
-    expect(() => loadPretrained(dir)).toThrow(/unexpected tensors: model\.layers\.2\./);
+    expect(() => loadPretrained(dir)).toThrow(/does not match the weights: the weights have tensors the config does not: model\.layers\.2\./);
     expect(() => loadPretrained(path.join(dir, "nope"))).toThrow(/has no config\.json/);
     expect(() => loadPretrained(modelDir("llama"), { dtype: "int64" as never })).toThrow(/dtype must be one of/);
   });

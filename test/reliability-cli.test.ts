@@ -147,7 +147,7 @@ describe("a model directory's config.json is validated field by field", () => {
     ["a dropout of 2", (c) => (c.resid_pdrop = 2), /config\.json: resid_pdrop must be a number in \[0, 1\), got 2/],
     ["a zero layer_norm_epsilon", (c) => (c.layer_norm_epsilon = 0), /config\.json: layer_norm_epsilon must be a positive number, got 0/],
     ["bias as a string", (c) => (c.bias = "yes"), /config\.json: bias must be true or false, got "yes"/],
-    ["an unsupported activation", (c) => (c.activation_function = "relu"), /config\.json: activation_function "relu" is not supported/],
+    ["an unsupported activation", (c) => (c.activation_function = "quick_gelu"), /config\.json: activation_function = "quick_gelu" is not supported/],
     ["an unsupported model_type", (c) => (c.model_type = "bert"), /model_type/],
   ];
   let k = 0;
@@ -224,8 +224,8 @@ describe("every command that reads a model's config.json refuses a corrupt one w
     ["n_layer of the wrong type", (f) => edit(f, (c) => (c.n_layer = [2])), /^n_layer must be a positive integer, got \[2\]/],
     ["a negative n_layer", (f) => edit(f, (c) => (c.n_layer = -2)), /^n_layer must be a positive integer, got -2/],
     // (A run directory is GPT-2's: its loader names only gpt2 as supported.)
-    ["an unknown model_type", (f) => edit(f, (c) => (c.model_type = "bert")), /^model_type "bert" is not supported (here )?\(supported: gpt2(, gpt_neox, llama, mistral, qwen2)?\)/],
-    ["a missing model_type", (f) => edit(f, (c) => delete c.model_type), /^model_type is missing \(one of gpt2, gpt_neox, llama, mistral, qwen2\)/],
+    ["an unknown model_type", (f) => edit(f, (c) => (c.model_type = "bert")), /^model_type "bert" is not supported (here )?\(supported: gpt2(, gpt_neox, llama, mistral, qwen2, qwen3, gemma2, gemma3_text, phi3, olmo2)?\)/],
+    ["a missing model_type", (f) => edit(f, (c) => delete c.model_type), /^model_type is missing \(one of gpt2, gpt_neox, llama, mistral, qwen2, qwen3, gemma2, gemma3_text, phi3, olmo2\)/],
     ["a saved tokenizer that is not one", (f) => edit(f, (c) => (c.innerloop = { tokenizer: { kind: "char", vocab: [] } })), /^innerloop\.tokenizer is not a usable tokenizer: expected \{ kind: "char"/],
   ];
   function edit(file: string, change: (c: Record<string, unknown>) => void): void {

@@ -5,7 +5,7 @@
 //     outputs, and the attention queries and keys;
 //   - `decode(h)`: final norm + unembedding (the logit lens);
 //   - the parameters of each block (for paramGradNorm);
-//   - the attention score scale per layer.
+//   - the attention per layer as the model applies it: score scale, soft-cap, sliding window.
 
 import type { Tensor } from "../torch/index.js";
 import type { HookPoint, Module } from "../nn/index.js";
@@ -37,6 +37,10 @@ export interface ModelAdapter {
   blockParams(l: number): Tensor[];
   /** Factor applied to q·k before the softmax in layer l. */
   attnScale(l: number, headDim: number): number;
+  /** Layer l's soft-cap c of the scores (c·tanh(s / c)), or null. */
+  attnSoftcap(l: number): number | null;
+  /** Layer l's sliding window W (query t sees keys s > t − W), or null for full causal attention. */
+  attnWindow(l: number): number | null;
 }
 
 type Callable = { forward(x: Tensor): Tensor };
@@ -107,6 +111,9 @@ export function adaptModel(model: AnalysisModel): ModelAdapter {
   // divided by (layer+1) with scale_attn_by_inverse_layer_idx.
   const scaleWeights = cfg.scale_attn_weights ?? cfg.scaleAttnWeights ?? true;
   const byLayerIdx = cfg.scale_attn_by_inverse_layer_idx ?? cfg.scaleAttnByInverseLayerIdx ?? false;
+  // Models on the block skeleton say how each layer attends (scale, soft-cap, window).
+  const ao = (model as unknown as { attentionOf?: (l: number) => { scale: number; softcap: number | null; window: number | null } }).attentionOf;
+  const attentionOf = typeof ao === "function" ? (l: number) => ao.call(model, l) : null;
 
   return {
     nLayer,
@@ -125,7 +132,10 @@ export function adaptModel(model: AnalysisModel): ModelAdapter {
       return x.matmul(wte!.transpose(0, 1));
     },
     blockParams: (l) => blockParams[l]!,
+    attnSoftcap: (l) => attentionOf?.(l).softcap ?? null,
+    attnWindow: (l) => attentionOf?.(l).window ?? null,
     attnScale(l, headDim) {
+      if (attentionOf !== null) return attentionOf(l).scale;
       let s = scaleWeights === false ? 1 : 1 / Math.sqrt(headDim);
       if (byLayerIdx === true) s /= l + 1;
       return s;

@@ -411,22 +411,29 @@ export class Analyzer {
       const k = act(this.adapter.kName(l)).detach().float();
       const Dh = q.shape[3]!;
       const scale = this.adapter.attnScale(l, Dh);
-      if (fused) {
+      // The attention the model applies: soft-capped scores, keys outside a sliding window masked.
+      const cap = this.adapter.attnSoftcap(l);
+      const w = this.adapter.attnWindow(l);
+      const window = w !== null && w < T ? w : null;
+      if (fused && cap === null) {
         // softmax(s·q·kᵀ) v with v_s = e_0 for s = 0 and 0 otherwise: output column 0 is A_{t,0}. The
         // fused attention kernel never forms the T×T scores.
         indicator ??= this.indicatorValues(Dh, q.device);
         const v = indicator.expand([b, H, T, Dh]);
-        const out = F.scaledDotProductAttention(q, k, v, { isCausal: true, scale });
+        const mask = window === null ? { isCausal: true } : { attnMask: this.windowAllowed(T, window, q.device) };
+        const out = F.scaledDotProductAttention(q, k, v, { ...mask, scale });
         masses.push(out.select(3, 0).narrow(2, 1, T - 1).sum([0, 2])); // [H]
         continue;
       }
+      const windowMask = window === null ? null : torch.zeros([T, T], { device: q.device as Device }).maskedFill(this.windowAllowed(T, window, q.device).logicalNot(), -Infinity).narrow(0, 1, T - 1);
       const qs = q.narrow(2, 1, T - 1); // queries 1..T−1
       const parts: Tensor[] = [];
       for (let w = 0; w < b; w += chunk) {
         const n = Math.min(chunk, b - w);
         parts.push(torch.tidy(() => {
-          const scores = qs.narrow(0, w, n).matmul(k.narrow(0, w, n).transpose(2, 3));
-          scores.mul_(scale).add_(this.causalMask!);
+          let scores = qs.narrow(0, w, n).matmul(k.narrow(0, w, n).transpose(2, 3)).mul_(scale);
+          if (cap !== null) scores = scores.div(cap).tanh().mul_(cap);
+          scores.add_(windowMask ?? this.causalMask!);
           // A_{t,0}: the first column of the softmax over s ≤ t (−∞ above the diagonal).
           return F.softmax(scores, 3).select(3, 0).sum([0, 2]); // [H]
         }));
@@ -434,6 +441,12 @@ export class Analyzer {
       masses.push(parts.length === 1 ? parts[0]! : torch.stack(parts).sum(0));
     }
     return torch.stack(masses);
+  }
+
+  /** [T, T] bool: query t may attend to key s (causal, s > t − window). */
+  private windowAllowed(T: number, window: number, device: string): Tensor {
+    const ones = torch.ones([T, T], { dtype: "bool", device: device as Device });
+    return ones.tril(0).logicalAnd(ones.triu(1 - window));
   }
 
   /**

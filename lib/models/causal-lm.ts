@@ -29,6 +29,8 @@ export interface CausalLMConfigBase {
 /** Per-forward state the blocks share: rotary tables and where the new positions start. */
 export interface StepContext {
   rope: RopeTables;
+  /** Tables of the local RoPE base for the layers that use it (Gemma 3's sliding layers), else null. */
+  localRope: RopeTables | null;
   cache: KVCache | null;
   past: number;
 }
@@ -71,6 +73,8 @@ export abstract class RotaryCausalLM extends Module {
   abstract readonly config: CausalLMConfigBase;
   /** Rotary tables (not parameters: they never enter the state dict). */
   protected abstract readonly rotary: RotaryTables;
+  /** A second set of rotary tables for layers with a local base (Gemma 3), or null. */
+  protected readonly localRotary: RotaryTables | null = null;
   /** The architecture's embedding, blocks, final norm and output layer. */
   protected abstract readonly parts: CausalLMParts;
   private readonly lossOpts = { ignoreIndex: -100 };
@@ -86,7 +90,7 @@ export abstract class RotaryCausalLM extends Module {
     return h;
   }
 
-  private unembed(x: Tensor): Tensor {
+  protected unembed(x: Tensor): Tensor {
     const { output, embedding } = this.parts;
     return output === null ? F.linear(x, embedding.weight) : output.forward(x);
   }
@@ -115,7 +119,8 @@ export abstract class RotaryCausalLM extends Module {
 
   private context(h: Tensor, past: number, cache: KVCache | null): StepContext {
     const T = h.shape[1]!;
-    return { rope: this.rotary.get(past, T, h.device, h.dtype), cache, past };
+    const localRope = this.localRotary === null ? null : this.localRotary.get(past, T, h.device, h.dtype);
+    return { rope: this.rotary.get(past, T, h.device, h.dtype), localRope, cache, past };
   }
 
   /** Hook points by name (`blocks.{l}.hook_resid_pre`, ...: CausalLMHookName). */
@@ -153,6 +158,7 @@ export abstract class RotaryCausalLM extends Module {
   /** Frees parameters and the rotary tables. */
   override dispose(): void {
     this.rotary.dispose();
+    this.localRotary?.dispose();
     super.dispose();
   }
 

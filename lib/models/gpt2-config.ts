@@ -2,6 +2,8 @@
 // a Hugging Face transformers GPT-2 config.json.
 
 import { ConfigError, showValue } from "./errors.js";
+import { ConfigReader, readActivation, activationName } from "./hf-config.js";
+import type { Activation } from "./hf-config.js";
 
 export interface GPT2Config {
   /** Rows of the token embedding (may exceed the tokenizer's vocabulary, e.g. padded to 64). */
@@ -16,6 +18,8 @@ export interface GPT2Config {
   /** Biases in the linear layers and LayerNorms (GPT-2: true). */
   bias: boolean;
   layerNormEpsilon: number;
+  /** The MLP's activation (transformers' activation_function; GPT-2: tanh-GELU, "gelu_new"). */
+  activation: Activation;
 }
 
 /** GPT-2 small (124M). */
@@ -28,6 +32,7 @@ export const GPT2_DEFAULTS: Readonly<GPT2Config> = Object.freeze({
   dropout: 0,
   bias: true,
   layerNormEpsilon: 1e-5,
+  activation: "gelu_tanh",
 });
 
 function posInt(field: string, v: unknown): number {
@@ -36,6 +41,8 @@ function posInt(field: string, v: unknown): number {
   }
   return v;
 }
+
+const ACTIVATIONS: readonly Activation[] = ["gelu_tanh", "gelu", "relu", "silu"];
 
 /** Fills defaults and checks every field; the error names the field. */
 export function gpt2Config(partial: Partial<GPT2Config> = {}): GPT2Config {
@@ -59,6 +66,7 @@ export function gpt2Config(partial: Partial<GPT2Config> = {}): GPT2Config {
   if (typeof c.layerNormEpsilon !== "number" || !(c.layerNormEpsilon > 0)) {
     throw new RangeError(`GPT-2 config: layerNormEpsilon must be a positive number, got ${JSON.stringify(c.layerNormEpsilon)}`);
   }
+  if (!ACTIVATIONS.includes(c.activation)) throw new RangeError(`GPT-2 config: activation must be one of ${ACTIVATIONS.join(", ")}, got ${JSON.stringify(c.activation)}`);
   return c;
 }
 
@@ -73,7 +81,7 @@ export function toHFConfig(c: GPT2Config): Record<string, unknown> {
     n_layer: c.nLayer,
     n_head: c.nHead,
     n_inner: null,
-    activation_function: "gelu_new",
+    activation_function: activationName(c.activation),
     resid_pdrop: c.dropout,
     embd_pdrop: c.dropout,
     attn_pdrop: c.dropout,
@@ -91,9 +99,6 @@ export function toHFConfig(c: GPT2Config): Record<string, unknown> {
     bias: c.bias,
   };
 }
-
-// GELU variants that are the tanh approximation (transformers' names).
-const TANH_GELU = new Set(["gelu_new", "gelu_pytorch_tanh", "gelu_fast"]);
 
 /**
  * Reads a transformers GPT-2 config.json object; fields we cannot honour are errors. Every error is
@@ -122,8 +127,7 @@ export function fromHFConfig(json: Record<string, unknown>, where = "config.json
   const nEmbd = get("n_embd") as number;
   const nHead = get("n_head") as number;
   if (nEmbd % nHead !== 0) fail("n_embd", `(${nEmbd}) must be divisible by n_head (${nHead})`);
-  const act = get("activation_function") ?? "gelu_new";
-  if (typeof act !== "string" || !TANH_GELU.has(act)) fail("activation_function", `${showValue(act)} is not supported (supported: ${[...TANH_GELU].join(", ")})`);
+  const activation = readActivation(new ConfigReader(json, where), "activation_function", "gelu_new");
   const inner = get("n_inner");
   if (inner !== undefined && inner !== null && inner !== 4 * nEmbd) fail("n_inner", `must be null or 4 * n_embd (${4 * nEmbd}), got ${showValue(inner)}`);
   for (const flag of ["scale_attn_by_inverse_layer_idx", "add_cross_attention"]) {
@@ -148,5 +152,6 @@ export function fromHFConfig(json: Record<string, unknown>, where = "config.json
     dropout: pdrop as number,
     bias: (get("bias") ?? true) as boolean,
     layerNormEpsilon: (get("layer_norm_epsilon") ?? 1e-5) as number,
+    activation,
   });
 }

@@ -12,6 +12,7 @@ import { GPT2 } from "./gpt2.js";
 import { fromHFConfig, toHFConfig } from "./gpt2-config.js";
 import type { GPT2Config } from "./gpt2-config.js";
 import { ConfigError, showValue } from "./errors.js";
+import { checkConfigAgainstWeights } from "./hf-weights.js";
 
 export const CONFIG_FILE = "config.json";
 
@@ -112,6 +113,37 @@ export function gpt2StateDictFromHF(tensors: Record<string, Tensor>, config: GPT
   return out;
 }
 
+/** transformers' GPT-2 tensors for `c` with their shapes (Conv1D weights are [in, out]); biases only with `bias`. */
+function gpt2Shapes(c: GPT2Config): Map<string, number[]> {
+  const D = c.nEmbd;
+  const out = new Map<string, number[]>([["transformer.wte.weight", [c.vocabSize, D]], ["transformer.wpe.weight", [c.nPositions, D]]]);
+  const add = (name: string, w: number[], b: number) => {
+    out.set(`${name}.weight`, w);
+    if (c.bias) out.set(`${name}.bias`, [b]);
+  };
+  for (let i = 0; i < c.nLayer; i++) {
+    const p = `transformer.h.${i}`;
+    add(`${p}.ln_1`, [D], D);
+    add(`${p}.attn.c_attn`, [D, 3 * D], 3 * D);
+    add(`${p}.attn.c_proj`, [D, D], D);
+    add(`${p}.ln_2`, [D], D);
+    add(`${p}.mlp.c_fc`, [D, 4 * D], 4 * D);
+    add(`${p}.mlp.c_proj`, [4 * D, D], D);
+  }
+  add("transformer.ln_f", [D], D);
+  return out;
+}
+
+/** File tensor name -> ours, as gpt2StateDictFromHF maps them (null: not a weight of ours). */
+function gpt2FileName(c: GPT2Config): (n: string) => string | null {
+  const zeroBiases = new Set(c.bias ? [] : biasShapes(c).map(([n]) => n));
+  return (n) => {
+    const key = n.startsWith("transformer.") || n.startsWith("lm_head.") ? n : `transformer.${n}`;
+    if (key === "lm_head.weight" || /\.attn\.(bias|masked_bias)$/.test(key) || zeroBiases.has(key)) return null;
+    return key;
+  };
+}
+
 export interface LoadGPT2Options {
   device?: Device;
   /** Floating-point dtype of the model (default: float32). */
@@ -121,6 +153,7 @@ export interface LoadGPT2Options {
 /** Loads a Hugging Face GPT-2 folder (config.json + model.safetensors or shards). */
 export function loadGPT2(dir: string, opts: LoadGPT2Options = {}): GPT2 {
   const config = fromHFConfig(readHFConfig(dir), path.join(dir, CONFIG_FILE));
+  checkConfigAgainstWeights(path.join(dir, CONFIG_FILE), dir, gpt2Shapes(config), gpt2FileName(config));
   // Every weight is overwritten below (the load is strict): skip drawing them.
   const model = init.skipInit(() => new GPT2(config));
   const { tensors } = loadSafetensorsDir(dir);

@@ -53,6 +53,7 @@ export interface ProbedForward {
 export function probedForwardApplies(model: GPT2): boolean {
   if (!torch.fusedPathsEnabled() || HookPoint.activeHooks !== 0) return false;
   if (model.training && model.config.dropout > 0) return false;
+  if (model.config.activation !== "gelu_tanh") return false; // the probe kernels compute tanh-GELU
   const lnF = model.transformer.lnF;
   if (lnF.weight === null || lnF.bias === null) return false;
   const wte = model.transformer.wte.weight;

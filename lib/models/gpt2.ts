@@ -15,6 +15,8 @@ import { KVCache } from "./kv-cache.js";
 import { generateTokens, type GenerateOptions } from "./generate.js";
 import { gpt2Config, toHFConfig } from "./gpt2-config.js";
 import type { GPT2Config } from "./gpt2-config.js";
+import { activate } from "./layers.js";
+import type { Activation } from "./hf-config.js";
 
 export interface GPT2Options {
   device?: Device;
@@ -111,17 +113,18 @@ class MLP extends Module {
   readonly cFc: Conv1D;
   readonly cProj: Conv1D;
   readonly dropout: Dropout;
-  private static readonly gelu = { approximate: "tanh" as const };
+  private readonly act: Activation;
 
   constructor(c: GPT2Config) {
     super();
     this.cFc = this.registerModule("c_fc", new Conv1D(c.nEmbd, 4 * c.nEmbd, { bias: c.bias }));
     this.cProj = this.registerModule("c_proj", new Conv1D(4 * c.nEmbd, c.nEmbd, { bias: c.bias, std: 0.02 / Math.sqrt(2 * c.nLayer) }));
     this.dropout = this.registerModule("dropout", new Dropout(c.dropout));
+    this.act = c.activation;
   }
 
   forward(x: Tensor): Tensor {
-    return this.dropout.forward(this.cProj.forward(F.gelu(this.cFc.forward(x), MLP.gelu)));
+    return this.dropout.forward(this.cProj.forward(activate(this.cFc.forward(x), this.act)));
   }
 }
 
@@ -139,12 +142,15 @@ export class GPT2Block extends Module {
   readonly hookResidPost: HookPoint;
 
   private readonly eps: number;
+  /** The fused block kernels compute tanh-GELU; other activations take the composed path. */
+  readonly fusable: boolean;
   private readonly dropoutP: number;
 
   constructor(c: GPT2Config, layer: number) {
     super();
     this.layer = layer;
     this.eps = c.layerNormEpsilon;
+    this.fusable = c.activation === "gelu_tanh";
     this.dropoutP = c.dropout;
     const ln = { eps: c.layerNormEpsilon, bias: c.bias };
     this.ln1 = this.registerModule("ln_1", new LayerNorm(c.nEmbd, ln));
@@ -178,7 +184,8 @@ export class GPT2Block extends Module {
    * float64); otherwise undefined. The result and its gradients equal forward's.
    */
   forwardFused(h: Tensor): Tensor | undefined {
-    if (HookPoint.activeHooks !== 0 || (this.training && this.dropoutP > 0)) return undefined;
+    // The fused kernels compute tanh-GELU only.
+    if (HookPoint.activeHooks !== 0 || (this.training && this.dropoutP > 0) || !this.fusable) return undefined;
     return torch.gpt2Block(h, this.fusedWeights(), this.attn.nHead, this.eps);
   }
 

@@ -26,6 +26,17 @@ export class ConfigReader {
     return v;
   }
 
+  nonNegInt(k: string, dflt?: number): number {
+    const v = this.json[k] ?? dflt;
+    if (v === undefined) this.fail(k, "is missing (a non-negative integer)");
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 0) this.fail(k, `must be a non-negative integer, got ${showValue(v)}`);
+    return v;
+  }
+
+  optPosNum(k: string): number | null {
+    return this.has(k) ? this.posNum(k) : null;
+  }
+
   optPosInt(k: string): number | null {
     return this.has(k) ? this.posInt(k) : null;
   }
@@ -98,10 +109,19 @@ const ROPE_TYPES = ["default", "linear", "llama3"];
  */
 export function readRope(
   c: ConfigReader,
-  o: { defaultTheta: number; defaultPartial: number; allowPartial: boolean; maxPositions: number },
+  o: {
+    defaultTheta: number;
+    defaultPartial: number;
+    allowPartial: boolean;
+    maxPositions: number;
+    /** Read this dict (named `field` in errors) instead of rope_scaling / rope_parameters (Gemma 3's per layer type). */
+    dict?: { field: string; params: Json | null };
+    /** Top-level fields that give theta (default rope_theta, rotary_emb_base). */
+    thetaFields?: string[];
+  },
 ): RopeConfig {
-  const scalingField = c.has("rope_scaling") ? "rope_scaling" : "rope_parameters";
-  const raw = c.json[scalingField] ?? null;
+  const scalingField = o.dict?.field ?? (c.has("rope_scaling") ? "rope_scaling" : "rope_parameters");
+  const raw = o.dict !== undefined ? o.dict.params : (c.json[scalingField] ?? null);
   if (raw !== null && !isObject(raw)) c.fail(scalingField, `must be an object or null, got ${showValue(raw)}`);
   const rp: Json = raw ?? {};
   const layerTyped = Object.values(rp).some(isObject);
@@ -121,7 +141,7 @@ export function readRope(
     if (typeof v !== "number" || !Number.isFinite(v) || (positive && !(v > 0))) c.fail(field, `must be a positive number, got ${showValue(v)}`);
     return v;
   };
-  const theta = num(pick(["rope_theta"], ["rope_theta", "rotary_emb_base"], o.defaultTheta));
+  const theta = num(pick(["rope_theta"], o.thetaFields ?? ["rope_theta", "rotary_emb_base"], o.defaultTheta));
   const [pv, pf] = pick(["partial_rotary_factor"], ["partial_rotary_factor", "rotary_pct"], o.defaultPartial);
   const partial = num([pv, pf]);
   if (partial > 1) c.fail(pf, `must be in (0, 1], got ${partial}`);
@@ -157,4 +177,36 @@ export function ropeToHF(rope: RopeConfig, opts: { neox: boolean }): Json {
     out.rope_scaling = scaling;
   }
   return out;
+}
+
+export type LayerType = "full_attention" | "sliding_attention";
+
+/** `layer_types` (transformers 5: one of full_attention / sliding_attention per layer), or null when absent. */
+export function readLayerTypes(c: ConfigReader, nLayer: number): LayerType[] | null {
+  const types = c.json.layer_types;
+  if (types === undefined || types === null) return null;
+  if (!Array.isArray(types)) c.fail("layer_types", `must be a list, got ${showValue(types)}`);
+  if (types.length !== nLayer) c.fail("layer_types", `must list ${nLayer} layers (num_hidden_layers), got ${types.length}`);
+  return types.map((t, i) => {
+    if (t !== "full_attention" && t !== "sliding_attention") c.fail(`layer_types[${i}]`, `= ${showValue(t)} is not supported (full_attention, sliding_attention)`);
+    return t as LayerType;
+  });
+}
+
+/** Refuses mixture-of-experts configs (fields that only MoE variants carry) in one line naming the field. */
+export function refuseMoE(c: ConfigReader): void {
+  for (const k of ["num_experts", "num_local_experts", "n_routed_experts", "num_experts_per_tok"]) {
+    const v = c.json[k];
+    if (v !== undefined && v !== null && v !== 0) c.fail(k, `= ${showValue(v)}: mixture-of-experts models are not supported`);
+  }
+}
+
+/** Fields transformers 5 types as float (its strict config classes refuse an integer there). */
+const FLOAT_FIELDS = ["initializer_range", "rms_norm_eps", "layer_norm_eps", "final_logit_softcapping", "attn_logit_softcapping"];
+
+/** config.json text: JSON, with the float-typed fields written with a decimal point (30.0, not 30). */
+export function configJsonText(cfg: Json): string {
+  let text = JSON.stringify(cfg, null, 2);
+  for (const k of FLOAT_FIELDS) text = text.replace(new RegExp(`^(  "${k}": -?\\d+)(,?)$`, "m"), "$1.0$2");
+  return text + "\n";
 }

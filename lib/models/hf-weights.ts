@@ -149,3 +149,42 @@ export function loadWeightsInto(model: Module, dir: string, opts: LoadWeightsOpt
   if (problems.length > 0) throw new Error(`${dir}: weights do not match the model built from config.json: ${problems.join("; ")}`);
   return { files };
 }
+
+/**
+ * Checks a config against the weights before the model is allocated: every tensor the config
+ * implies (`expected`, model names) must be in the folder's safetensors headers with that shape,
+ * and every tensor there must be expected (after `rename`). Only the headers are read, so a
+ * config.json whose sizes disagree with the file is refused in one line naming `configFile` and
+ * the first tensor at fault, before anything is allocated. A plain Error, not a ConfigError: each
+ * file may be valid on its own (the CLI exits 1, as for any weights that do not load).
+ */
+export function checkConfigAgainstWeights(
+  configFile: string,
+  dir: string,
+  expected: ReadonlyMap<string, readonly number[]>,
+  rename: (name: string) => string | null,
+): void {
+  const seen = new Set<string>();
+  const unexpected: string[] = [];
+  for (const file of weightFiles(dir)) {
+    for (const e of readSafetensorsHeader(file).entries) {
+      const key = rename(e.name);
+      if (key === null) continue;
+      const want = expected.get(key);
+      if (want === undefined) {
+        unexpected.push(e.name);
+        continue;
+      }
+      if (want.join(",") !== e.shape.join(",")) {
+        throw new Error(`${configFile}: does not match the weights: ${path.basename(file)} holds ${e.name} as [${e.shape.join(", ")}], the config gives [${want.join(", ")}]`);
+      }
+      seen.add(key);
+    }
+  }
+  const missing = [...expected.keys()].filter((k) => !seen.has(k));
+  const list = (xs: string[]) => `${xs.slice(0, 4).join(", ")}${xs.length > 4 ? ` and ${xs.length - 4} more` : ""}`;
+  if (missing.length > 0 || unexpected.length > 0) {
+    const parts = [missing.length > 0 ? `the weights lack ${list(missing)}` : "", unexpected.length > 0 ? `the weights have tensors the config does not: ${list(unexpected)}` : ""];
+    throw new Error(`${configFile}: does not match the weights: ${parts.filter((p) => p !== "").join("; ")}`);
+  }
+}

@@ -1,6 +1,8 @@
 // Hugging Face checkpoints of any supported architecture: `loadPretrained(dir)` reads config.json,
-// picks the architecture from `model_type` (gpt2, gpt_neox, llama, mistral, qwen2), builds the
-// model in its final dtype and device and streams the safetensors weights into it;
+// picks the architecture from `model_type` (gpt2, gpt_neox, llama, mistral, qwen2, qwen3, gemma2,
+// gemma3_text, phi3, olmo2), checks the config against the weights' shapes (the safetensors
+// headers) before allocating anything, builds the model in its final dtype and device and streams
+// the safetensors weights into it;
 // `savePretrained(dir, model)` writes config.json + model.safetensors (sharded when large) that
 // transformers loads.
 
@@ -13,22 +15,35 @@ import { writeFileAtomic } from "../util/atomic.js";
 import { GPT2 } from "./gpt2.js";
 import { loadGPT2, saveGPT2, readHFConfig, CONFIG_FILE } from "./gpt2-hf.js";
 import { fromHFConfig } from "./gpt2-config.js";
-import { Llama, llamaConfigFromHF } from "./llama.js";
+import { Llama, llamaConfigFromHF, llamaSpec } from "./llama.js";
 import type { LlamaConfig } from "./llama.js";
-import { GPTNeoX, neoxConfigFromHF } from "./neox.js";
+import { GPTNeoX, neoxConfigFromHF, neoxSpec } from "./neox.js";
 import type { NeoXConfig } from "./neox.js";
-import { loadWeightsInto, storedDtype } from "./hf-weights.js";
+import { Gemma, gemmaConfigFromHF, gemmaSpec } from "./gemma.js";
+import type { GemmaConfig } from "./gemma.js";
+import { Phi3, phi3ConfigFromHF, phi3Spec } from "./phi3.js";
+import type { Phi3Config } from "./phi3.js";
+import { Olmo2, olmo2ConfigFromHF, olmo2Spec } from "./olmo2.js";
+import type { Olmo2Config } from "./olmo2.js";
+import { decoderShapes } from "./decoder.js";
+import type { DecoderSpec } from "./decoder.js";
+import type { BuildOptions } from "./layers.js";
+import { loadWeightsInto, storedDtype, checkConfigAgainstWeights } from "./hf-weights.js";
+import { configJsonText } from "./hf-config.js";
 import type { Json } from "./hf-config.js";
 import { ConfigError, showValue } from "./errors.js";
 
-export type PretrainedModel = GPT2 | Llama | GPTNeoX;
+export type PretrainedModel = GPT2 | Llama | GPTNeoX | Gemma | Phi3 | Olmo2;
 
-export const SUPPORTED_MODEL_TYPES = ["gpt2", "gpt_neox", "llama", "mistral", "qwen2"] as const;
+export const SUPPORTED_MODEL_TYPES = ["gpt2", "gpt_neox", "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3", "olmo2"] as const;
 
 export type ArchitectureConfig =
   | { kind: "gpt2" }
   | { kind: "llama"; config: LlamaConfig }
-  | { kind: "gpt_neox"; config: NeoXConfig };
+  | { kind: "gpt_neox"; config: NeoXConfig }
+  | { kind: "gemma"; config: GemmaConfig }
+  | { kind: "phi3"; config: Phi3Config }
+  | { kind: "olmo2"; config: Olmo2Config };
 
 /** Which architecture a config.json describes, with its parsed config. Unsupported values are ConfigErrors naming `where` and the field. */
 export function architectureOf(json: Json, where = CONFIG_FILE): ArchitectureConfig {
@@ -43,7 +58,15 @@ export function architectureOf(json: Json, where = CONFIG_FILE): ArchitectureCon
     case "llama":
     case "mistral":
     case "qwen2":
+    case "qwen3":
       return { kind: "llama", config: llamaConfigFromHF(json, where) };
+    case "gemma2":
+    case "gemma3_text":
+      return { kind: "gemma", config: gemmaConfigFromHF(json, where) };
+    case "phi3":
+      return { kind: "phi3", config: phi3ConfigFromHF(json, where) };
+    case "olmo2":
+      return { kind: "olmo2", config: olmo2ConfigFromHF(json, where) };
     default:
       if (mt === undefined || mt === null) throw new ConfigError(where, "model_type", `is missing (one of ${SUPPORTED_MODEL_TYPES.join(", ")})`);
       throw new ConfigError(where, "model_type", `${showValue(mt)} is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(", ")})`);
@@ -70,6 +93,24 @@ function renamer(prefix: string, head: string, tied: boolean, skip: RegExp): (n:
   };
 }
 
+type DecoderArch = Exclude<ArchitectureConfig, { kind: "gpt2" }>;
+
+/** The block skeleton's spec of an architecture and a builder of its model. */
+function decoderOf(arch: DecoderArch): { spec: DecoderSpec; build: (o: BuildOptions) => Exclude<PretrainedModel, GPT2> } {
+  switch (arch.kind) {
+    case "llama":
+      return { spec: llamaSpec(arch.config), build: (o) => new Llama(arch.config, o) };
+    case "gpt_neox":
+      return { spec: neoxSpec(arch.config), build: (o) => new GPTNeoX(arch.config, o) };
+    case "gemma":
+      return { spec: gemmaSpec(arch.config), build: (o) => new Gemma(arch.config, o) };
+    case "phi3":
+      return { spec: phi3Spec(arch.config), build: (o) => new Phi3(arch.config, o) };
+    case "olmo2":
+      return { spec: olmo2Spec(arch.config), build: (o) => new Olmo2(arch.config, o) };
+  }
+}
+
 /** Loads a Hugging Face model folder (config.json + model.safetensors or shards), in eval mode. */
 export function loadPretrained(dir: string, opts: LoadPretrainedOptions = {}): PretrainedModel {
   if (typeof dir !== "string" || dir.length === 0) throw new TypeError("loadPretrained: dir must be a non-empty string");
@@ -86,15 +127,14 @@ export function loadPretrained(dir: string, opts: LoadPretrainedOptions = {}): P
   if (arch.kind === "gpt2") return loadGPT2(dir, opts).eval();
   const dtype = opts.dtype ?? storedDtype(dir);
   const build = { device: opts.device, dtype, init: false };
-  let model: Llama | GPTNeoX;
-  let rename: (n: string) => string | null;
-  if (arch.kind === "llama") {
-    model = new Llama(arch.config, build);
-    rename = renamer("model", "lm_head", arch.config.tieWordEmbeddings, /(^|\.)rotary_emb\.inv_freq$/);
-  } else {
-    model = new GPTNeoX(arch.config, build);
-    rename = renamer("gpt_neox", "embed_out", arch.config.tieWordEmbeddings, /\.attention\.(bias|masked_bias|rotary_emb\.inv_freq)$/);
-  }
+  const decoder = decoderOf(arch);
+  const tied = arch.config.tieWordEmbeddings;
+  // Recomputed buffers (rotary inv_freq, GPT-NeoX's causal mask) are not weights.
+  const rename = arch.kind === "gpt_neox"
+    ? renamer("gpt_neox", "embed_out", tied, /\.attention\.(bias|masked_bias|rotary_emb\.inv_freq)$/)
+    : renamer("model", "lm_head", tied, /(^|\.)rotary_emb(_local)?\.inv_freq$/);
+  checkConfigAgainstWeights(path.join(dir, CONFIG_FILE), dir, decoderShapes(decoder.spec), rename);
+  const model = decoder.build(build);
   try {
     loadWeightsInto(model, dir, { rename });
   } catch (e) {
@@ -135,7 +175,7 @@ export function savePretrained(dir: string, model: PretrainedModel, opts: SavePr
   }
   const tensors: Record<string, Tensor> = { ...model.stateDict() };
   saveSafetensorsDir(dir, tensors, { metadata: { format: "pt" }, maxShardBytes: opts.maxShardBytes });
-  writeFileAtomic(path.join(dir, CONFIG_FILE), JSON.stringify({ ...base, ...extra }, null, 2) + "\n");
+  writeFileAtomic(path.join(dir, CONFIG_FILE), configJsonText({ ...base, ...extra }));
 }
 
-export { Llama, GPTNeoX };
+export { Llama, GPTNeoX, Gemma, Phi3, Olmo2 };

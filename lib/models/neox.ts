@@ -2,22 +2,20 @@
 // rotates only the first fraction of each head's dims (partial rotary), a GELU MLP, and either the
 // parallel residual h + attn(ln1(h)) + mlp(ln2(h)) or the sequential one of GPT-2. Names are
 // transformers' (gpt_neox.layers.{i}.attention.query_key_value.weight, embed_out.weight, ...).
+// The blocks are the skeleton's (decoder.ts) with LayerNorm and a fused per-head qkv projection.
 //
 // Hook points have GPT-2's names. With the parallel residual, hook_resid_mid is h + attn (what the
 // sequential block would pass on; the MLP does not read it), so hook_attn_out + hook_mlp_out is
 // still the block's whole update. h^0 is the token embedding.
 
-import { F } from "../torch/index.js";
-import type { DType, Tensor } from "../torch/index.js";
-import { Module, ModuleList, Embedding, Linear, LayerNorm, HookPoint } from "../nn/index.js";
+import type { DType } from "../torch/index.js";
 import { ConfigReader, readActivation, readRope, ropeToHF, activationName } from "./hf-config.js";
 import type { Activation, Json } from "./hf-config.js";
-import { RotaryCausalLM, attentionOptions } from "./causal-lm.js";
-import type { CausalLMConfigBase, CausalLMParts, StepContext } from "./causal-lm.js";
-import { RotaryTables, applyRotary } from "./rope.js";
+import type { CausalLMConfigBase } from "./causal-lm.js";
 import type { RopeConfig } from "./rope.js";
-import { activate, initLikeHF } from "./layers.js";
-import type { BuildOptions } from "./llama.js";
+import { DecoderLM, LLAMA_NAMES } from "./decoder.js";
+import type { DecoderNames, DecoderSpec } from "./decoder.js";
+import type { BuildOptions } from "./layers.js";
 
 export interface NeoXConfig extends CausalLMConfigBase {
   modelType: "gpt_neox";
@@ -88,135 +86,57 @@ export function neoxConfigToHF(c: NeoXConfig, dtype: DType): Json {
   };
 }
 
-class NeoXAttention extends Module {
-  readonly queryKeyValue: Linear;
-  readonly dense: Linear;
-  readonly hookQ: HookPoint;
-  readonly hookK: HookPoint;
-  private readonly H: number;
-  private readonly D: number;
+/** transformers' GPT-NeoX module names on the block skeleton. */
+const NEOX_NAMES: DecoderNames = {
+  ...LLAMA_NAMES,
+  base: "gpt_neox",
+  embed: "embed_in",
+  finalNorm: "final_layer_norm",
+  head: "embed_out",
+  attn: "attention",
+  qkv: "query_key_value",
+  o: "dense",
+  up: "dense_h_to_4h",
+  down: "dense_4h_to_h",
+};
 
-  constructor(c: NeoXConfig, private readonly layer: number, f: BuildOptions) {
-    super();
-    this.H = c.nHead;
-    this.D = c.nEmbd / c.nHead;
-    const o = { device: f.device, dtype: f.dtype, bias: c.attentionBias };
-    this.queryKeyValue = this.registerModule("query_key_value", new Linear(c.nEmbd, 3 * c.nEmbd, o));
-    this.dense = this.registerModule("dense", new Linear(c.nEmbd, c.nEmbd, o));
-    this.hookQ = this.registerModule("hook_q", new HookPoint(`blocks.${layer}.attn.hook_q`));
-    this.hookK = this.registerModule("hook_k", new HookPoint(`blocks.${layer}.attn.hook_k`));
-  }
-
-  forward(x: Tensor, ctx: StepContext): Tensor {
-    const [B, T] = x.shape as [number, number];
-    const { H, D } = this;
-    // The fused projection is laid out per head: [q_h | k_h | v_h] for each head h.
-    const qkv = this.queryKeyValue.forward(x).view([B, T, H, 3 * D]).transpose(1, 2);
-    const [q0, k0, v0] = qkv.split(D, 3) as [Tensor, Tensor, Tensor];
-    const q = this.hookQ.forward(applyRotary(q0, ctx.rope));
-    let k = applyRotary(k0, ctx.rope);
-    let v = v0;
-    if (ctx.cache !== null) [k, v] = ctx.cache.update(this.layer, k, v);
-    k = this.hookK.forward(k);
-    const y = F.scaledDotProductAttention(q, k, v, attentionOptions(T, ctx.past, x.device, null));
-    return this.dense.forward(y.transpose(1, 2).reshape([B, T, H * D]));
-  }
+/** The block skeleton's settings for a GPT-NeoX config: LayerNorm, fused per-head qkv, plain MLP. */
+export function neoxSpec(c: NeoXConfig): DecoderSpec {
+  return {
+    vocabSize: c.vocabSize,
+    nEmbd: c.nEmbd,
+    nLayer: c.nLayer,
+    nHead: c.nHead,
+    nKVHead: c.nHead,
+    headDim: c.nEmbd / c.nHead,
+    intermediateSize: c.intermediateSize,
+    names: NEOX_NAMES,
+    norm: { kind: "layer", eps: c.layerNormEps },
+    parallelResidual: c.useParallelResidual,
+    qkvLayout: "fusedPerHead",
+    qkvBias: c.attentionBias,
+    oBias: c.attentionBias,
+    qkNorm: "none",
+    attnScale: null,
+    attnSoftcap: null,
+    mlp: "plain",
+    mlpBias: true,
+    act: c.hiddenAct,
+    layers: Array.from({ length: c.nLayer }, () => ({ window: null, localRope: false })),
+    rope: c.rope,
+    localRope: null,
+    embedScale: false,
+    finalSoftcap: null,
+    tieWordEmbeddings: c.tieWordEmbeddings,
+    initializerRange: c.initializerRange,
+  };
 }
 
-class NeoXMLP extends Module {
-  readonly denseHTo4h: Linear;
-  readonly dense4hToH: Linear;
-
-  constructor(c: NeoXConfig, f: BuildOptions, private readonly act: Activation) {
-    super();
-    const o = { device: f.device, dtype: f.dtype };
-    this.denseHTo4h = this.registerModule("dense_h_to_4h", new Linear(c.nEmbd, c.intermediateSize, o));
-    this.dense4hToH = this.registerModule("dense_4h_to_h", new Linear(c.intermediateSize, c.nEmbd, o));
-  }
-
-  forward(x: Tensor): Tensor {
-    return this.dense4hToH.forward(activate(this.denseHTo4h.forward(x), this.act));
-  }
-}
-
-export class NeoXBlock extends Module {
-  readonly inputLayernorm: LayerNorm;
-  readonly postAttentionLayernorm: LayerNorm;
-  readonly attention: NeoXAttention;
-  readonly mlp: NeoXMLP;
-  readonly hookResidPre: HookPoint;
-  readonly hookAttnOut: HookPoint;
-  readonly hookResidMid: HookPoint;
-  readonly hookMlpOut: HookPoint;
-  readonly hookResidPost: HookPoint;
-  private readonly parallel: boolean;
-
-  constructor(c: NeoXConfig, readonly layer: number, f: BuildOptions) {
-    super();
-    const ln = { eps: c.layerNormEps, device: f.device, dtype: f.dtype };
-    this.parallel = c.useParallelResidual;
-    this.inputLayernorm = this.registerModule("input_layernorm", new LayerNorm(c.nEmbd, ln));
-    this.postAttentionLayernorm = this.registerModule("post_attention_layernorm", new LayerNorm(c.nEmbd, ln));
-    this.attention = this.registerModule("attention", new NeoXAttention(c, layer, f));
-    this.mlp = this.registerModule("mlp", new NeoXMLP(c, f, c.hiddenAct));
-    const hook = (n: string) => this.registerModule(n, new HookPoint(`blocks.${layer}.${n}`));
-    this.hookResidPre = hook("hook_resid_pre");
-    this.hookAttnOut = hook("hook_attn_out");
-    this.hookResidMid = hook("hook_resid_mid");
-    this.hookMlpOut = hook("hook_mlp_out");
-    this.hookResidPost = hook("hook_resid_post");
-  }
-
-  forward(h: Tensor, ctx: StepContext): Tensor {
-    h = this.hookResidPre.forward(h);
-    const a = this.hookAttnOut.forward(this.attention.forward(this.inputLayernorm.forward(h), ctx));
-    const mid = this.hookResidMid.forward(h.add(a));
-    const m = this.hookMlpOut.forward(this.mlp.forward(this.postAttentionLayernorm.forward(this.parallel ? h : mid)));
-    // Parallel: mlp_out + attn_out + h, summed in transformers' order.
-    return this.hookResidPost.forward(this.parallel ? m.add(a).add(h) : m.add(mid));
-  }
-}
-
-class NeoXBody extends Module {
-  readonly embedIn: Embedding;
-  readonly layers: ModuleList<NeoXBlock>;
-  readonly finalLayerNorm: LayerNorm;
-  readonly hookNormalized: HookPoint;
-
-  constructor(c: NeoXConfig, f: BuildOptions) {
-    super();
-    this.embedIn = this.registerModule("embed_in", new Embedding(c.vocabSize, c.nEmbd, { device: f.device, dtype: f.dtype }));
-    this.layers = this.registerModule("layers", new ModuleList(Array.from({ length: c.nLayer }, (_, i) => new NeoXBlock(c, i, f))));
-    this.finalLayerNorm = this.registerModule("final_layer_norm", new LayerNorm(c.nEmbd, { eps: c.layerNormEps, device: f.device, dtype: f.dtype }));
-    this.hookNormalized = this.registerModule("hook_normalized", new HookPoint("ln_final.hook_normalized"));
-  }
-}
-
-export class GPTNeoX extends RotaryCausalLM {
-  readonly config: NeoXConfig;
-  readonly gptNeox: NeoXBody;
-  readonly embedOut: Linear | null;
-  protected readonly rotary: RotaryTables;
-  protected readonly parts: CausalLMParts;
-
+export class GPTNeoX extends DecoderLM<NeoXConfig> {
   constructor(config: NeoXConfig, opts: BuildOptions = {}) {
-    super();
-    this.config = config;
-    this.gptNeox = this.registerModule("gpt_neox", new NeoXBody(config, opts));
-    this.embedOut = config.tieWordEmbeddings
-      ? null
-      : this.registerModule("embed_out", new Linear(config.nEmbd, config.vocabSize, { device: opts.device, dtype: opts.dtype, bias: false }));
-    this.rotary = new RotaryTables(config.rope, config.nEmbd / config.nHead);
-    const m = this.gptNeox;
-    this.parts = { embedding: m.embedIn, layers: m.layers, finalNorm: m.finalLayerNorm, hookNormalized: m.hookNormalized, output: this.embedOut };
-    if (opts.init ?? true) initLikeHF(this, config.initializerRange);
-  }
-
-  get blocks(): ModuleList<NeoXBlock> {
-    return this.gptNeox.layers;
-  }
-
-  toHFConfig(): Json {
-    return neoxConfigToHF(this.config, this.gptNeox.embedIn.weight.dtype);
+    super(config, neoxSpec(config), neoxConfigToHF, opts);
   }
 }
+
+/** The family's block: the skeleton's (decoder.ts), under the name it had before the skeleton. */
+export { DecoderBlock as NeoXBlock } from "./decoder.js";

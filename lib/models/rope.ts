@@ -24,33 +24,38 @@ export interface RopeConfig {
   originalMaxPositions?: number;
 }
 
-/** The inverse frequencies, one per rotated pair, rounded to float32 as transformers stores them. */
+/**
+ * The inverse frequencies, one per rotated pair, computed as transformers computes them: in
+ * float32 tensor arithmetic, operation for operation (theta^(2i/d) by float32 pow, the llama3
+ * wavelength regimes compared and blended in float32), so that the angles agree bit for bit and
+ * a float64 model is not off by the rounding of a float64 computation.
+ */
 export function inverseFrequencies(rope: RopeConfig, headDim: number): Float32Array {
   const dim = Math.floor(headDim * rope.partialRotaryFactor);
-  const n = Math.ceil(dim / 2);
-  const inv = new Float64Array(n);
-  for (let i = 0; i < n; i++) inv[i] = 1 / Math.pow(rope.theta, (2 * i) / dim);
-  if (rope.type === "linear") {
-    for (let i = 0; i < n; i++) inv[i]! /= rope.factor!;
-  } else if (rope.type === "llama3") {
-    const factor = rope.factor!;
-    const low = rope.lowFreqFactor!;
-    const high = rope.highFreqFactor!;
-    const oldLen = rope.originalMaxPositions!;
-    const lowWavelen = oldLen / low;
-    const highWavelen = oldLen / high;
-    for (let i = 0; i < n; i++) {
-      const f = inv[i]!;
-      const wavelen = (2 * Math.PI) / f;
-      if (wavelen > lowWavelen) inv[i] = f / factor;
-      else if (wavelen >= highWavelen) {
-        // Medium wavelengths: interpolate between the scaled and the original frequency.
-        const smooth = (oldLen / wavelen - low) / (high - low);
-        inv[i] = ((1 - smooth) * f) / factor + smooth * f;
+  const f32 = { dtype: "float32" as const };
+  return torch.noGrad(() =>
+    torch.tidy(() => {
+      const exps = torch.arange(0, dim, 2, { dtype: "int64" }).to("float32").div(dim);
+      let inv = torch.full([exps.shape[0]!], rope.theta, f32).pow(exps).reciprocal();
+      if (rope.type === "linear") inv = inv.div(rope.factor!);
+      else if (rope.type === "llama3") {
+        const factor = rope.factor!;
+        const low = rope.lowFreqFactor!;
+        const high = rope.highFreqFactor!;
+        const oldLen = rope.originalMaxPositions!;
+        const lowWavelen = oldLen / low;
+        const highWavelen = oldLen / high;
+        const wavelen = inv.reciprocal().mul(2 * Math.PI);
+        // Long wavelengths divided by the factor, short ones kept, medium ones blended.
+        const scaled = inv.div(factor).where(wavelen.gt(lowWavelen), inv);
+        const smooth = wavelen.reciprocal().mul(oldLen).sub(low).div(high - low);
+        const smoothed = smooth.neg().add(1).mul(scaled).div(factor).add(smooth.mul(scaled));
+        const medium = wavelen.ge(highWavelen).logicalAnd(wavelen.le(lowWavelen));
+        inv = smoothed.where(medium, scaled);
       }
-    }
-  }
-  return Float32Array.from(inv);
+      return Float32Array.from(inv.contiguous().toTypedArray() as Float32Array);
+    }),
+  );
 }
 
 /** cos and sin tables [T, rotaryDim] for positions past .. past+T-1, in the activations' dtype. */

@@ -24,13 +24,24 @@ def make_tokens(seed):
 
 
 def parts(model):
-    """(layers, attention module, mlp module, final norm) accessors for each architecture."""
+    """(layers, attention part, mlp part, final norm) accessors for each architecture. The parts are
+    the modules whose outputs are added to the residual stream: after the post-norms of Gemma 2/3
+    and OLMo 2 (docs/analysis.md)."""
     mt = model.config.model_type
     if mt == "gpt2":
         return model.transformer.h, (lambda b: b.attn), (lambda b: b.mlp), model.transformer.ln_f
     if mt == "gpt_neox":
         return model.gpt_neox.layers, (lambda b: b.attention), (lambda b: b.mlp), model.gpt_neox.final_layer_norm
+    if mt in ("gemma2", "gemma3_text", "olmo2"):
+        return (model.model.layers, (lambda b: b.post_attention_layernorm), (lambda b: b.post_feedforward_layernorm),
+                model.model.norm)
     return model.model.layers, (lambda b: b.self_attn), (lambda b: b.mlp), model.model.norm
+
+
+def softcap(logits, config):
+    """The final logit soft-cap c*tanh(z/c) of models that have one (Gemma 2), as their forward applies it."""
+    c = getattr(config, "final_logit_softcapping", None)
+    return logits if c is None else torch.tanh(logits / c) * c
 
 
 def fit_power_law(norms):
@@ -117,7 +128,7 @@ def analyse(model, tokens):
             per["mc"].append(torch.stack([cos(captured[f"m{l}"], -gs[l]) for l in range(L)]))
             lens = []
             for h in hs:
-                logits = model.get_output_embeddings()(final_norm(h))
+                logits = softcap(model.get_output_embeddings()(final_norm(h)), model.config)
                 lens.append(F.cross_entropy(logits.reshape(-1, V), tgt.reshape(-1), reduction="sum"))
             per["lens"].append(torch.stack(lens))
             per["attn0"].append(torch.stack([a[:, :, 1:, 0] for a in out.attentions]))

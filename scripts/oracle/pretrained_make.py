@@ -23,12 +23,31 @@ Models (each in OUT/<name>/model, expected values in OUT/<name>/expected.json):
                 linear), tied embeddings, attention and MLP biases, float16
   mistral       Mistral with a sliding window shorter than the sequence (logits only)
   qwen2         Qwen2 (q/k/v biases, no o_proj bias; logits only)
+  gpt2-gelu, gpt2-relu, gpt2-silu
+                GPT-2 with the other activation_function values transformers
+                accepts (logits only)
+  qwen2-swa     Qwen2 with use_sliding_window and max_window_layers 0: every layer
+                slides (window 4; logits only)
+  qwen3         Qwen3: q/k RMSNorm per head, head_dim != hidden/heads, attention
+                biases, layer 1 sliding (window 4 < the analysis windows' 13)
+  gemma2        Gemma 2: scaled embedding, (1+w) norms before and after attention
+                and MLP, GeGLU, query_pre_attn_scalar, attention and final logit
+                soft-capping (small caps so they bite), sliding layers 0 and 2
+  gemma3        Gemma 3 text: q/k norm, local (10,000) and global (linear-scaled)
+                RoPE bases, layer_types [sliding, sliding, full], window 5
+  gemma3-v4     Gemma 3 text with a transformers-4 config (rope_theta, rope_scaling,
+                rope_local_base_freq, sliding_window_pattern), bfloat16 weights
+  phi3          Phi-3: fused qkv_proj and gate_up_proj, partial rotary 0.5,
+                sliding window 6, untied head
+  olmo2         OLMo 2: norms after attention and MLP, q/k norm over all heads,
+                attention biases, bfloat16 weights
 
 Also OUT/tokens.bin (uint16 ids for the analysis windows) and tokenizer
 fixtures: OUT/tokenizers/{bytelevel,llama}/tokenizer.json with expected
 encodings made by the `tokenizers` library.
 
-Usage: python3 scripts/oracle/pretrained_make.py --out test/fixtures/pretrained
+Usage: python3 scripts/oracle/pretrained_make.py --out test/fixtures/pretrained [--only NAME,...]
+(--only remakes just those models and leaves the others and the tokenizers as they are)
 """
 import argparse
 import json
@@ -37,8 +56,8 @@ import shutil
 
 import torch
 import transformers
-from transformers import (AutoModelForCausalLM, GPT2Config, GPTNeoXConfig, LlamaConfig, MistralConfig,
-                          Qwen2Config)
+from transformers import (AutoModelForCausalLM, Gemma2Config, Gemma3TextConfig, GPT2Config, GPTNeoXConfig,
+                          LlamaConfig, MistralConfig, Olmo2Config, Phi3Config, Qwen2Config, Qwen3Config)
 
 from analysis_reference import (BATCH, BUCKETS, MAX_WINDOWS, SEQ_LEN, TOPK, VOCAB, analyse,
                                 make_tokens)
@@ -102,6 +121,49 @@ def specs():
         ("qwen2", Qwen2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                               intermediate_size=64, max_position_embeddings=32, tie_word_embeddings=True,
                               **common), {"dtype": torch.float32, "logitsOnly": True}),
+        ("qwen2-swa", Qwen2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                  intermediate_size=64, max_position_embeddings=32, use_sliding_window=True,
+                                  sliding_window=4, max_window_layers=0, tie_word_embeddings=False, **common),
+         {"dtype": torch.float32, "logitsOnly": True}),
+        ("qwen3", Qwen3Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                              head_dim=12, intermediate_size=64, max_position_embeddings=32, attention_bias=True,
+                              use_sliding_window=True, sliding_window=4, max_window_layers=1,
+                              rope_parameters={"rope_type": "default", "rope_theta": 1000.0},
+                              tie_word_embeddings=False, **common), {"dtype": torch.float32}),
+        ("gemma2", Gemma2Config(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+                                head_dim=16, intermediate_size=48, max_position_embeddings=32,
+                                query_pre_attn_scalar=12, sliding_window=4, attn_logit_softcapping=2.0,
+                                final_logit_softcapping=5.0, hidden_activation="gelu_pytorch_tanh",
+                                rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+                                **common), {"dtype": torch.float32}),
+        ("gemma3", Gemma3TextConfig(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=1,
+                                    head_dim=8, intermediate_size=48, max_position_embeddings=32,
+                                    query_pre_attn_scalar=8, sliding_window=5,
+                                    layer_types=["sliding_attention", "sliding_attention", "full_attention"],
+                                    rope_parameters={"full_attention": {"rope_type": "linear", "rope_theta": 1e6,
+                                                                        "factor": 2.0},
+                                                     "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}},
+                                    **common), {"dtype": torch.float32}),
+        ("gemma3-v4", Gemma3TextConfig(hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                                       num_key_value_heads=2, head_dim=8, intermediate_size=48,
+                                       max_position_embeddings=32, query_pre_attn_scalar=16, sliding_window=3,
+                                       layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+                                       rope_parameters={"full_attention": {"rope_type": "linear", "rope_theta": 5e5,
+                                                                           "factor": 4.0},
+                                                        "sliding_attention": {"rope_type": "default",
+                                                                              "rope_theta": 1e3}},
+                                       **common), {"dtype": torch.bfloat16, "v4": "gemma3"}),
+        ("phi3", Phi3Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                            intermediate_size=48, max_position_embeddings=32, sliding_window=6,
+                            rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                             "partial_rotary_factor": 0.5},
+                            tie_word_embeddings=False, **common), {"dtype": torch.float32}),
+        ("olmo2", Olmo2Config(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+                              intermediate_size=48, max_position_embeddings=32, attention_bias=True,
+                              tie_word_embeddings=False, **common), {"dtype": torch.bfloat16}),
+        *[(f"gpt2-{act}", GPT2Config(n_positions=32, n_embd=24, n_layer=2, n_head=2, activation_function=act,
+                                       **common), {"dtype": torch.float32, "logitsOnly": True})
+          for act in ("gelu", "relu", "silu")],
     ]
 
 
@@ -111,6 +173,20 @@ def rewrite_v4(model_dir, kind):
     with open(path) as f:
         cfg = json.load(f)
     rp = cfg.pop("rope_parameters")
+    if kind == "gemma3":
+        # 4.x: global base + scaling, the local base on its own, sliding layers by pattern (every 2nd full).
+        full, local = rp["full_attention"], rp["sliding_attention"]
+        cfg["rope_theta"] = full["rope_theta"]
+        cfg["rope_scaling"] = {"rope_type": full["rope_type"], "factor": full["factor"]}
+        cfg["rope_local_base_freq"] = local["rope_theta"]
+        assert cfg.pop("layer_types") == ["sliding_attention", "full_attention", "sliding_attention"]
+        cfg["sliding_window_pattern"] = 2
+        cfg.pop("dtype", None)
+        cfg["torch_dtype"] = "bfloat16"
+        cfg["transformers_version"] = "4.50.0"
+        with open(path, "w") as f:
+            json.dump(cfg, f, indent=2)
+        return
     if kind == "neox":
         cfg["rotary_pct"] = rp["partial_rotary_factor"]
         cfg["rotary_emb_base"] = int(rp["rope_theta"])
@@ -226,13 +302,17 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=4321)
+    ap.add_argument("--only", default=None, help="comma-separated model names to (re)make")
     args = ap.parse_args()
+    only = None if args.only is None else set(args.only.split(","))
     os.makedirs(args.out, exist_ok=True)
     tokens = make_tokens(args.seed)
     tokens.tofile(os.path.join(args.out, "tokens.bin"))
     for i, (name, cfg, opts) in enumerate(specs()):
-        make_model(name, cfg, opts, args.out, args.seed + 10 * i, tokens)
-    make_tokenizers(args.out)
+        if only is None or name in only:
+            make_model(name, cfg, opts, args.out, args.seed + 10 * i, tokens)
+    if only is None:
+        make_tokenizers(args.out)
     with open(os.path.join(args.out, "README.md"), "w") as f:
         f.write("Made by `python3 scripts/oracle/pretrained_make.py --out test/fixtures/pretrained` "
                 f"(transformers {transformers.__version__}, torch {torch.__version__}). Do not edit by hand.\n")
