@@ -18,14 +18,20 @@
 //   existing  ship the prebuilds in prebuilds/ as they are (made by `npm run prebuild`).
 //   none      ship no prebuild: the install compiles the addon from source (minutes).
 //
+//   --tarball=FILE  check a tarball made by `npm run release` instead of packing one: its manifest's
+//             prebuilds are all in it, and `npm install` of it, with stand-ins for every compiler and
+//             build tool first on PATH, picks a prebuild for the libtorch here, runs none of them and
+//             takes under 60 s.
+//
 // Other options: --keep (keep the temporary folders and print where they are), --verbose.
 // Exit status 0 when every check passed; the last line says what was checked.
-import { execFileSync, spawnSync } from "node:child_process";
-import { copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { prebuildDir, prebuildFileName } from "./prebuild.mjs";
+import { stageCheckout } from "./stage-package.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
@@ -44,6 +50,7 @@ const REQUIRED = [
   "scripts/install.mjs",
   "scripts/find-libtorch.mjs",
   "scripts/build-native.mjs",
+  "scripts/cmake-args.mjs",
   "scripts/build-ts.mjs",
   "scripts/prebuild.mjs",
 ];
@@ -51,12 +58,13 @@ const REQUIRED = [
 const FORBIDDEN = ["test/", "build/", "node_modules/", ".libtorch/", ".ci/", "runs/", "docs/api/", "coverage/", ".vitest-cache/"];
 
 function parseArgs(argv) {
-  const o = { prebuild: "build", keep: false, verbose: false };
+  const o = { prebuild: "build", keep: false, verbose: false, tarball: null };
   for (const a of argv) {
     if (a === "--keep") o.keep = true;
+    else if (a.startsWith("--tarball=")) o.tarball = resolve(a.slice("--tarball=".length));
     else if (a === "--verbose") o.verbose = true;
     else if (/^--prebuild=(build|existing|none)$/.test(a)) o.prebuild = a.split("=")[1];
-    else throw new Error(`pack-check: unknown argument ${a} (allowed: --prebuild=build|existing|none, --keep, --verbose)`);
+    else throw new Error(`pack-check: unknown argument ${a} (allowed: --prebuild=build|existing|none, --tarball=FILE, --keep, --verbose)`);
   }
   return o;
 }
@@ -83,21 +91,6 @@ function run(cmd, args, opts = {}) {
 
 function check(cond, msg) {
   if (!cond) throw new Error(`pack-check: ${msg}`);
-}
-
-/** The working tree as a fresh clone of it would be: tracked and untracked-but-not-ignored files. */
-function stage(dir) {
-  const files = execFileSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: root })
-    .toString()
-    .split("\0")
-    // Regular files only (a deleted file git still tracks, or a link, is not what a clone holds).
-    .filter((f) => f && f !== "node_modules" && existsSync(join(root, f)) && lstatSync(join(root, f)).isFile());
-  for (const f of files) {
-    mkdirSync(dirname(join(dir, f)), { recursive: true });
-    copyFileSync(join(root, f), join(dir, f));
-  }
-  symlinkSync(join(root, "node_modules"), join(dir, "node_modules"), "dir");
-  return files.length;
 }
 
 /**
@@ -141,6 +134,45 @@ function addPrebuilds(dir, mode) {
   return [real, decoy];
 }
 
+function stageAndPack(stageDir, work, mode) {
+  const n = stageCheckout(root, stageDir);
+  const prebuilds = addPrebuilds(stageDir, mode);
+  log(`staged ${n} files, prebuilds: ${prebuilds.join(", ") || "none"}; running npm pack (compiles dist/)`);
+  const packed = run("npm", ["pack", "--json", "--pack-destination", work], { cwd: stageDir });
+  const json = JSON.parse(packed.stdout.slice(packed.stdout.indexOf("[")));
+  const paths = json[0].files.map((f) => f.path);
+  log(`packed ${json[0].filename}: ${paths.length} files, ${(json[0].size / 1024).toFixed(0)} KiB (unpacked ${(json[0].unpackedSize / 1024).toFixed(0)} KiB)`);
+  return { tarball: join(work, json[0].filename), paths, prebuilds };
+}
+
+/** A tarball made by `npm run release`: its files, and the prebuilds its manifest lists (all of which it must hold). */
+function releaseTarball(tarball) {
+  check(existsSync(tarball), `--tarball=${tarball} does not exist (make one with \`npm run release\`)`);
+  const paths = run("tar", ["-tzf", tarball]).stdout.split("\n").filter(Boolean).map((p) => p.replace(/^package\//, ""));
+  check(paths.includes("prebuilds/manifest.json"), `${tarball} has no prebuilds/manifest.json: is it a release tarball?`);
+  const manifest = JSON.parse(run("tar", ["-xzOf", tarball, "package/prebuilds/manifest.json"]).stdout);
+  const here = `${process.platform}-${process.arch}/`;
+  const prebuilds = manifest.prebuilds.filter((p) => p.file.startsWith(here)).map((p) => p.file.slice(here.length));
+  for (const p of manifest.prebuilds) check(paths.includes(`prebuilds/${p.file}`), `the manifest lists prebuilds/${p.file}, which the tarball lacks`);
+  log(`release tarball ${tarball}: ${paths.length} files, prebuilds ${prebuilds.join(", ")}`);
+  return { tarball, paths, prebuilds };
+}
+
+/**
+ * A folder of stand-ins for the compilers and build tools, put first on PATH during the install of
+ * a release tarball: each one notes that it was called (and fails), so that an install that
+ * compiled anything is caught, even one whose output does not say so.
+ */
+function compilerTrap(work) {
+  const dir = join(work, "no-compilers");
+  const called = join(work, "compilers-called.txt");
+  mkdirSync(dir);
+  for (const tool of ["cc", "c++", "gcc", "g++", "clang", "clang++", "cmake", "ninja", "make", "nvcc"]) {
+    writeFileSync(join(dir, tool), `#!/bin/sh\necho "${tool} $*" >> '${called}'\nexit 1\n`, { mode: 0o755 });
+  }
+  return { dir, called };
+}
+
 function main() {
   const opts = parseArgs(process.argv.slice(2));
   verbose = opts.verbose;
@@ -149,15 +181,8 @@ function main() {
   const appDir = join(work, "app");
   let ok = false;
   try {
-    // 1. Stage and pack.
-    const n = stage(stageDir);
-    const prebuilds = addPrebuilds(stageDir, opts.prebuild);
-    log(`staged ${n} files, prebuilds: ${prebuilds.join(", ") || "none"}; running npm pack (compiles dist/)`);
-    const packed = run("npm", ["pack", "--json", "--pack-destination", work], { cwd: stageDir });
-    const json = JSON.parse(packed.stdout.slice(packed.stdout.indexOf("[")));
-    const tarball = join(work, json[0].filename);
-    const paths = json[0].files.map((f) => f.path);
-    log(`packed ${json[0].filename}: ${paths.length} files, ${(json[0].size / 1024).toFixed(0)} KiB (unpacked ${(json[0].unpackedSize / 1024).toFixed(0)} KiB)`);
+    // 1. Stage and pack, or take the release tarball given.
+    const { tarball, paths, prebuilds } = opts.tarball ? releaseTarball(opts.tarball) : stageAndPack(stageDir, work, opts.prebuild);
 
     // 2. The file list.
     const missing = REQUIRED.filter((p) => !paths.includes(p));
@@ -174,14 +199,24 @@ function main() {
 
     // 3. Install into an empty project.
     mkdirSync(appDir);
-    writeFileSync(join(appDir, "package.json"), JSON.stringify({ name: "pack-check-app", version: "1.0.0", private: true, type: "module" }, null, 2));
-    log(`npm install ${json[0].filename} in ${appDir}`);
-    const inst = run("npm", ["install", tarball, "--no-audit", "--no-fund", "--prefer-offline", "--foreground-scripts"], { cwd: appDir });
+    writeFileSync(join(appDir, "package.json"), JSON.stringify({ name: "pack-check-app", version: "1.0.0", private: true, type: "module", allowScripts: { innerloop: true } }, null, 2));
+    log(`npm install ${basename(tarball)} in ${appDir}`);
+    const trap = opts.tarball ? compilerTrap(work) : null;
+    const env = trap ? { ...process.env, PATH: `${trap.dir}:${process.env.PATH}` } : process.env;
+    const t0 = Date.now();
+    const inst = run("npm", ["install", tarball, "--no-audit", "--no-fund", "--prefer-offline", "--foreground-scripts"], { cwd: appDir, env });
+    const installSecs = (Date.now() - t0) / 1000;
+    log(`npm install took ${installSecs.toFixed(1)} s`);
     const installed = join(appDir, "node_modules", "innerloop");
     check(existsSync(join(installed, "build", "Release", "innerloop.node")), `the install left no addon in ${installed}/build/Release:\n${inst.out.split("\n").slice(-20).join("\n")}`);
     check(!existsSync(join(installed, "test")), "the installed package holds test/");
     const record = JSON.parse(readFileSync(join(installed, "build", "libtorch.json"), "utf8"));
-    if (opts.prebuild === "build") {
+    if (opts.tarball) {
+      check(!existsSync(trap.called), `installing the release tarball ran build tools: ${existsSync(trap.called) ? readFileSync(trap.called, "utf8").trim().split("\n").join("; ") : ""}`);
+      check(record.prebuild && prebuilds.includes(record.prebuild.split("/").pop()), `the install did not use one of the tarball's prebuilds (${prebuilds.join(", ")}) for libtorch ${record.version}:\n${inst.out.split("\n").slice(-20).join("\n")}`);
+      check(installSecs < 60, `installing the release tarball took ${installSecs.toFixed(1)} s (more than 60 s)`);
+      log(`install used ${record.prebuild} for libtorch ${record.version} in ${record.libDir}; no compiler or build tool ran; ${installSecs.toFixed(1)} s`);
+    } else if (opts.prebuild === "build") {
       check(/using prebuilt addon/.test(inst.out), `the install did not use the prebuild:\n${inst.out.split("\n").slice(-20).join("\n")}`);
       check(record.prebuild === `prebuilds/${process.platform}-${process.arch}/${prebuilds[0]}`, `the install chose ${record.prebuild}, not ${prebuilds[0]}`);
       log(`install used the matching prebuild ${record.prebuild} (not the decoy) for libtorch ${record.version} in ${record.libDir}; its rpath names a folder that does not exist here`);
@@ -206,6 +241,8 @@ function main() {
     const cli = run("npx", ["--no-install", "innerloop", "--version"], { cwd: appDir });
     check(cli.stdout.includes(`innerloop ${pkg.version}`), `\`npx innerloop --version\` printed:\n${cli.out}`);
     check(cli.stdout.includes(`libtorch ${record.version}`), `\`npx innerloop --version\` does not name libtorch ${record.version}:\n${cli.out}`);
+    const addonLine = record.prebuild ? `addon: prebuild ${basename(record.prebuild)}` : "addon: built from source";
+    check(cli.stdout.includes(addonLine), `\`npx innerloop --version\` does not say "${addonLine}":\n${cli.out}`);
     log(`CLI ok: ${cli.stdout.trim().split("\n").join(" | ")}`);
     // An example written against the public API, run by the installed package.
     copyFileSync(join(root, "examples", "train-char-gpt2.mjs"), join(appDir, "train.mjs"));
