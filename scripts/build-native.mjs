@@ -6,9 +6,9 @@
 // The compiler's output goes to DIR/build.log; the terminal shows one line per compiled file, and
 // the log's tail when the build fails.
 import { spawn } from "node:child_process";
-import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { cmakeJsArgs } from "./cmake-args.mjs";
+import { buildEnv, cmakeJsArgs } from "./cmake-args.mjs";
 import { findOrInstallLibtorch, root } from "./find-libtorch.mjs";
 
 const outArg = process.argv.indexOf("--out");
@@ -21,13 +21,15 @@ if (outArg > 0 && !process.argv[outArg + 1]) {
 const torch = findOrInstallLibtorch();
 console.log(`innerloop: compiling the addon against libtorch ${torch.version} (${torch.cuda ? `CUDA ${torch.cuda}` : "CPU"}) from ${torch.libDir}`);
 mkdirSync(out, { recursive: true });
+// A configure step that failed leaves a CMakeCache.txt without build files, and cmake-js would then
+// skip configuring and fail at once: start that folder afresh.
+if (existsSync(join(out, "CMakeCache.txt")) && !existsSync(join(out, "build.ninja")) && !existsSync(join(out, "Makefile"))) {
+  rmSync(join(out, "CMakeCache.txt"));
+}
 const logFile = join(out, "build.log");
 const log = createWriteStream(logFile);
 const started = Date.now();
-// libtorch's CMake files want a CUDA architecture list and, with no GPU to ask, warn; the addon
-// has no CUDA kernels of its own, so any list will do.
-const env = torch.cuda ? { ...process.env, TORCH_CUDA_ARCH_LIST: process.env.TORCH_CUDA_ARCH_LIST ?? "8.0;9.0;10.0;12.0" } : process.env;
-const child = spawn(process.execPath, cmakeJsArgs(root, torch, out), { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+const child = spawn(process.execPath, cmakeJsArgs(root, torch, out), { cwd: root, env: buildEnv(torch), stdio: ["ignore", "pipe", "pipe"] });
 let pending = "";
 const onData = (chunk) => {
   log.write(chunk);

@@ -16,31 +16,54 @@ function which(cmd) {
   }
 }
 
+/** nvcc: $CUDA_HOME's, the default toolkit's, or the first on PATH (which may be a wrapper script). */
+function findNvcc() {
+  for (const home of [process.env.CUDA_HOME, "/usr/local/cuda"]) {
+    if (home && existsSync(join(home, "bin", "nvcc"))) return join(home, "bin", "nvcc");
+  }
+  return which("nvcc");
+}
+
+/** The folders of the nvidia-* wheels installed beside a pip torch (CUDA 13 wheels put them all in nvidia/cu13). */
+function nvidiaWheelDirs(torch) {
+  const nvidia = join(torch.libDir, "..", "..", "nvidia");
+  return existsSync(nvidia) ? readdirSync(nvidia).map((p) => join(nvidia, p)) : [];
+}
+
 /**
- * CMake definitions a CUDA libtorch from a pip wheel needs when the machine has nvcc but not the
- * whole CUDA toolkit: the headers and nvrtc of the nvidia-* wheels installed beside torch
- * (site-packages/nvidia/<package>/{include,lib}; CUDA 13 wheels put them all in nvidia/cu13).
+ * CMake definitions a CUDA libtorch needs when the machine has nvcc (the toolkit's compiler and
+ * runtime) but not every CUDA library's headers: nvrtc from the nvidia-* wheels beside torch.
  */
 function cudaDefinitions(torch) {
-  const nvcc = process.env.CUDA_HOME && existsSync(join(process.env.CUDA_HOME, "bin", "nvcc"))
-    ? join(process.env.CUDA_HOME, "bin", "nvcc")
-    : which("nvcc") ?? (existsSync("/usr/local/cuda/bin/nvcc") ? "/usr/local/cuda/bin/nvcc" : null);
   const defs = [];
-  if (nvcc) defs.push(`CMAKE_CUDA_COMPILER=${nvcc}`, `CUDAToolkit_ROOT=${dirname(dirname(nvcc))}`);
-  const nvidia = join(torch.libDir, "..", "..", "nvidia");
-  if (existsSync(nvidia)) {
-    const packages = readdirSync(nvidia).map((p) => join(nvidia, p));
-    const includes = packages.map((p) => join(p, "include")).filter(existsSync);
-    if (includes.length) defs.push(`CMAKE_CXX_FLAGS=${includes.map((i) => `-isystem ${i}`).join(" ")}`);
-    for (const lib of packages.map((p) => join(p, "lib")).filter(existsSync)) {
-      const nvrtc = readdirSync(lib).find((f) => /^libnvrtc\.so/.test(f));
-      if (nvrtc) {
-        defs.push(`CUDA_nvrtc_LIBRARY=${join(lib, nvrtc)}`);
-        break;
-      }
+  const nvcc = findNvcc();
+  // CUDAToolkit_ROOT for CMake's FindCUDAToolkit, CUDA_TOOLKIT_ROOT_DIR for the older FindCUDA that
+  // libtorch's CMake files still use (which otherwise looks beside the first nvcc on PATH).
+  if (nvcc) defs.push(`CMAKE_CUDA_COMPILER=${nvcc}`, `CUDAToolkit_ROOT=${dirname(dirname(nvcc))}`, `CUDA_TOOLKIT_ROOT_DIR=${dirname(dirname(nvcc))}`);
+  for (const lib of nvidiaWheelDirs(torch).map((p) => join(p, "lib")).filter(existsSync)) {
+    const nvrtc = readdirSync(lib).find((f) => /^libnvrtc\.so/.test(f));
+    if (nvrtc) {
+      defs.push(`CUDA_nvrtc_LIBRARY=${join(lib, nvrtc)}`);
+      break;
     }
   }
   return defs;
+}
+
+/**
+ * The environment to build in. For a CUDA libtorch: the nvidia wheels' headers (cuBLAS, cuSPARSE,
+ * ... which ATen's CUDA headers include) on the compiler's CPATH, since cmake-js owns
+ * CMAKE_CXX_FLAGS; and an architecture list, which libtorch's CMake files want and, with no GPU to
+ * ask, warn about (the addon has no CUDA kernels of its own, so any list will do).
+ */
+export function buildEnv(torch, env = process.env) {
+  if (!torch.cuda) return env;
+  const includes = nvidiaWheelDirs(torch).map((p) => join(p, "include")).filter(existsSync);
+  return {
+    ...env,
+    CPATH: [...includes, env.CPATH].filter(Boolean).join(":"),
+    TORCH_CUDA_ARCH_LIST: env.TORCH_CUDA_ARCH_LIST ?? "8.0;9.0;10.0;12.0",
+  };
 }
 
 /**

@@ -21,7 +21,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameS
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { cmakeJsArgs } from "./cmake-args.mjs";
+import { buildEnv, cmakeJsArgs } from "./cmake-args.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const NAME = "innerloop";
@@ -155,7 +155,7 @@ async function backend() {
   if (!given) throw new Error("innerloop: prebuild.mjs rebuild is prebuildify's backend; run `npm run build:prebuild` instead");
   const torch = JSON.parse(given);
   const out = join(process.cwd(), "build");
-  execFileSync(process.execPath, cmakeJsArgs(root, torch, out), { stdio: "inherit", cwd: root });
+  execFileSync(process.execPath, cmakeJsArgs(root, torch, out), { stdio: "inherit", cwd: root, env: buildEnv(torch) });
   writeFileSync(join(out, "libtorch.json"), JSON.stringify({ ...torch, builtAt: new Date().toISOString() }, null, 2) + "\n");
 }
 
