@@ -39,7 +39,9 @@ const onData = (chunk) => {
   for (const line of lines) {
     // Ninja's "[3/9] Building CXX object .../tensor.cc.o", make's "[ 33%] Building CXX object ...".
     const m = /^\[\s*(\d+(?:\/\d+|%))\]\s+(Building|Linking)\s+\S+\s+\S+\s+(\S+)/.exec(line);
-    if (m) console.log(`innerloop: [${m[1]}] ${m[2] === "Linking" ? "linking" : "compiling"} ${m[3].replace(/^.*\/(native\/)/, "$1").replace(/\.o$/, "")}`);
+    if (!m) continue;
+    const what = m[2] === "Linking" ? "linked" : /\.gch$/.test(m[3]) ? "compiled the precompiled header (native/binding.h)" : `compiled ${m[3].replace(/^.*\/(native\/)/, "$1").replace(/\.o$/, "")}`;
+    console.log(`innerloop: [${m[1]}] ${what}`);
   }
 };
 child.stdout.on("data", onData);

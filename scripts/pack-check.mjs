@@ -251,7 +251,7 @@ function main() {
     check(trained.lastLoss < trained.firstLoss - 0.3, `examples/train-char-gpt2.mjs did not learn: ${JSON.stringify(trained)}`);
     log(`examples/train-char-gpt2.mjs runs on the installed package: loss ${trained.firstLoss.toFixed(3)} -> ${trained.lastLoss.toFixed(3)}`);
     ok = true;
-    log(`PASS: packed, installed (${opts.prebuild === "none" ? "built from source" : `prebuild mode ${opts.prebuild}`}), imported and ran the CLI`);
+    log(`PASS: ${opts.tarball ? "installed the release tarball without compiling" : `packed, installed (${opts.prebuild === "none" ? "built from source" : `prebuild mode ${opts.prebuild}`})`}, imported and ran the CLI`);
   } finally {
     if (opts.keep || !ok) console.log(`pack-check: files kept in ${work}`);
     else rmSync(work, { recursive: true, force: true });

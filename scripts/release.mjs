@@ -45,8 +45,11 @@ function parseArgs(argv) {
   return o;
 }
 
-/** Runs a command quietly; on failure throws one line naming the command and a file with its output. */
-function quiet(cmd, args, what, opts = {}) {
+/**
+ * Runs a command quietly and returns its output (stdout alone with `stdoutOnly`); on failure throws
+ * one line naming the command and a file with its output.
+ */
+function quiet(cmd, args, what, { stdoutOnly = false, ...opts } = {}) {
   const r = spawnSync(cmd, args, { encoding: "utf8", maxBuffer: 256 << 20, ...opts });
   const out = `${r.stdout ?? ""}${r.stderr ?? ""}${r.error ? String(r.error) : ""}`;
   if (r.status !== 0) {
@@ -54,7 +57,7 @@ function quiet(cmd, args, what, opts = {}) {
     writeFileSync(file, out);
     throw new Error(`release: ${what} failed (exit ${r.status ?? r.signal}; output in ${file}): ${[cmd, ...args].join(" ")}`);
   }
-  return out;
+  return stdoutOnly ? r.stdout : out;
 }
 
 /** The libtorch folder for a matrix entry (installing it with pip when no other is at hand). */
@@ -145,7 +148,7 @@ function main() {
     };
     writeFileSync(join(stage, "prebuilds", "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
     log("packing (npm pack compiles dist/)");
-    const packed = JSON.parse(quiet("npm", ["pack", "--json", "--pack-destination", opts.out], "npm pack", { cwd: stage }).replace(/^[^[]*/s, ""));
+    const packed = JSON.parse(quiet("npm", ["pack", "--json", "--pack-destination", opts.out], "npm pack", { cwd: stage, stdoutOnly: true }).replace(/^[^[]*/s, ""));
     const tarball = join(opts.out, packed[0].filename);
     for (const p of manifest.prebuilds) {
       if (!packed[0].files.some((f) => f.path === `prebuilds/${p.file}`)) throw new Error(`release: the tarball lacks prebuilds/${p.file}`);
