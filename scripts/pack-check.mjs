@@ -199,7 +199,7 @@ function main() {
 
     // 3. Install into an empty project.
     mkdirSync(appDir);
-    writeFileSync(join(appDir, "package.json"), JSON.stringify({ name: "pack-check-app", version: "1.0.0", private: true, type: "module", allowScripts: { innerloop: true } }, null, 2));
+    writeFileSync(join(appDir, "package.json"), JSON.stringify({ name: "pack-check-app", version: "1.0.0", private: true, type: "module" }, null, 2));
     log(`npm install ${basename(tarball)} in ${appDir}`);
     const trap = opts.tarball ? compilerTrap(work) : null;
     const env = trap ? { ...process.env, PATH: `${trap.dir}:${process.env.PATH}` } : process.env;
