@@ -4,7 +4,22 @@
 #pragma once
 
 #include <napi.h>
-#include <torch/torch.h>
+
+// The parts of libtorch the addon uses: ATen (tensors, operators, grad mode, threads), autograd
+// (custom functions, torch::autograd::grad, the engine, factories that honour requires_grad), the
+// torch::cuda queries and the torch:: names of <torch/types.h> and <torch/utils.h>. Not
+// <torch/torch.h>: it adds the C++ frontend (nn, optim, data loaders, serialization, JIT), which no
+// file uses and which cost most of each file's compile time.
+// This header is also the build's precompiled header (CMakeLists.txt).
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/csrc/autograd/engine.h>
+#include <torch/csrc/autograd/generated/variable_factories.h>
+#include <torch/cuda.h>
+#include <torch/types.h>  // torch::Tensor, torch::kFloat32 and the like
+#include <torch/utils.h>  // torch::manual_seed, torch::NoGradGuard, torch::set_num_threads
 
 #include <optional>
 #include <string>

@@ -1,11 +1,14 @@
 // Finds libtorch as the design contract says, in this order:
 //   1. the LIBTORCH environment variable (a folder with include/, lib/, share/cmake/Torch);
 //   2. a Python installation of torch (`python3 -c "import torch"`);
-//   3. otherwise installs the torch wheel into .libtorch/python with pip and uses that.
+//   3. otherwise installs the torch wheel with pip (torchToFetch says which), into that Python's
+//      environment when pip may write there (one torch for the addon and the tests' Python),
+//      else into .libtorch/python, and uses that.
 // The result ({ version, cuda, cmakePrefixPath, libDir, cxx11abi, source }) is
 // recorded in build/libtorch.json by the build.
-import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -38,7 +41,7 @@ function probePython(extraPath) {
   }
 }
 
-function fromLibtorchDir(dir, source = "LIBTORCH") {
+export function libtorchFromFolder(dir, source = "LIBTORCH") {
   const cmakeDir = join(dir, "share", "cmake", "Torch");
   if (!existsSync(cmakeDir)) {
     throw new Error(`LIBTORCH=${dir} is not a libtorch folder: ${cmakeDir} does not exist`);
@@ -67,28 +70,83 @@ function fromLibtorchDir(dir, source = "LIBTORCH") {
 
 /** Returns libtorch's location without installing anything, or null. */
 export function findLibtorch() {
-  if (process.env.LIBTORCH) return fromLibtorchDir(resolve(process.env.LIBTORCH));
+  if (process.env.LIBTORCH) return libtorchFromFolder(resolve(process.env.LIBTORCH));
   const sys = probePython();
   if (sys) return { ...sys, source: "python" };
   // The wheel install.mjs installed: used as a libtorch folder, without importing it in Python
   // (its Python dependencies are not installed, and are not needed).
-  if (existsSync(join(localTorchDir, "torch", "share", "cmake", "Torch"))) return fromLibtorchDir(join(localTorchDir, "torch"), "local");
+  if (existsSync(join(localTorchDir, "torch", "share", "cmake", "Torch"))) return libtorchFromFolder(join(localTorchDir, "torch"), "local");
   return null;
 }
 
-/** Finds libtorch, installing the torch wheel into .libtorch/python when there is none. */
-export function findOrInstallLibtorch(log = console.log) {
+// Approximate download sizes, said before a download starts so that nobody wonders what is happening.
+const DOWNLOAD = { cpu: "about 190 MB", cuda: "about 900 MB, plus about 3 GB of NVIDIA CUDA libraries" };
+
+/** True when an NVIDIA driver is loaded (a GPU may be used), without starting anything heavy. */
+function hasNvidiaDriver() {
+  return existsSync("/proc/driver/nvidia/version");
+}
+
+/**
+ * Which torch to fetch: INNERLOOP_TORCH (`cpu`, `cu130`, ..., optionally `@<version>`, e.g.
+ * `cpu@2.13.0`), else CUDA when an NVIDIA driver is loaded and CPU otherwise; the version is the
+ * one given, else the newest with a prebuilt addon of that flavour (so that nothing compiles), else
+ * the newest pip finds. Returns { flavour, version, spec, args: pip arguments }.
+ */
+export function torchToFetch(prebuilds = []) {
+  const asked = (process.env.INNERLOOP_TORCH ?? "").trim();
+  const m = /^(cpu|cu\d{2,3}|cuda)(?:@(\d+\.\d+\.\d+))?$/.exec(asked);
+  if (asked && !m) {
+    throw new Error(`innerloop: INNERLOOP_TORCH=${asked} is not a torch flavour: use cpu, cuda (PyPI's default CUDA wheel) or cu<version> such as cu130, optionally with @<torch version> (cpu@2.13.0)`);
+  }
+  const flavour = m ? m[1] : hasNvidiaDriver() ? "cuda" : "cpu";
+  const prebuilt = prebuilds.filter((p) => p.flavour === flavour || (flavour === "cuda" && p.flavour.startsWith("cu")));
+  const version = m?.[2] ?? prebuilt[0]?.version ?? null;
+  const spec = version ? `torch==${version}` : "torch";
+  // PyPI's Linux torch wheels are CUDA builds; PyTorch's own index has one per flavour.
+  const index = flavour === "cuda" ? [] : ["--index-url", `https://download.pytorch.org/whl/${flavour}`];
+  return { flavour, version, spec, args: [spec, ...index] };
+}
+
+/**
+ * Where pip should put torch: the Python environment itself when pip may write there (a virtual
+ * environment, pyenv, conda, a user-owned Python), so that the tests' Python and the addon use one
+ * torch; otherwise (a system Python, an externally managed one) .libtorch/python.
+ */
+function pythonIsWritable() {
+  const probe = "import os, sys, sysconfig; p = sysconfig.get_paths(); print(os.access(p['purelib'], os.W_OK) and not os.path.exists(os.path.join(p['stdlib'], 'EXTERNALLY-MANAGED')))";
+  try {
+    return execFileSync(python(), ["-c", probe], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim() === "True";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Finds libtorch, installing the torch wheel when there is none. `prebuilds` (parsed prebuild
+ * names) steer the choice of version towards one with a prebuilt addon.
+ */
+export function findOrInstallLibtorch(log = console.log, prebuilds = []) {
   const found = findLibtorch();
   if (found) return found;
-  log(`innerloop: no libtorch found (LIBTORCH unset, no Python torch); installing the torch wheel into ${localTorchDir}`);
-  // With its dependencies: a CUDA wheel's CUDA libraries come as separate packages (nvidia-*).
-  // pip's own settings choose the wheel (e.g. PIP_INDEX_URL for PyTorch's CPU-only wheels).
-  execFileSync(python(), ["-m", "pip", "install", "--target", localTorchDir, "torch"], { stdio: "inherit" });
-  const dir = join(localTorchDir, "torch");
-  if (!existsSync(join(dir, "share", "cmake", "Torch"))) {
-    throw new Error(`innerloop: pip installed torch, but ${dir} holds no libtorch (share/cmake/Torch); set LIBTORCH to a libtorch folder instead`);
+  const want = torchToFetch(prebuilds);
+  const intoPython = pythonIsWritable();
+  const target = intoPython ? [] : ["--target", localTorchDir];
+  const what = `torch${want.version ? ` ${want.version}` : ""} (${want.flavour === "cpu" ? "CPU" : want.flavour === "cuda" ? "CUDA" : `CUDA ${want.flavour}`}, ${DOWNLOAD[want.flavour === "cpu" ? "cpu" : "cuda"]})`;
+  log(`innerloop: no libtorch found (LIBTORCH unset, no torch in ${python()}); installing ${what} with pip into ${intoPython ? `${python()}'s environment, where the tests' Python finds it too` : localTorchDir}. Choose another with INNERLOOP_TORCH=cpu|cu130|cuda[@version].`);
+  const args = ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", ...target, ...want.args];
+  const logFile = join(tmpdir(), `innerloop-pip-${process.pid}.log`);
+  const res = spawnSync(python(), args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 << 20 });
+  if (res.status !== 0) {
+    writeFileSync(logFile, `${res.stdout ?? ""}${res.stderr ?? ""}${res.error ? String(res.error) : ""}`);
+    const quote = (a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`);
+    throw new Error(`innerloop: pip could not install torch (pip's output: ${logFile}); install it by hand with \`${[python(), ...args.filter((a) => a !== "--quiet")].map(quote).join(" ")}\` (or set LIBTORCH to a libtorch folder), then \`npm rebuild innerloop\``);
   }
-  return fromLibtorchDir(dir, "local");
+  const again = findLibtorch();
+  if (!again) {
+    throw new Error(`innerloop: pip installed torch, but no libtorch is found (${intoPython ? `${python()} cannot import torch` : `${localTorchDir}/torch has no share/cmake/Torch`}); set LIBTORCH to a libtorch folder instead`);
+  }
+  return again;
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

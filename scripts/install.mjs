@@ -25,7 +25,14 @@ function usePrebuild(file, torch) {
 if (process.env.INNERLOOP_SKIP_BUILD) {
   console.log("innerloop: INNERLOOP_SKIP_BUILD is set; not building the addon");
 } else {
-  const torch = findOrInstallLibtorch();
+  let torch;
+  try {
+    // Prebuilds this package carries steer which torch is fetched, when one must be.
+    torch = findOrInstallLibtorch(console.log, findMatchingPrebuild(null, root).available);
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : String(err));
+    process.exit(1);
+  }
   // In a git checkout the sources may be newer than any prebuild lying around: build them, unless
   // asked otherwise. INNERLOOP_BUILD_FROM_SOURCE=1 builds from source anywhere.
   const checkout = existsSync(join(root, ".git")) && !process.env.INNERLOOP_USE_PREBUILDS;

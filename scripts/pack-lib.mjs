@@ -1,11 +1,12 @@
 // Packs the package as a fresh clone would (`npm pack` of the files git knows, with prebuilt
 // addons) and installs the tarball into an empty project: what scripts/pack-check.mjs checks and
 // what test/docs.test.ts runs the documentation's code blocks against.
-import { execFileSync, spawnSync } from "node:child_process";
-import { copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { prebuildDir, prebuildFileName } from "./prebuild.mjs";
+import { stageCheckout } from "./stage-package.mjs";
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -25,19 +26,9 @@ export function run(cmd, args, opts = {}, verbose = false) {
   return { out, stdout: r.stdout ?? "" };
 }
 
-/** The working tree as a fresh clone of it would be: tracked and untracked-but-not-ignored files. */
+/** The working tree as a fresh clone of it would be, copied into `dir`. */
 export function stage(dir) {
-  const files = execFileSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: root })
-    .toString()
-    .split("\0")
-    // Regular files only (a deleted file git still tracks, or a link, is not what a clone holds).
-    .filter((f) => f && f !== "node_modules" && existsSync(join(root, f)) && lstatSync(join(root, f)).isFile());
-  for (const f of files) {
-    mkdirSync(dirname(join(dir, f)), { recursive: true });
-    copyFileSync(join(root, f), join(dir, f));
-  }
-  symlinkSync(join(root, "node_modules"), join(dir, "node_modules"), "dir");
-  return files.length;
+  return stageCheckout(root, dir);
 }
 
 /**
@@ -83,24 +74,48 @@ export function addPrebuilds(dir, mode) {
 
 /**
  * Stages `root` in `work/package` with prebuilds of kind `prebuild` ("build" | "existing" |
- * "none"), packs it into `work` and installs the tarball into the empty project `work/app`.
+ * "none") and packs it into `work`, or takes the given `tarball` as it is; then installs the
+ * tarball into the empty project `work/app` (with `env`, if given) and times the install.
  */
-export function packAndInstall({ work, prebuild = "build", verbose = false, log = () => {} }) {
-  const stageDir = join(work, "package");
+export function packAndInstall({ work, prebuild = "build", tarball = null, env = process.env, verbose = false, log = () => {} }) {
   const appDir = join(work, "app");
-  const n = stage(stageDir);
-  const prebuilds = addPrebuilds(stageDir, prebuild);
-  log(`staged ${n} files, prebuilds: ${prebuilds.join(", ") || "none"}; running npm pack (compiles dist/)`);
-  const packed = run("npm", ["pack", "--json", "--pack-destination", work], { cwd: stageDir }, verbose);
-  const json = JSON.parse(packed.stdout.slice(packed.stdout.indexOf("[")));
-  const tarball = join(work, json[0].filename);
-  const paths = json[0].files.map((f) => f.path);
-  log(`packed ${json[0].filename}: ${paths.length} files, ${(json[0].size / 1024).toFixed(0)} KiB (unpacked ${(json[0].unpackedSize / 1024).toFixed(0)} KiB)`);
+  let pack = null;
+  let paths;
+  let prebuilds;
+  if (tarball) {
+    ({ paths, prebuilds } = releaseTarball(tarball, log));
+  } else {
+    const stageDir = join(work, "package");
+    const n = stage(stageDir);
+    prebuilds = addPrebuilds(stageDir, prebuild);
+    log(`staged ${n} files, prebuilds: ${prebuilds.join(", ") || "none"}; running npm pack (compiles dist/)`);
+    const packed = run("npm", ["pack", "--json", "--pack-destination", work], { cwd: stageDir }, verbose);
+    pack = JSON.parse(packed.stdout.slice(packed.stdout.indexOf("[")))[0];
+    tarball = join(work, pack.filename);
+    paths = pack.files.map((f) => f.path);
+    log(`packed ${pack.filename}: ${paths.length} files, ${(pack.size / 1024).toFixed(0)} KiB (unpacked ${(pack.unpackedSize / 1024).toFixed(0)} KiB)`);
+  }
   mkdirSync(appDir);
   writeFileSync(join(appDir, "package.json"), JSON.stringify({ name: "pack-check-app", version: "1.0.0", private: true, type: "module" }, null, 2));
-  log(`npm install ${json[0].filename} in ${appDir}`);
-  const inst = run("npm", ["install", tarball, "--no-audit", "--no-fund", "--prefer-offline", "--foreground-scripts"], { cwd: appDir }, verbose);
+  log(`npm install ${basename(tarball)} in ${appDir}`);
+  const t0 = Date.now();
+  const inst = run("npm", ["install", tarball, "--no-audit", "--no-fund", "--prefer-offline", "--foreground-scripts"], { cwd: appDir, env }, verbose);
+  const installSecs = (Date.now() - t0) / 1000;
+  log(`npm install took ${installSecs.toFixed(1)} s`);
   const installed = join(appDir, "node_modules", "innerloop");
   check(existsSync(join(installed, "build", "Release", "innerloop.node")), `the install left no addon in ${installed}/build/Release:\n${inst.out.split("\n").slice(-20).join("\n")}`);
-  return { pack: json[0], tarball, paths, prebuilds, appDir, installed, installOut: inst.out };
+  return { pack, tarball, paths, prebuilds, appDir, installed, installOut: inst.out, installSecs };
+}
+
+/** A tarball made by `npm run release`: its files, and the prebuilds its manifest lists (all of which it must hold). */
+function releaseTarball(tarball, log) {
+  check(existsSync(tarball), `--tarball=${tarball} does not exist (make one with \`npm run release\`)`);
+  const paths = run("tar", ["-tzf", tarball]).stdout.split("\n").filter(Boolean).map((p) => p.replace(/^package\//, ""));
+  check(paths.includes("prebuilds/manifest.json"), `${tarball} has no prebuilds/manifest.json: is it a release tarball?`);
+  const manifest = JSON.parse(run("tar", ["-xzOf", tarball, "package/prebuilds/manifest.json"]).stdout);
+  const here = `${process.platform}-${process.arch}/`;
+  const prebuilds = manifest.prebuilds.filter((p) => p.file.startsWith(here)).map((p) => p.file.slice(here.length));
+  for (const p of manifest.prebuilds) check(paths.includes(`prebuilds/${p.file}`), `the manifest lists prebuilds/${p.file}, which the tarball lacks`);
+  log(`release tarball ${tarball}: ${paths.length} files, prebuilds ${prebuilds.join(", ")}`);
+  return { paths, prebuilds };
 }

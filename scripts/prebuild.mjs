@@ -18,10 +18,10 @@
 // in a staging folder; that call builds with cmake-js against the libtorch found (see main below).
 import { execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { availableParallelism } from "node:os";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { buildEnv, cmakeJsArgs } from "./cmake-args.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const NAME = "innerloop";
@@ -154,20 +154,8 @@ async function backend() {
   const given = process.env.INNERLOOP_PREBUILD_TORCH;
   if (!given) throw new Error("innerloop: prebuild.mjs rebuild is prebuildify's backend; run `npm run build:prebuild` instead");
   const torch = JSON.parse(given);
-  const require = createRequire(import.meta.url);
-  const addonApiDir = dirname(require.resolve("node-addon-api/package.json"));
-  const cmakeJs = join(dirname(require.resolve("cmake-js/package.json")), "bin", "cmake-js");
   const out = join(process.cwd(), "build");
-  const jobs = process.env.INNERLOOP_BUILD_JOBS || String(Math.max(1, availableParallelism()));
-  execFileSync(
-    process.execPath,
-    [
-      cmakeJs, "build", "-d", root, "-O", out, "-B", "Release", "-p", jobs,
-      `--CDCMAKE_PREFIX_PATH=${torch.cmakePrefixPath}`,
-      `--CDNODE_ADDON_API_DIR=${addonApiDir}`,
-    ],
-    { stdio: "inherit", cwd: root },
-  );
+  execFileSync(process.execPath, cmakeJsArgs(root, torch, out), { stdio: "inherit", cwd: root, env: buildEnv(torch) });
   writeFileSync(join(out, "libtorch.json"), JSON.stringify({ ...torch, builtAt: new Date().toISOString() }, null, 2) + "\n");
 }
 

@@ -92,14 +92,18 @@ describe("flag parser", () => {
 });
 
 describe("innerloop (usage and errors)", () => {
-  it("--version prints the package version, the libtorch version and whether CUDA works", async () => {
+  it("--version prints the package version, the libtorch version, whether CUDA works and where the addon came from", async () => {
     const r = await cli(["--version"]);
     expect(r.code).toBe(0);
     const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8"));
     const out = lines(r.stdout);
     expect(out[0]).toBe(`innerloop ${pkg.version}`);
     expect(out[1]).toMatch(/^libtorch \d+\.\d+/);
-    expect(out[2]).toMatch(/^cuda: (not available|works \(\d+ devices?: .+\))$/);
+    expect(out[2]).toMatch(/^cuda: (not available( \(CUDA build, .+\))?|works \(\d+ devices?: .+\))$/);
+    // This checkout's addon: a source build unless install chose a prebuild for it.
+    const record = JSON.parse(fs.readFileSync(path.join(ROOT, "build", "libtorch.json"), "utf8"));
+    if (record.prebuild) expect(out[3]).toBe(`addon: prebuild ${path.basename(record.prebuild)} (chosen at install for the libtorch in ${record.libDir})`);
+    else expect(out[3]).toMatch(/^addon: built from source on \d{4}-\d\d-\d\d \(.+innerloop\.node\)$/);
   });
 
   it("--help lists the commands; train --help lists every training flag", async () => {

@@ -23,11 +23,17 @@ export async function versionText(): Promise<{ text: string; ok: boolean }> {
   const v = torch.version;
   lines.push(`libtorch ${v.libtorch}${v.cuda ? ` (CUDA ${v.cuda})` : " (CPU build)"}`);
   lines.push(`cuda: ${cudaStatus(torch)}`);
+  lines.push(`addon: ${addonText((await import("../torch/native.js")).addonOrigin)}`);
   return { text: lines.join("\n"), ok: true };
 }
 
+function addonText(o: import("../torch/native.js").AddonOrigin): string {
+  if (o.prebuild) return `prebuild ${o.prebuild} (chosen at install for the libtorch in ${o.libDir ?? "an unrecorded folder"})`;
+  return `built from source${o.builtAt ? ` on ${o.builtAt.slice(0, 10)}` : ""} (${o.file})`;
+}
+
 function cudaStatus(torch: typeof import("../torch/index.js").torch): string {
-  if (!torch.cuda.isAvailable()) return "not available";
+  if (!torch.cuda.isAvailable()) return torch.version.cuda ? "not available (CUDA build, but no usable GPU or driver here)" : "not available";
   try {
     const n = torch.cuda.deviceCount();
     const sum = torch.tidy(() => torch.ones([4], { device: "cuda" }).mul(2).sum().item());

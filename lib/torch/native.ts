@@ -20,7 +20,22 @@ interface BuildRecord {
   source: string;
   /** Set when the addon is a prebuild (its path in the package), chosen at install for this libtorch. */
   prebuild?: string;
+  builtAt?: string;
 }
+
+/** Where the loaded addon came from, for `innerloop --version` and bug reports. */
+export interface AddonOrigin {
+  /** The file loaded. */
+  file: string;
+  /** The prebuild's file name (e.g. `innerloop.torch2.13.0.cpu.glibc.node`) when install chose one; null for a source build. */
+  prebuild: string | null;
+  /** When install copied the prebuild or the build finished (ISO 8601), if recorded. */
+  builtAt: string | null;
+  /** The libtorch folder it runs on, as recorded at install. */
+  libDir: string | null;
+}
+
+let origin: AddonOrigin | null = null;
 
 function readBuildRecord(): BuildRecord | null {
   const p = join(packageRoot, "build", "libtorch.json");
@@ -140,9 +155,17 @@ function loadAddon(): any {
     }
   }
   addon.initErrors({ TorchError, OutOfMemoryError });
+  origin = {
+    file,
+    prebuild: record?.prebuild ? record.prebuild.split(/[\\/]/).pop()! : null,
+    builtAt: record?.builtAt ?? null,
+    libDir: record?.libDir ?? null,
+  };
   return addon;
 }
 
 /** The raw addon. Its functions take tensors positionally; use the typed API instead. */
 export const native: any = loadAddon();
 export const ops: any = native.ops;
+/** Where the loaded addon came from (a prebuild or a source build). */
+export const addonOrigin: AddonOrigin = origin!;
