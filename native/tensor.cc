@@ -897,10 +897,56 @@ class DataWorker : public Napi::AsyncWorker {
   Napi::Reference<Napi::ArrayBuffer> buf_;
 };
 
-NATIVE(Data) {
+NATIVE(DataAsync) {
   BODY("data") {
     Args a(info, "data", "self");
     auto* w = new DataWorker(info.Env(), a.T(0));
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
+  });
+}
+
+// hostCopy(t): resolves to a contiguous CPU tensor with t's elements (t itself when it already
+// is one). The device-to-host copy and the layout copy run on a libuv worker thread, so that
+// asynchronous writers (safetensors, checkpoints) keep the event loop free.
+class HostCopyWorker : public Napi::AsyncWorker {
+ public:
+  HostCopyWorker(Napi::Env env, at::Tensor t)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), t_(std::move(t)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      t_ = t_.detach().to(at::kCPU).contiguous();
+    } catch (const c10::Error& e) {
+      SetError(std::string("hostCopy: ") + e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      SetError(std::string("hostCopy: ") + e.what());
+    }
+  }
+  void OnOK() override {
+    try {
+      deferred_.Resolve(TensorWrap::Wrap(Env(), std::move(t_)));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+  void OnError(const Napi::Error& e) override {
+    Napi::Value err = e.Value();
+    if (EnvData& d = Data(Env()); !d.torchError.IsEmpty()) err = d.torchError.New({Napi::String::New(Env(), e.Message())});
+    deferred_.Reject(err);
+    t_.reset();
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  at::Tensor t_;
+};
+
+NATIVE(HostCopyAsync) {
+  BODY("hostCopy") {
+    Args a(info, "hostCopy", "self");
+    auto* w = new HostCopyWorker(info.Env(), a.T(0));
     Napi::Promise p = w->Promise();
     w->Queue();
     return p;
@@ -1295,7 +1341,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
       {"rand", Rand}, {"randint", Randint}, {"arange", Arange}, {"linspace", Linspace}, {"eye", Eye},
       {"zerosLike", ZerosLike}, {"onesLike", OnesLike}, {"emptyLike", EmptyLike}, {"randnLike", RandnLike},
       {"fromTypedArray", FromTypedArray}, {"fromBuffer", FromBuffer}, {"toTypedArray", ToTypedArray},
-      {"data", Data}, {"bytes", Bytes}, {"item", Item},
+      {"data", DataAsync}, {"hostCopy", HostCopyAsync}, {"bytes", Bytes}, {"item", Item},
       {"shape", Shape}, {"dtype", DTypeOf}, {"device", DeviceOf}, {"ndim", Ndim}, {"numel", Numel},
       {"requiresGrad", RequiresGrad}, {"requiresGrad_", SetRequiresGrad}, {"isLeaf", IsLeaf},
       {"grad", GradOf}, {"setGrad", SetGrad}, {"gradFn", GradFnName}, {"retainGrad", RetainGrad},

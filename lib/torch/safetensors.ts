@@ -28,7 +28,9 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { torch, Tensor, type DType, type Device } from "./index.js";
-import { writeFileAtomicWith } from "../util/atomic.js";
+import type { FileHandle } from "node:fs/promises";
+import { writeAllAsync, writeFileAtomicAsync, writeFileAtomicWith } from "../util/atomic.js";
+import { native } from "./native.js";
 
 /** Largest header the reader accepts (the reference reader's bound). */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -533,6 +535,67 @@ export function saveSafetensors(file: string, tensors: Record<string, Tensor>, m
   writeFileAtomicWith(file, (fd) => {
     writeAll(fd, header);
     for (const e of entries) writeTensor(fd, file, e);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Asynchronous forms. The same files, with the tensor data read and written through libuv's
+// thread pool (fs/promises) and device-to-host copies made there too (the addon's hostCopy),
+// so that a large file does not block the event loop. The header (kilobytes) is read and
+// planned synchronously; a dtype or device asked for on load is applied on the calling thread.
+
+async function readExactAsync(file: FileHandle, path: string, buf: Uint8Array, position: number, what: string): Promise<void> {
+  let done = 0;
+  while (done < buf.byteLength) {
+    const { bytesRead } = await file.read(buf, done, Math.min(buf.byteLength - done, 1 << 30), position + done);
+    if (bytesRead === 0) fail(path, `file is truncated: ${what} ends at byte ${position + buf.byteLength}, but reading stopped at byte ${position + done}`);
+    done += bytesRead;
+  }
+}
+
+/** `loadSafetensors` with the reads off the event loop. On error every tensor read so far is disposed. */
+export async function loadSafetensorsAsync(file: string, opts: LoadOptions = {}): Promise<LoadResult> {
+  validateLoadOptions(opts, "loadSafetensorsAsync");
+  const f = openSafetensors(file);
+  const handle = await fs.promises.open(file, "r");
+  const tensors: Record<string, Tensor> = {};
+  try {
+    for (const name of selected(opts.names, f)) {
+      const e = f.info(name);
+      const t = torch.empty(e.shape, { dtype: e.dtype });
+      tensors[name] = t;
+      if (e.byteLength > 0) await readExactAsync(handle, file, t.bytes(), e.fileOffset, `tensor ${JSON.stringify(name)}`);
+      tensors[name] = place(t, opts);
+    }
+  } catch (err) {
+    for (const t of Object.values(tensors)) t.dispose();
+    throw err;
+  } finally {
+    f.close();
+    await handle.close();
+  }
+  return { tensors, metadata: { ...f.metadata } };
+}
+
+/** `saveSafetensors` with the copies and writes off the event loop; atomic as it is. */
+export async function saveSafetensorsAsync(file: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>): Promise<void> {
+  if (typeof file !== "string" || file.length === 0) throw new TypeError("saveSafetensorsAsync: path must be a non-empty string");
+  checkHostEndianness();
+  const { header, entries } = plan(file, tensors, metadata);
+  await writeFileAtomicAsync(file, async (handle) => {
+    await writeAllAsync(handle, header);
+    for (const e of entries) {
+      if (e.byteLength === 0) continue;
+      // A contiguous CPU tensor (a new reference to e.tensor's data when it already is one).
+      const host: Tensor = await native.hostCopy(e.tensor);
+      try {
+        const bytes = host.bytes();
+        if (bytes.byteLength !== e.byteLength) throw new Error(`saveSafetensors ${file}: tensor ${JSON.stringify(e.name)} has ${bytes.byteLength} bytes, expected ${e.byteLength}`);
+        await writeAllAsync(handle, bytes);
+      } finally {
+        host.dispose();
+      }
+    }
   });
 }
 
