@@ -48,7 +48,7 @@ describe("conversions PyTorch refuses are refused, naming the value and the dtyp
     [[-(2 ** 31) - 1], "int32", /value -2147483649 .* int32/],
     [[2 ** 63], "int64", /value 9223372036854776000 .* int64/],
     [[2n ** 63n], "int64", /value 9223372036854775808n .* int64/],
-  ] as const)("%j as %s", (data, dtype, message) => {
+  ] as const)("%s as %s", (data, dtype, message) => {
     const before = torch.memory().liveTensors;
     expect(() => torch.tensor(data as never, { dtype })).toThrow(RangeError);
     expect(() => torch.tensor(data as never, { dtype })).toThrow(message);

@@ -24,7 +24,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { fsyncDir, writeFileAtomic } from "../util/atomic.js";
+import { fsyncDir, fsyncDirAsync, writeAllAsync, writeFileAtomic, writeFileAtomicAsync } from "../util/atomic.js";
 
 export const CONFIG_FILE = "config.json";
 export const MODEL_FILE = "model.safetensors";
@@ -99,7 +99,8 @@ export async function commitCheckpointAsync(runDir: string, fill: (dir: string) 
         await handle.close();
       }
     }
-    writeCommit(pending, files);
+    await fsyncDirAsync(pending);
+    await writeFileAtomicAsync(path.join(pending, COMMIT), (file) => writeAllAsync(file, Buffer.from(commitRecord(files))));
   } catch (e) {
     fs.rmSync(pending, { recursive: true, force: true });
     throw e;
@@ -115,12 +116,16 @@ function pendingFiles(pending: string): string[] {
     .map((e) => e.name);
 }
 
+/** COMMIT's contents: the files in the order they are moved into place. */
+function commitRecord(files: string[]): string {
+  // The trainer state goes last, so that a reader without recovery never sees a state newer than the weights.
+  return JSON.stringify({ files: [...files].sort((a, b) => Number(a === TRAINER_STATE_FILE) - Number(b === TRAINER_STATE_FILE)) });
+}
+
 /** Step 2: the (fsynced) pending files are complete; COMMIT says so, atomically. */
 function writeCommit(pending: string, files: string[]): void {
   fsyncDir(pending);
-  // The trainer state goes last, so that a reader without recovery never sees a state newer than the weights.
-  files.sort((a, b) => Number(a === TRAINER_STATE_FILE) - Number(b === TRAINER_STATE_FILE));
-  writeFileAtomic(path.join(pending, COMMIT), JSON.stringify({ files }));
+  writeFileAtomic(path.join(pending, COMMIT), commitRecord(files));
 }
 
 function fsyncFile(file: string): void {

@@ -57,6 +57,19 @@ export function fsyncDir(dir: string): void {
   }
 }
 
+/** `fsyncDir` through libuv's thread pool. */
+export async function fsyncDirAsync(dir: string): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await fsp.open(dir, "r");
+    await handle.sync();
+  } catch {
+    // Windows cannot open folders for fsync; the rename is still atomic there.
+  } finally {
+    await handle?.close();
+  }
+}
+
 function writeAll(fd: number, buf: Uint8Array): void {
   let off = 0;
   while (off < buf.byteLength) {
@@ -116,7 +129,7 @@ export async function writeFileAtomicAsync(target: string, write: (file: FileHan
     await fsp.rm(tmp, { force: true });
     throw e;
   }
-  fsyncDir(dir);
+  await fsyncDirAsync(dir);
 }
 
 /** Writes all of `buf` at the file's current position, through libuv's thread pool. */
