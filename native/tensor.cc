@@ -844,14 +844,51 @@ NATIVE(ToTypedArray) {
   });
 }
 
+// An AsyncWorker that settles a promise: libtorch errors in Execute() (on the libuv thread) reject
+// it with a TorchError. Subclasses implement Work() and OnOK().
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  PromiseWorker(Napi::Env env, const char* fn)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), fn_(fn) {}
+  // Queues the worker (which deletes itself when done) and returns its promise.
+  Napi::Value Start() {
+    Napi::Promise p = deferred_.Promise();
+    Queue();
+    return p;
+  }
+  void Execute() override {
+    try {
+      Work();
+    } catch (const c10::Error& e) {
+      SetError(std::string(fn_) + ": " + e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      SetError(std::string(fn_) + ": " + e.what());
+    }
+  }
+  void OnError(const Napi::Error& e) override {
+    Napi::Value err = e.Value();
+    if (EnvData& d = Data(Env()); !d.torchError.IsEmpty()) err = d.torchError.New({Napi::String::New(Env(), e.Message())});
+    deferred_.Reject(err);
+    Done();
+  }
+
+ protected:
+  virtual void Work() = 0;
+  // Drops what the worker holds, once the promise is settled.
+  virtual void Done() {}
+  Napi::Promise::Deferred deferred_;
+
+ private:
+  const char* fn_;
+};
+
 // data(t): resolves to a typed array. The ArrayBuffer is allocated here, on the JS thread (large
 // buffers are mapped lazily, so this costs microseconds); the device-to-host copy, the dtype
 // conversion and the copy into the buffer all run on a libuv worker thread. The worker holds its
 // own reference to the at::Tensor, so disposing the JS tensor meanwhile is safe.
-class DataWorker : public Napi::AsyncWorker {
+class DataWorker : public PromiseWorker {
  public:
-  DataWorker(Napi::Env env, at::Tensor t)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), t_(std::move(t)) {
+  DataWorker(Napi::Env env, at::Tensor t) : PromiseWorker(env, "data"), t_(std::move(t)) {
     st_ = t_.scalar_type();
     tt_ = HostArrayType(st_, "data");
     n_ = static_cast<size_t>(t_.numel());
@@ -860,16 +897,9 @@ class DataWorker : public Napi::AsyncWorker {
     dst_ = buf.Data();
     buf_ = Napi::Persistent(buf);
   }
-  Napi::Promise Promise() { return deferred_.Promise(); }
-  void Execute() override {
-    try {
-      at::Tensor host = HostCopy(t_, st_);
-      if (bytes_ > 0) std::memcpy(dst_, host.data_ptr(), bytes_);
-    } catch (const c10::Error& e) {
-      SetError(std::string("data: ") + e.what_without_backtrace());
-    } catch (const std::exception& e) {
-      SetError(std::string("data: ") + e.what());
-    }
+  void Work() override {
+    at::Tensor host = HostCopy(t_, st_);
+    if (bytes_ > 0) std::memcpy(dst_, host.data_ptr(), bytes_);
     t_.reset();
   }
   void OnOK() override {
@@ -878,17 +908,14 @@ class DataWorker : public Napi::AsyncWorker {
     } catch (const std::exception& e) {
       deferred_.Reject(Napi::Error::New(Env(), e.what()).Value());
     }
-    buf_.Reset();
+    Done();
   }
-  void OnError(const Napi::Error& e) override {
-    Napi::Value err = e.Value();
-    if (EnvData& d = Data(Env()); !d.torchError.IsEmpty()) err = d.torchError.New({Napi::String::New(Env(), e.Message())});
-    deferred_.Reject(err);
+  void Done() override {
+    t_.reset();
     buf_.Reset();
   }
 
  private:
-  Napi::Promise::Deferred deferred_;
   at::Tensor t_;
   at::ScalarType st_;
   napi_typedarray_type tt_;
@@ -900,30 +927,17 @@ class DataWorker : public Napi::AsyncWorker {
 NATIVE(DataAsync) {
   BODY("data") {
     Args a(info, "data", "self");
-    auto* w = new DataWorker(info.Env(), a.T(0));
-    Napi::Promise p = w->Promise();
-    w->Queue();
-    return p;
+    return (new DataWorker(info.Env(), a.T(0)))->Start();
   });
 }
 
 // hostCopy(t): resolves to a contiguous CPU tensor with t's elements (t itself when it already
 // is one). The device-to-host copy and the layout copy run on a libuv worker thread, so that
 // asynchronous writers (safetensors, checkpoints) keep the event loop free.
-class HostCopyWorker : public Napi::AsyncWorker {
+class HostCopyWorker : public PromiseWorker {
  public:
-  HostCopyWorker(Napi::Env env, at::Tensor t)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), t_(std::move(t)) {}
-  Napi::Promise Promise() { return deferred_.Promise(); }
-  void Execute() override {
-    try {
-      t_ = t_.detach().to(at::kCPU).contiguous();
-    } catch (const c10::Error& e) {
-      SetError(std::string("hostCopy: ") + e.what_without_backtrace());
-    } catch (const std::exception& e) {
-      SetError(std::string("hostCopy: ") + e.what());
-    }
-  }
+  HostCopyWorker(Napi::Env env, at::Tensor t) : PromiseWorker(env, "hostCopy"), t_(std::move(t)) {}
+  void Work() override { t_ = t_.detach().to(at::kCPU).contiguous(); }
   void OnOK() override {
     try {
       deferred_.Resolve(TensorWrap::Wrap(Env(), std::move(t_)));
@@ -931,25 +945,16 @@ class HostCopyWorker : public Napi::AsyncWorker {
       deferred_.Reject(e.Value());
     }
   }
-  void OnError(const Napi::Error& e) override {
-    Napi::Value err = e.Value();
-    if (EnvData& d = Data(Env()); !d.torchError.IsEmpty()) err = d.torchError.New({Napi::String::New(Env(), e.Message())});
-    deferred_.Reject(err);
-    t_.reset();
-  }
+  void Done() override { t_.reset(); }
 
  private:
-  Napi::Promise::Deferred deferred_;
   at::Tensor t_;
 };
 
 NATIVE(HostCopyAsync) {
   BODY("hostCopy") {
     Args a(info, "hostCopy", "self");
-    auto* w = new HostCopyWorker(info.Env(), a.T(0));
-    Napi::Promise p = w->Promise();
-    w->Queue();
-    return p;
+    return (new HostCopyWorker(info.Env(), a.T(0)))->Start();
   });
 }
 

@@ -140,31 +140,26 @@ export function fromBuffer(bytes: Uint8Array, dtype: RawDType, shape: number[], 
   return native.fromBuffer(bytes, dtype, dims(shape, "fromBuffer"), opts.device);
 }
 
-export function zeros(shape: number | number[], opts?: TensorOptions | null): Tensor {
-  const o = options(opts, "zeros");
-  return native.zeros(dims(shape, "zeros"), o.dtype, o.device, o.requiresGrad);
+type ShapeFactory = (shape: number | number[], opts?: TensorOptions | null) => Tensor;
+
+/** A factory that takes a shape and options, checked with messages that name `name`. */
+function shapeFactory(name: "zeros" | "ones" | "empty" | "randn" | "rand"): ShapeFactory {
+  return (shape, opts) => {
+    const o = options(opts, name);
+    return native[name](dims(shape, name), o.dtype, o.device, o.requiresGrad);
+  };
 }
-export function ones(shape: number | number[], opts?: TensorOptions | null): Tensor {
-  const o = options(opts, "ones");
-  return native.ones(dims(shape, "ones"), o.dtype, o.device, o.requiresGrad);
-}
-export function empty(shape: number | number[], opts?: TensorOptions | null): Tensor {
-  const o = options(opts, "empty");
-  return native.empty(dims(shape, "empty"), o.dtype, o.device, o.requiresGrad);
-}
+
+export const zeros: ShapeFactory = shapeFactory("zeros");
+export const ones: ShapeFactory = shapeFactory("ones");
+export const empty: ShapeFactory = shapeFactory("empty");
+/** Standard normal samples (from the default generator; see manualSeed). */
+export const randn: ShapeFactory = shapeFactory("randn");
+/** Uniform samples in [0, 1). */
+export const rand: ShapeFactory = shapeFactory("rand");
 export function full(shape: number | number[], value: number | boolean, opts?: TensorOptions | null): Tensor {
   const o = options(opts, "full");
   return native.full(dims(shape, "full"), value, o.dtype, o.device, o.requiresGrad);
-}
-/** Standard normal samples (from the default generator; see manualSeed). */
-export function randn(shape: number | number[], opts?: TensorOptions | null): Tensor {
-  const o = options(opts, "randn");
-  return native.randn(dims(shape, "randn"), o.dtype, o.device, o.requiresGrad);
-}
-/** Uniform samples in [0, 1). */
-export function rand(shape: number | number[], opts?: TensorOptions | null): Tensor {
-  const o = options(opts, "rand");
-  return native.rand(dims(shape, "rand"), o.dtype, o.device, o.requiresGrad);
 }
 /** Integers in [low, high); int64 unless a dtype is given. */
 export function randint(low: number, high: number, shape: number | number[], opts?: TensorOptions | null): Tensor {
@@ -194,22 +189,20 @@ export function eye(n: number, m?: number | TensorOptions | null, opts?: TensorO
   const o = options(opts, "eye");
   return native.eye(n, m ?? n, o.dtype, o.device, o.requiresGrad);
 }
-export function zerosLike(t: Tensor, opts?: TensorOptions | null): Tensor {
-  const o = options(opts, "zerosLike");
-  return native.zerosLike(t, o.dtype, o.device, o.requiresGrad);
+type LikeFactory = (t: Tensor, opts?: TensorOptions | null) => Tensor;
+
+/** A factory shaped like `t` (its dtype and device unless the options say otherwise). */
+function likeFactory(name: "zerosLike" | "onesLike" | "emptyLike" | "randnLike"): LikeFactory {
+  return (t, opts) => {
+    const o = options(opts, name);
+    return native[name](t, o.dtype, o.device, o.requiresGrad);
+  };
 }
-export function onesLike(t: Tensor, opts?: TensorOptions | null): Tensor {
-  const o = options(opts, "onesLike");
-  return native.onesLike(t, o.dtype, o.device, o.requiresGrad);
-}
-export function emptyLike(t: Tensor, opts?: TensorOptions | null): Tensor {
-  const o = options(opts, "emptyLike");
-  return native.emptyLike(t, o.dtype, o.device, o.requiresGrad);
-}
-export function randnLike(t: Tensor, opts?: TensorOptions | null): Tensor {
-  const o = options(opts, "randnLike");
-  return native.randnLike(t, o.dtype, o.device, o.requiresGrad);
-}
+
+export const zerosLike: LikeFactory = likeFactory("zerosLike");
+export const onesLike: LikeFactory = likeFactory("onesLike");
+export const emptyLike: LikeFactory = likeFactory("emptyLike");
+export const randnLike: LikeFactory = likeFactory("randnLike");
 
 export function cat(tensors: Tensor[], dim = 0): Tensor { return ops.cat(tensors, dim); }
 export function stack(tensors: Tensor[], dim = 0): Tensor { return ops.stack(tensors, dim); }
