@@ -4,8 +4,10 @@
 
 #include <ATen/autocast_mode.h>
 #include <dlfcn.h>
+#include <unistd.h>
 #include <torch/version.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <unordered_map>
@@ -931,30 +933,84 @@ NATIVE(DataAsync) {
   });
 }
 
-// hostCopy(t): resolves to a contiguous CPU tensor with t's elements (t itself when it already
-// is one). The device-to-host copy and the layout copy run on a libuv worker thread, so that
-// asynchronous writers (safetensors, checkpoints) keep the event loop free.
-class HostCopyWorker : public PromiseWorker {
+// File I/O of a tensor's bytes for the asynchronous safetensors reader and writer: the copies and
+// the system calls run on a libuv worker thread, and no JS Buffer is made over the tensor's memory
+// (a Buffer of that size would make V8 collect garbage on the event loop). Each worker holds its
+// own reference to the tensor, so disposing the JS tensor meanwhile is safe.
+
+// writeTensorTo(t, fd): writes t's elements (a contiguous host copy, made there) at fd's current
+// position.
+class WriteTensorWorker : public PromiseWorker {
  public:
-  HostCopyWorker(Napi::Env env, at::Tensor t) : PromiseWorker(env, "hostCopy"), t_(std::move(t)) {}
-  void Work() override { t_ = t_.detach().to(at::kCPU).contiguous(); }
-  void OnOK() override {
-    try {
-      deferred_.Resolve(TensorWrap::Wrap(Env(), std::move(t_)));
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
+  WriteTensorWorker(Napi::Env env, at::Tensor t, int fd) : PromiseWorker(env, "writeTensor"), t_(std::move(t)), fd_(fd) {}
+  void Work() override {
+    at::Tensor host = t_.detach().to(at::kCPU).contiguous();
+    const auto* p = static_cast<const char*>(host.data_ptr());
+    size_t left = host.nbytes();
+    while (left > 0) {
+      ssize_t n = ::write(fd_, p, std::min<size_t>(left, size_t{1} << 30));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw std::runtime_error(std::string("write failed: ") + std::strerror(errno));
+      p += n;
+      left -= static_cast<size_t>(n);
     }
+  }
+  void OnOK() override {
+    deferred_.Resolve(Env().Undefined());
+    Done();
   }
   void Done() override { t_.reset(); }
 
  private:
   at::Tensor t_;
+  int fd_;
 };
 
-NATIVE(HostCopyAsync) {
-  BODY("hostCopy") {
-    Args a(info, "hostCopy", "self");
-    return (new HostCopyWorker(info.Env(), a.T(0)))->Start();
+// readTensorFrom(t, fd, position): fills the contiguous CPU tensor t with the bytes at position.
+class ReadTensorWorker : public PromiseWorker {
+ public:
+  ReadTensorWorker(Napi::Env env, at::Tensor t, int fd, int64_t pos)
+      : PromiseWorker(env, "readTensor"), t_(std::move(t)), fd_(fd), pos_(pos) {}
+  void Work() override {
+    auto* p = static_cast<char*>(t_.data_ptr());
+    const size_t total = t_.nbytes();
+    size_t done = 0;
+    while (done < total) {
+      ssize_t n = ::pread(fd_, p + done, std::min<size_t>(total - done, size_t{1} << 30), static_cast<off_t>(pos_ + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw std::runtime_error(std::string("read failed: ") + std::strerror(errno));
+      if (n == 0) {
+        throw std::runtime_error("file is truncated: reading stopped at byte " + std::to_string(pos_ + done) +
+                                 ", the tensor ends at byte " + std::to_string(pos_ + total));
+      }
+      done += static_cast<size_t>(n);
+    }
+  }
+  void OnOK() override {
+    deferred_.Resolve(Env().Undefined());
+    Done();
+  }
+  void Done() override { t_.reset(); }
+
+ private:
+  at::Tensor t_;
+  int fd_;
+  int64_t pos_;
+};
+
+NATIVE(WriteTensorTo) {
+  BODY("writeTensor") {
+    Args a(info, "writeTensor", "self,fd");
+    return (new WriteTensorWorker(info.Env(), a.T(0), static_cast<int>(a.I(1))))->Start();
+  });
+}
+
+NATIVE(ReadTensorFrom) {
+  BODY("readTensor") {
+    Args a(info, "readTensor", "self,fd,position");
+    at::Tensor& t = a.T(0);
+    if (!t.device().is_cpu() || !t.is_contiguous()) throw ArgError("readTensor: the tensor must be a contiguous CPU tensor");
+    return (new ReadTensorWorker(info.Env(), t, static_cast<int>(a.I(1)), a.I(2)))->Start();
   });
 }
 
@@ -1346,7 +1402,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
       {"rand", Rand}, {"randint", Randint}, {"arange", Arange}, {"linspace", Linspace}, {"eye", Eye},
       {"zerosLike", ZerosLike}, {"onesLike", OnesLike}, {"emptyLike", EmptyLike}, {"randnLike", RandnLike},
       {"fromTypedArray", FromTypedArray}, {"fromBuffer", FromBuffer}, {"toTypedArray", ToTypedArray},
-      {"data", DataAsync}, {"hostCopy", HostCopyAsync}, {"bytes", Bytes}, {"item", Item},
+      {"data", DataAsync}, {"writeTensorTo", WriteTensorTo}, {"readTensorFrom", ReadTensorFrom}, {"bytes", Bytes}, {"item", Item},
       {"shape", Shape}, {"dtype", DTypeOf}, {"device", DeviceOf}, {"ndim", Ndim}, {"numel", Numel},
       {"requiresGrad", RequiresGrad}, {"requiresGrad_", SetRequiresGrad}, {"isLeaf", IsLeaf},
       {"grad", GradOf}, {"setGrad", SetGrad}, {"gradFn", GradFnName}, {"retainGrad", RetainGrad},

@@ -5,7 +5,8 @@
 //
 // The machine running the tests may be shared: a thread that is simply not scheduled for a
 // while also looks like a block. Each measurement therefore takes the best of three tries: a
-// real block (a copy on the event loop) shows in every try, scheduling noise does not.
+// real block (a copy on the event loop) shows in every try, scheduling noise does not. (On a
+// 2-core machine with a load average of 11-16, an idle event loop alone showed gaps of 6-14 ms.)
 import { afterAll, describe, expect, it } from "vitest";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -39,9 +40,9 @@ async function longestBlock<T>(work: () => Promise<T> | T): Promise<{ result: T;
   return { result, blockMs: longest, tookMs: end - started };
 }
 
-async function bestOfThree(work: () => Promise<unknown>): Promise<number[]> {
+async function bestOfFive(work: () => Promise<unknown>): Promise<number[]> {
   const seen: number[] = [];
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 5; i++) {
     const { blockMs } = await longestBlock(work);
     seen.push(blockMs);
     if (blockMs <= LIMIT_MS) break;
@@ -53,7 +54,7 @@ describe("reads and file I/O off the event loop", () => {
   const t = torch.keep(torch.ones([ELEMENTS]));
 
   it(`await t.data() of 200 MB blocks the loop less than ${LIMIT_MS} ms`, async () => {
-    const seen = await bestOfThree(async () => {
+    const seen = await bestOfFive(async () => {
       const a = await t.data();
       expect(a.length).toBe(ELEMENTS);
       expect(a[ELEMENTS - 1]).toBe(1);
@@ -70,11 +71,11 @@ describe("reads and file I/O off the event loop", () => {
 
   it(`saveSafetensorsAsync and loadSafetensorsAsync of 200 MB block the loop less than ${LIMIT_MS} ms`, async () => {
     const file = path.join(tmp, "big.safetensors");
-    const saves = await bestOfThree(() => saveSafetensorsAsync(file, { w: t }));
+    const saves = await bestOfFive(() => saveSafetensorsAsync(file, { w: t }));
     expect(fs.statSync(file).size).toBeGreaterThan(ELEMENTS * 4);
     // Disposing 200 MB is the caller's (synchronous) choice, made after each measurement.
     const loaded: Tensor[] = [];
-    const loads = await bestOfThree(async () => {
+    const loads = await bestOfFive(async () => {
       const { tensors } = await loadSafetensorsAsync(file);
       loaded.push(tensors.w!);
     });
@@ -90,7 +91,7 @@ describe("reads and file I/O off the event loop", () => {
 
   it(`an async checkpoint commit of 200 MB blocks the loop less than ${LIMIT_MS} ms`, async () => {
     const run = path.join(tmp, "run");
-    const seen = await bestOfThree(() =>
+    const seen = await bestOfFive(() =>
       commitCheckpointAsync(run, async (dir) => {
         await saveSafetensorsAsync(path.join(dir, "model.safetensors"), { w: t });
         await fs.promises.writeFile(path.join(dir, "trainer_state.json"), "{}");

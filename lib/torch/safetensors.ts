@@ -28,7 +28,6 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { torch, Tensor, type DType, type Device } from "./index.js";
-import type { FileHandle } from "node:fs/promises";
 import { writeAllAsync, writeFileAtomicAsync, writeFileAtomicWith } from "../util/atomic.js";
 import { native } from "./native.js";
 
@@ -539,19 +538,10 @@ export function saveSafetensors(file: string, tensors: Record<string, Tensor>, m
 }
 
 // ---------------------------------------------------------------------------
-// Asynchronous forms. The same files, with the tensor data read and written through libuv's
-// thread pool (fs/promises) and device-to-host copies made there too (the addon's hostCopy),
-// so that a large file does not block the event loop. The header (kilobytes) is read and
-// planned synchronously; a dtype or device asked for on load is applied on the calling thread.
-
-async function readExactAsync(file: FileHandle, path: string, buf: Uint8Array, position: number, what: string): Promise<void> {
-  let done = 0;
-  while (done < buf.byteLength) {
-    const { bytesRead } = await file.read(buf, done, Math.min(buf.byteLength - done, 1 << 30), position + done);
-    if (bytesRead === 0) fail(path, `file is truncated: ${what} ends at byte ${position + buf.byteLength}, but reading stopped at byte ${position + done}`);
-    done += bytesRead;
-  }
-}
+// Asynchronous forms. The same files, with each tensor's bytes read and written by the addon on
+// libuv's thread pool (readTensorFrom / writeTensorTo, which also make the device-to-host copy
+// there), so that a large file does not block the event loop. The header (kilobytes) is read
+// and planned on the calling thread, and a dtype or device asked for on load is applied there.
 
 /** `loadSafetensors` with the reads off the event loop. On error every tensor read so far is disposed. */
 export async function loadSafetensorsAsync(file: string, opts: LoadOptions = {}): Promise<LoadResult> {
@@ -564,7 +554,13 @@ export async function loadSafetensorsAsync(file: string, opts: LoadOptions = {})
       const e = f.info(name);
       const t = torch.empty(e.shape, { dtype: e.dtype });
       tensors[name] = t;
-      if (e.byteLength > 0) await readExactAsync(handle, file, t.bytes(), e.fileOffset, `tensor ${JSON.stringify(name)}`);
+      if (e.byteLength > 0) {
+        try {
+          await native.readTensorFrom(t, handle.fd, e.fileOffset);
+        } catch (err) {
+          fail(file, (err as Error).message.replace(/^readTensor: /, ""), name);
+        }
+      }
       tensors[name] = place(t, opts);
     }
   } catch (err) {
@@ -584,18 +580,7 @@ export async function saveSafetensorsAsync(file: string, tensors: Record<string,
   const { header, entries } = plan(file, tensors, metadata);
   await writeFileAtomicAsync(file, async (handle) => {
     await writeAllAsync(handle, header);
-    for (const e of entries) {
-      if (e.byteLength === 0) continue;
-      // A contiguous CPU tensor (a new reference to e.tensor's data when it already is one).
-      const host: Tensor = await native.hostCopy(e.tensor);
-      try {
-        const bytes = host.bytes();
-        if (bytes.byteLength !== e.byteLength) throw new Error(`saveSafetensors ${file}: tensor ${JSON.stringify(e.name)} has ${bytes.byteLength} bytes, expected ${e.byteLength}`);
-        await writeAllAsync(handle, bytes);
-      } finally {
-        host.dispose();
-      }
-    }
+    for (const e of entries) if (e.byteLength > 0) await native.writeTensorTo(e.tensor, handle.fd);
   });
 }
 
