@@ -3,10 +3,12 @@
 // a 1 ms interval timer never waits more than 20 ms. The same monitor around the synchronous
 // toTypedArray() shows that it does see a block when there is one.
 //
-// The machine running the tests may be shared: a thread that is simply not scheduled for a
-// while also looks like a block. Each measurement therefore takes the best of three tries: a
-// real block (a copy on the event loop) shows in every try, scheduling noise does not. (On a
-// 2-core machine with a load average of 11-16, an idle event loop alone showed gaps of 6-14 ms.)
+// A block is the event-loop thread's own CPU time between two ticks of the timer (read from
+// /proc/self/task/<pid>/schedstat, in nanoseconds): on a shared machine the thread can also wait
+// for a core (an idle event loop alone showed gaps of 6-14 ms of wall time on this 2-core machine
+// at a load average of 11-16), and that wait is not work done on the loop. Both numbers are
+// printed; the test fails when the loop's own work between two ticks exceeds 20 ms. Each case
+// takes the best of five tries.
 import { afterAll, describe, expect, it } from "vitest";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -20,35 +22,53 @@ const ELEMENTS = 50_000_000; // 200 MB of float32
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "innerloop-loop-"));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-/** Runs `work` while a 1 ms interval records the longest gap between its ticks (ms). */
-async function longestBlock<T>(work: () => Promise<T> | T): Promise<{ result: T; blockMs: number; tookMs: number }> {
-  let last = performance.now();
-  let longest = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    longest = Math.max(longest, now - last);
+/** CPU time the event-loop (main) thread has run, in ms. */
+function loopThreadCpuMs(): number {
+  const [onCpuNs] = fs.readFileSync(`/proc/self/task/${process.pid}/schedstat`, "utf8").split(" ");
+  return Number(onCpuNs) / 1e6;
+}
+
+interface Block {
+  /** Longest wall-clock gap between two ticks of a 1 ms interval (ms). */
+  wallMs: number;
+  /** Most CPU time the event-loop thread spent between two ticks (ms): work that held the loop. */
+  cpuMs: number;
+}
+
+/** Runs `work` while a 1 ms interval records the longest gap between its ticks. */
+async function longestBlock(work: () => Promise<unknown> | unknown): Promise<Block> {
+  let last = performance.now(), lastCpu = loopThreadCpuMs();
+  const block: Block = { wallMs: 0, cpuMs: 0 };
+  const tick = () => {
+    const now = performance.now(), cpu = loopThreadCpuMs();
+    block.wallMs = Math.max(block.wallMs, now - last);
+    block.cpuMs = Math.max(block.cpuMs, cpu - lastCpu);
     last = now;
-  }, 1);
+    lastCpu = cpu;
+  };
+  const timer = setInterval(tick, 1);
   // Let the timer start before the work does.
   await new Promise((r) => setTimeout(r, 5));
   last = performance.now();
-  const started = performance.now();
-  const result = await work();
-  const end = performance.now();
-  longest = Math.max(longest, end - last);
+  lastCpu = loopThreadCpuMs();
+  block.wallMs = block.cpuMs = 0;
+  await work();
+  tick();
   clearInterval(timer);
-  return { result, blockMs: longest, tookMs: end - started };
+  return block;
 }
 
-async function bestOfFive(work: () => Promise<unknown>): Promise<number[]> {
-  const seen: number[] = [];
+async function bestOfFive(work: () => Promise<unknown>): Promise<Block[]> {
+  const seen: Block[] = [];
   for (let i = 0; i < 5; i++) {
-    const { blockMs } = await longestBlock(work);
-    seen.push(blockMs);
-    if (blockMs <= LIMIT_MS) break;
+    seen.push(await longestBlock(work));
+    if (seen[i]!.cpuMs <= LIMIT_MS) break;
   }
   return seen;
 }
+
+const show = (seen: Block[]) => seen.map((b) => `${b.cpuMs.toFixed(1)} ms of loop work (${b.wallMs.toFixed(1)} ms wall)`).join("; ");
+const best = (seen: Block[]) => Math.min(...seen.map((b) => b.cpuMs));
 
 describe("reads and file I/O off the event loop", () => {
   const t = torch.keep(torch.ones([ELEMENTS]));
@@ -59,14 +79,14 @@ describe("reads and file I/O off the event loop", () => {
       expect(a.length).toBe(ELEMENTS);
       expect(a[ELEMENTS - 1]).toBe(1);
     });
-    console.log(`data(): longest block per try ${seen.map((v) => v.toFixed(1)).join(", ")} ms`);
-    expect(Math.min(...seen)).toBeLessThan(LIMIT_MS);
+    console.log(`data(): longest block per try: ${show(seen)}`);
+    expect(best(seen)).toBeLessThan(LIMIT_MS);
   });
 
   it("the monitor sees the synchronous toTypedArray() of the same tensor block the loop", async () => {
-    const { blockMs } = await longestBlock(() => t.toTypedArray().length);
-    console.log(`toTypedArray(): longest block ${blockMs.toFixed(1)} ms`);
-    expect(blockMs).toBeGreaterThan(LIMIT_MS);
+    const block = await longestBlock(() => t.toTypedArray().length);
+    console.log(`toTypedArray(): longest block: ${show([block])}`);
+    expect(block.cpuMs).toBeGreaterThan(LIMIT_MS);
   });
 
   it(`saveSafetensorsAsync and loadSafetensorsAsync of 200 MB block the loop less than ${LIMIT_MS} ms`, async () => {
@@ -84,9 +104,9 @@ describe("reads and file I/O off the event loop", () => {
       expect(w.narrow(0, ELEMENTS - 3, 3).toArray()).toEqual([1, 1, 1]);
       w.dispose();
     }
-    console.log(`saveSafetensorsAsync: ${saves.map((v) => v.toFixed(1)).join(", ")} ms; loadSafetensorsAsync: ${loads.map((v) => v.toFixed(1)).join(", ")} ms`);
-    expect(Math.min(...saves)).toBeLessThan(LIMIT_MS);
-    expect(Math.min(...loads)).toBeLessThan(LIMIT_MS);
+    console.log(`saveSafetensorsAsync: ${show(saves)}\nloadSafetensorsAsync: ${show(loads)}`);
+    expect(best(saves)).toBeLessThan(LIMIT_MS);
+    expect(best(loads)).toBeLessThan(LIMIT_MS);
   });
 
   it(`an async checkpoint commit of 200 MB blocks the loop less than ${LIMIT_MS} ms`, async () => {
@@ -97,9 +117,9 @@ describe("reads and file I/O off the event loop", () => {
         await fs.promises.writeFile(path.join(dir, "trainer_state.json"), "{}");
       }),
     );
-    console.log(`commitCheckpointAsync: ${seen.map((v) => v.toFixed(1)).join(", ")} ms`);
+    console.log(`commitCheckpointAsync: ${show(seen)}`);
     expect(fs.statSync(path.join(run, "model.safetensors")).size).toBeGreaterThan(ELEMENTS * 4);
-    expect(Math.min(...seen)).toBeLessThan(LIMIT_MS);
+    expect(best(seen)).toBeLessThan(LIMIT_MS);
   });
 
   it("a tensor disposed while data() reads it is still read whole", async () => {
