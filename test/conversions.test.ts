@@ -16,6 +16,7 @@ describe("torch.tensor infers the dtype as PyTorch does", () => {
     ["booleans and integers", [true, 1], "int64"],
     ["booleans and fractions", [true, 1.5], "float32"],
     ["NaN (a float)", [1, NaN], "float32"],
+    ["an integral number beyond 2^53 (written 1e20: a float)", [1, 1e20], "float32"],
     ["an empty list", [], "float32"],
     ["BigInts", [1n, 2n], "int64"],
   ] as const)("%s -> %s", (_what, data, dtype) => {

@@ -185,8 +185,8 @@ describe("optimizer details", () => {
 describe("lists kept by the addon across steps", () => {
   // From the second call with the same array, the optimizer and the gradient utilities pass the
   // addon a handle to the list (lib/torch/fused.ts): what it sees must stay what the array holds.
-  const param = (v: number[]) => torch.keep(torch.tensor(v).requiresGrad_(true));
-  const grad = (p: Tensor, v: number[]) => (p.grad = torch.keep(torch.tensor(v)));
+  const param = (v: number[]) => torch.keep(torch.tensor(v, { dtype: "float32" }).requiresGrad_(true));
+  const grad = (p: Tensor, v: number[]) => (p.grad = torch.keep(torch.tensor(v, { dtype: "float32" })));
 
   it("a parameter disposed after some steps is reported by the next step, zeroGrad and clipping", () => {
     const a = param([1, 2]);

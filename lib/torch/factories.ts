@@ -84,8 +84,8 @@ function fitsInteger(v: number | bigint, dtype: DType): boolean {
 /**
  * A tensor from nested arrays of numbers/booleans/BigInts or a typed array. As in PyTorch, the
  * dtype is inferred when none is given: bool when every element is a boolean, int64 when every
- * element is an integer (a JS number with no fractional part, a BigInt, or a boolean), float32
- * otherwise. A value the dtype cannot hold is refused, as PyTorch refuses it. Typed arrays keep
+ * element is an integer (a JS number with no fractional part and at most 2^53 - 1 in magnitude, a
+ * BigInt, or a boolean), float32 otherwise. A value the dtype cannot hold is refused, as PyTorch refuses it. Typed arrays keep
  * their type.
  */
 export function tensor(data: Nested | TypedArray, opts?: TensorOptions | null): Tensor {
@@ -103,7 +103,9 @@ export function tensor(data: Nested | TypedArray, opts?: TensorOptions | null): 
   let allBool = true, allInt = true, anyBig = false;
   const walk = (v: Nested, d: number, index: number[]): void => {
     if (d === shape.length) {
-      if (typeof v === "number") { allBool = false; if (!Number.isInteger(v)) allInt = false; }
+      // Integral numbers beyond 2^53 (1e20) come from floating-point arithmetic, not from integer
+      // literals: they infer float32 as PyTorch's 1e20 does (exact large integers are BigInts).
+      if (typeof v === "number") { allBool = false; if (!Number.isSafeInteger(v)) allInt = false; }
       else if (typeof v === "bigint") { allBool = false; anyBig = true; }
       else if (typeof v !== "boolean") {
         throw new TypeError(`tensor: data[${index.join("][")}] must be a number, a boolean or a BigInt, got ${Array.isArray(v) ? "an array" : describeValue(v)}`);
