@@ -76,7 +76,7 @@ describe("forwardProbed: the training rows are untouched", () => {
           loss.backward();
           return { loss: loss.item() as number, grads: torch.keep(params.map((p) => p.grad!.clone())) };
         });
-        torch.zeroGrad(params);
+        kernels.zeroGrad(params);
         const probed = torch.tidy(() => {
           const p = forwardProbed(m, ids, targets, pids, ptargets)!;
           expect(p).toBeDefined();
@@ -103,7 +103,7 @@ describe("forwardProbed: the capture equals a hooked pass of the probe windows",
       torch.tidy(() => {
         const p = forwardProbed(m, ids, targets, pids, ptargets)!;
         p.loss.add(p.probeLoss).backward();
-        torch.zeroGrad(m.parameters());
+        kernels.zeroGrad(m.parameters());
         const cap = p.capture;
 
         m.eval();
@@ -213,7 +213,7 @@ describe("the analysis from a captured pass", () => {
       p.loss.add(p.probeLoss).backward();
       return ho.runCaptured(p.capture);
     });
-    torch.zeroGrad(m.parameters());
+    kernels.zeroGrad(m.parameters());
     // The standalone pass computes the first-key attention from float32 copies of q and k.
     expectResultsClose(captured, standalone, 1e-9, { attnFirstToken: 1e-6 });
     // And again (the accumulators are reused).
