@@ -105,7 +105,10 @@ export class Tensor {
   item(opts?: { bigint?: boolean }): number | bigint { return native.item(this, opts?.bigint ?? false); }
   /** A copy of the elements in a typed array (int64 as BigInt64Array, 16-bit floats as Float32Array). */
   toTypedArray(): TypedArray { return native.toTypedArray(this); }
-  /** Like toTypedArray, but the device-to-host copy runs off the event loop. */
+  /**
+   * Like toTypedArray, but every copy (device to host, dtype conversion, into the typed array)
+   * runs on libuv's thread pool, off the event loop. Disposing the tensor meanwhile is safe.
+   */
   data(): Promise<TypedArray> {
     try {
       return native.data(this);
