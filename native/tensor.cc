@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <iomanip>
+#include <sstream>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -362,6 +364,20 @@ bool Args::B(size_t i, bool dflt) {
   return info_[i].As<Napi::Boolean>().Value();
 }
 
+// A value as an argument error shows it: `NaN`, `1.5`, `the string "3"`, or its type.
+static std::string DescribeValue(const Napi::Value& v) {
+  if (v.IsNumber()) {
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (std::isnan(d)) return "NaN";
+    if (std::isinf(d)) return d > 0 ? "Infinity" : "-Infinity";
+    std::ostringstream s;
+    s << std::setprecision(17) << d;
+    return s.str();
+  }
+  if (v.IsString()) return "the string \"" + v.As<Napi::String>().Utf8Value() + "\"";
+  return TypeName(v);
+}
+
 std::vector<int64_t> Args::IL(size_t i) {
   if (i < info_.Length() && info_[i].IsNumber()) return {I(i)};
   if (i >= info_.Length() || !info_[i].IsArray()) Fail(i, "an integer or an array of integers");
@@ -370,9 +386,11 @@ std::vector<int64_t> Args::IL(size_t i) {
   std::vector<int64_t> out(n);
   for (uint32_t k = 0; k < n; ++k) {
     Napi::Value e = arr.Get(k);
-    if (!e.IsNumber()) Fail(i, "an array of integers");
-    double d = e.As<Napi::Number>().DoubleValue();
-    if (!std::isfinite(d) || std::floor(d) != d) Fail(i, "an array of integers");
+    double d = e.IsNumber() ? e.As<Napi::Number>().DoubleValue() : NAN;
+    if (!e.IsNumber() || !std::isfinite(d) || std::floor(d) != d) {
+      throw ArgError(std::string(fn_) + ": element " + std::to_string(k) + " of " + Label(i) +
+                     " must be an integer, got " + DescribeValue(e));
+    }
     out[k] = static_cast<int64_t>(d);
   }
   return out;
@@ -938,11 +956,26 @@ NATIVE(DataAsync) {
 // (a Buffer of that size would make V8 collect garbage on the event loop). Each worker holds its
 // own reference to the tensor, so disposing the JS tensor meanwhile is safe.
 
+// A worker that moves one tensor's bytes to or from a file descriptor; resolves to undefined.
+class TensorIOWorker : public PromiseWorker {
+ public:
+  TensorIOWorker(Napi::Env env, const char* fn, at::Tensor t, int fd) : PromiseWorker(env, fn), t_(std::move(t)), fd_(fd) {}
+  void OnOK() override {
+    deferred_.Resolve(Env().Undefined());
+    Done();
+  }
+  void Done() override { t_.reset(); }
+
+ protected:
+  at::Tensor t_;
+  int fd_;
+};
+
 // writeTensorTo(t, fd): writes t's elements (a contiguous host copy, made there) at fd's current
 // position.
-class WriteTensorWorker : public PromiseWorker {
+class WriteTensorWorker : public TensorIOWorker {
  public:
-  WriteTensorWorker(Napi::Env env, at::Tensor t, int fd) : PromiseWorker(env, "writeTensor"), t_(std::move(t)), fd_(fd) {}
+  WriteTensorWorker(Napi::Env env, at::Tensor t, int fd) : TensorIOWorker(env, "writeTensor", std::move(t), fd) {}
   void Work() override {
     at::Tensor host = t_.detach().to(at::kCPU).contiguous();
     const auto* p = static_cast<const char*>(host.data_ptr());
@@ -955,22 +988,13 @@ class WriteTensorWorker : public PromiseWorker {
       left -= static_cast<size_t>(n);
     }
   }
-  void OnOK() override {
-    deferred_.Resolve(Env().Undefined());
-    Done();
-  }
-  void Done() override { t_.reset(); }
-
- private:
-  at::Tensor t_;
-  int fd_;
 };
 
 // readTensorFrom(t, fd, position): fills the contiguous CPU tensor t with the bytes at position.
-class ReadTensorWorker : public PromiseWorker {
+class ReadTensorWorker : public TensorIOWorker {
  public:
   ReadTensorWorker(Napi::Env env, at::Tensor t, int fd, int64_t pos)
-      : PromiseWorker(env, "readTensor"), t_(std::move(t)), fd_(fd), pos_(pos) {}
+      : TensorIOWorker(env, "readTensor", std::move(t), fd), pos_(pos) {}
   void Work() override {
     auto* p = static_cast<char*>(t_.data_ptr());
     const size_t total = t_.nbytes();
@@ -986,15 +1010,8 @@ class ReadTensorWorker : public PromiseWorker {
       done += static_cast<size_t>(n);
     }
   }
-  void OnOK() override {
-    deferred_.Resolve(Env().Undefined());
-    Done();
-  }
-  void Done() override { t_.reset(); }
 
  private:
-  at::Tensor t_;
-  int fd_;
   int64_t pos_;
 };
 

@@ -105,6 +105,13 @@ describe("argument errors name the argument and what it accepts", () => {
     expect(() => torch.zeros(NaN)).toThrow("zeros: shape must be a non-negative integer or an array of them, got NaN");
   });
 
+  it("shapes of ops name the element and its value", () => {
+    const t = torch.zeros([2, 2]);
+    expect(() => t.view([NaN])).toThrow("view: element 0 of argument 1 (shape) must be an integer, got NaN");
+    expect(() => t.reshape([4, "1"] as never)).toThrow(/reshape: element 1 of argument 1 \(shape\) must be an integer, got the string "1"/);
+    expect(() => t.permute([0, 0.5])).toThrow(/permute: element 1 of .* must be an integer, got 0\.5/);
+  });
+
   it("options: null means no options (as an omitted keyword argument); other non-objects are refused", () => {
     const z = torch.zeros([2], null);
     expect(z.dtype).toBe("float32");
