@@ -21,9 +21,12 @@
 #include <torch/types.h>  // torch::Tensor, torch::kFloat32 and the like
 #include <torch/utils.h>  // torch::manual_seed, torch::NoGradGuard, torch::set_num_threads
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <tuple>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace innerloop {
@@ -60,6 +63,7 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
   at::Tensor tensor_;
   int64_t reportedBytes_ = 0;
   Napi::Env env_;
+  struct EnvData* data_;  // the environment (main thread or worker) that made this tensor
 };
 
 struct Scope {
@@ -68,7 +72,63 @@ struct Scope {
   int64_t id = 0;
 };
 
-Scope* CurrentScope();
+// ---------------------------------------------------------------------------
+// Per-environment state. Node runs the main thread and every worker_thread in
+// its own environment (its own V8 isolate), and each loads this addon on its
+// own: JS handles (the Tensor constructor, the error classes, the tidy hook)
+// and the bookkeeping of that environment's tensors live here, in N-API
+// instance data, so that threads never see each other's handles. libtorch's
+// own state (allocators, the intra-op thread pool, RNG) stays process-wide.
+
+// A list of tensors handed to the addon once and then passed by handle (tensorList()).
+struct TensorList {
+  std::vector<TensorWrap*> items;
+  std::vector<napi_ref> refs;
+};
+
+struct EnvData {
+  Napi::FunctionReference tensorCtor;
+  Napi::FunctionReference torchError, oomError;
+  Napi::FunctionReference createHook;  // set while an async scope is open
+  at::Tensor* pending = nullptr;       // handed from Wrap() to the constructor
+  Scope* scope = nullptr;
+  int64_t scopeIds = 0;
+  int64_t live = 0;
+  // Bytes of CPU storage referenced by live JS tensors, each storage counted once.
+  struct StorageUse {
+    int64_t refs = 0;
+    int64_t bytes = 0;
+  };
+  std::unordered_map<const void*, StorageUse> cpuStorages;
+  int64_t cpuBytes = 0;
+  int64_t unreportedBytes = 0;
+  // Every live wrapper. napi_unwrap also succeeds on objects wrapped by other addons, so a
+  // pointer is trusted only when it is in this set (cheaper than N-API type tags).
+  std::unordered_set<const TensorWrap*> wrappers;
+  std::unordered_set<const TensorList*> lists;
+  // Set by the environment's cleanup hook: the thread is exiting (or was terminated) and no
+  // JS runs any more; finalizers that still run must not call back into V8.
+  bool closing = false;
+  // State of other files (process groups, gradient reducers), made on first use and
+  // destroyed with the environment.
+  std::shared_ptr<void> distributed;
+};
+
+// The calling environment's state: one N-API call that reads a pointer.
+inline EnvData& Data(napi_env env) {
+  void* d = nullptr;
+  napi_get_instance_data(env, &d);
+  return *static_cast<EnvData*>(d);
+}
+
+// A per-environment slot of type T, made on first use.
+template <typename T>
+T& EnvSlot(std::shared_ptr<void>& slot) {
+  if (!slot) slot = std::make_shared<T>();
+  return *static_cast<T*>(slot.get());
+}
+
+Scope* CurrentScope(napi_env env);
 
 // ---------------------------------------------------------------------------
 // Errors. ArgError becomes a JS TypeError, everything from libtorch a

@@ -16,8 +16,11 @@
 // table of large blocks on every free. That cache keeps at most kSmallPerClass blocks of a size
 // class and kSmallBytesPerThread bytes in all, and frees what it holds when its thread ends.
 //
-// The cache is bounded (INNERLOOP_CPU_CACHE_MB, default 2048 MiB; 0 disables caching): past the
-// bound, freed blocks are unmapped. When a mapping fails, the cache is released and the mapping
+// The cache is bounded (INNERLOOP_CPU_CACHE_MB, default 256 MiB; 0 disables caching): past the
+// bound, freed blocks are unmapped. The default suits a library inside another program: it holds
+// the working set of the small and mid models (the `mid` bench step keeps about 110 MB cached)
+// and gives their step-time benefit, without keeping gigabytes after the work is done
+// (BENCHMARKS.md, "CPU buffer cache"). When a mapping fails, the cache is released and the mapping
 // tried once more; then the request fails with libtorch's wording ("can't allocate memory"), which
 // the addon turns into an OutOfMemoryError. `cpuCacheInfo()` reports the cache, `cpuEmptyCache()`
 // returns it to the system.
@@ -282,7 +285,7 @@ void RegisterCpuAllocator(Napi::Env env, Napi::Object exports) {
     const char* which = std::getenv("INNERLOOP_CPU_ALLOCATOR");
     if (which != nullptr && std::string(which) == "default") return;
     const char* mb = std::getenv("INNERLOOP_CPU_CACHE_MB");
-    const size_t cap = (mb != nullptr ? static_cast<size_t>(std::strtoull(mb, nullptr, 10)) : 2048) << 20;
+    const size_t cap = (mb != nullptr ? static_cast<size_t>(std::strtoull(mb, nullptr, 10)) : 256) << 20;
     gAllocator = new CachingCpuAllocator(cap);
     c10::SetCPUAllocator(gAllocator, /*priority=*/1);
   });

@@ -11,6 +11,8 @@
 // so that the current stream and the autocast cache are as before.
 #include "binding.h"
 
+#include <mutex>
+
 #include <map>
 #include <memory>
 #include <optional>
@@ -58,6 +60,15 @@ struct Graph {
   std::optional<c10::cuda::CUDAStream> previousStream;
   bool previousCacheEnabled = true;
 };
+
+// The graphs are process-wide (CUDA state, no JS handles), used from the main thread and from
+// worker_threads alike: every entry point holds this lock while it looks a graph up or changes
+// the map. Recursive, so that nothing deadlocks should an entry point be reached from inside
+// another on the same thread.
+std::recursive_mutex& GraphsMutex() {
+  static auto* mu = new std::recursive_mutex();
+  return *mu;
+}
 
 // Never destroyed: at process exit the CUDA runtime may already be gone when static destructors
 // run, and a graph's destructor calls into it.
@@ -115,6 +126,7 @@ void DiscardFailedCapture(Graph& g) {
 
 NATIVE_FN(CudaGraphCreate) {
   return Guarded(info, "cuda.CudaGraph", [&]() -> Napi::Value {
+    std::lock_guard<std::recursive_mutex> lock(GraphsMutex());
     Args a(info, "cuda.CudaGraph", "device");
     if (!torch::cuda::is_available()) {
       throw std::runtime_error("CUDA graphs need a CUDA device, and none is available on this machine");
@@ -135,6 +147,7 @@ NATIVE_FN(CudaGraphCreate) {
 // stream, ordered after and before the work of the current stream.
 NATIVE_FN(CudaGraphStreamEnter) {
   return Guarded(info, "cuda.CudaGraph.onStream", [&]() -> Napi::Value {
+    std::lock_guard<std::recursive_mutex> lock(GraphsMutex());
     Args a(info, "cuda.CudaGraph.onStream", "graph");
     Graph& g = GetGraph(a, 0);
     if (g.onStream != 0) throw ArgError("cuda.CudaGraph.onStream: already on the graph's stream");
@@ -145,6 +158,7 @@ NATIVE_FN(CudaGraphStreamEnter) {
 }
 NATIVE_FN(CudaGraphStreamLeave) {
   return Guarded(info, "cuda.CudaGraph.onStream", [&]() -> Napi::Value {
+    std::lock_guard<std::recursive_mutex> lock(GraphsMutex());
     Args a(info, "cuda.CudaGraph.onStream", "graph");
     Graph& g = GetGraph(a, 0);
     if (g.capturing) throw ArgError("cuda.CudaGraph.onStream: the graph is capturing");
@@ -157,6 +171,7 @@ NATIVE_FN(CudaGraphStreamLeave) {
 // captureBegin(handle): from here until captureEnd, kernels are recorded into the graph, not run.
 NATIVE_FN(CudaGraphCaptureBegin) {
   return Guarded(info, "cuda.CudaGraph.capture", [&]() -> Napi::Value {
+    std::lock_guard<std::recursive_mutex> lock(GraphsMutex());
     Args a(info, "cuda.CudaGraph.capture", "graph");
     Graph& g = GetGraph(a, 0);
     if (g.capturing) throw ArgError("cuda.CudaGraph.capture: this graph is already capturing");
@@ -186,6 +201,7 @@ NATIVE_FN(CudaGraphCaptureBegin) {
 // graph is discarded and the graph can capture again.
 NATIVE_FN(CudaGraphCaptureEnd) {
   return Guarded(info, "cuda.CudaGraph.capture", [&]() -> Napi::Value {
+    std::lock_guard<std::recursive_mutex> lock(GraphsMutex());
     Args a(info, "cuda.CudaGraph.capture", "graph,abort");
     Graph& g = GetGraph(a, 0);
     if (!g.capturing) throw ArgError("cuda.CudaGraph.capture: this graph is not capturing");
@@ -215,6 +231,7 @@ NATIVE_FN(CudaGraphCaptureEnd) {
 // replay(handle): launches the captured work on the current stream; returns without waiting.
 NATIVE_FN(CudaGraphReplay) {
   return Guarded(info, "cuda.CudaGraph.replay", [&]() -> Napi::Value {
+    std::lock_guard<std::recursive_mutex> lock(GraphsMutex());
     Args a(info, "cuda.CudaGraph.replay", "graph");
     Graph& g = GetGraph(a, 0);
     if (g.capturing) throw ArgError("cuda.CudaGraph.replay: the graph is still capturing");
@@ -228,6 +245,7 @@ NATIVE_FN(CudaGraphReplay) {
 // dispose(handle): frees the graph and returns its private memory pool to the allocator.
 NATIVE_FN(CudaGraphDispose) {
   return Guarded(info, "cuda.CudaGraph.dispose", [&]() -> Napi::Value {
+    std::lock_guard<std::recursive_mutex> lock(GraphsMutex());
     Args a(info, "cuda.CudaGraph.dispose", "graph");
     auto it = Graphs().find(a.I(0));
     if (it == Graphs().end()) return info.Env().Undefined();
@@ -243,6 +261,7 @@ NATIVE_FN(CudaGraphDispose) {
 // the capture).
 NATIVE_FN(CudaIsCapturing) {
   return Guarded(info, "cuda.isCapturing", [&]() -> Napi::Value {
+    std::lock_guard<std::recursive_mutex> lock(GraphsMutex());
     bool capturing = false;
     for (const auto& [h, g] : Graphs()) capturing = capturing || g.capturing;
     return Napi::Boolean::New(info.Env(), capturing);

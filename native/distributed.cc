@@ -37,12 +37,25 @@ struct Group {
   c10::intrusive_ptr<c10d::ProcessGroup> pg;
 };
 
-std::map<int64_t, Group> gGroups;
-int64_t gNextGroup = 1;
+struct Overlap;
+void RemoveHooks(Overlap& o);
+
+// This environment's process groups and gradient reducers, by handle. A worker thread that
+// exits takes its own with it; the main thread's are not touched.
+struct DistributedState {
+  std::map<int64_t, Group> groups;
+  int64_t nextGroup = 1;
+  std::map<int64_t, std::unique_ptr<Overlap>> overlaps;
+  int64_t nextOverlap = 1;
+  ~DistributedState();
+};
+
+DistributedState& State(napi_env env) { return EnvSlot<DistributedState>(Data(env).distributed); }
 
 Group& GetGroup(Args& a, size_t i) {
-  auto it = gGroups.find(a.I(i));
-  if (it == gGroups.end()) throw ArgError(std::string(a.fn()) + ": the process group was destroyed or never created");
+  auto& groups = State(a.env()).groups;
+  auto it = groups.find(a.I(i));
+  if (it == groups.end()) throw ArgError(std::string(a.fn()) + ": the process group was destroyed or never created");
   return it->second;
 }
 
@@ -103,8 +116,9 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
     } else {
       throw ArgError("distributed.init: backend must be 'gloo' or 'nccl', got '" + backend + "'");
     }
-    int64_t id = gNextGroup++;
-    gGroups.emplace(id, std::move(g));
+    DistributedState& st = State(info.Env());
+    int64_t id = st.nextGroup++;
+    st.groups.emplace(id, std::move(g));
     return Napi::Number::New(info.Env(), static_cast<double>(id));
   });
 }
@@ -112,7 +126,7 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
 Napi::Value Destroy(const Napi::CallbackInfo& info) {
   return Guarded(info, "distributed.destroy", [&]() -> Napi::Value {
     Args a(info, "distributed.destroy");
-    gGroups.erase(a.I(0));
+    State(info.Env()).groups.erase(a.I(0));
     return info.Env().Undefined();
   });
 }
@@ -342,12 +356,10 @@ struct GradientArrived : torch::autograd::FunctionPostHook {
   size_t index;
 };
 
-std::map<int64_t, std::unique_ptr<Overlap>> gOverlaps;
-int64_t gNextOverlap = 1;
-
 Overlap& GetOverlap(Args& a, size_t i) {
-  auto it = gOverlaps.find(a.I(i));
-  if (it == gOverlaps.end()) throw ArgError(std::string(a.fn()) + ": the gradient reducer was destroyed or never created");
+  auto& overlaps = State(a.env()).overlaps;
+  auto it = overlaps.find(a.I(i));
+  if (it == overlaps.end()) throw ArgError(std::string(a.fn()) + ": the gradient reducer was destroyed or never created");
   return *it->second;
 }
 
@@ -410,8 +422,9 @@ Napi::Value ReducerCreate(const Napi::CallbackInfo& info) {
       RemoveHooks(*o);
       throw;
     }
-    int64_t id = gNextOverlap++;
-    gOverlaps.emplace(id, std::move(o));
+    DistributedState& st = State(info.Env());
+    int64_t id = st.nextOverlap++;
+    st.overlaps.emplace(id, std::move(o));
     return Napi::Number::New(info.Env(), static_cast<double>(id));
   });
 }
@@ -502,13 +515,20 @@ Napi::Value ReducerStats(const Napi::CallbackInfo& info) {
 Napi::Value ReducerDestroy(const Napi::CallbackInfo& info) {
   return Guarded(info, "distributed.reducerDestroy", [&]() -> Napi::Value {
     Args a(info, "distributed.reducerDestroy");
-    auto it = gOverlaps.find(a.I(0));
-    if (it != gOverlaps.end()) {
+    auto& overlaps = State(info.Env()).overlaps;
+    auto it = overlaps.find(a.I(0));
+    if (it != overlaps.end()) {
       RemoveHooks(*it->second);
-      gOverlaps.erase(it);  // the Reducer's destructor removes its own hooks
+      overlaps.erase(it);  // the Reducer's destructor removes its own hooks
     }
     return info.Env().Undefined();
   });
+}
+
+DistributedState::~DistributedState() {
+  // Reducers go before the groups they talk to, each with its hooks off the parameters.
+  for (auto& [id, o] : overlaps) RemoveHooks(*o);
+  overlaps.clear();
 }
 
 }  // namespace

@@ -4,10 +4,14 @@
 
 #include <ATen/autocast_mode.h>
 #include <dlfcn.h>
+#include <unistd.h>
 #include <torch/version.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <iomanip>
+#include <sstream>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -20,60 +24,30 @@ namespace innerloop {
 
 namespace {
 
-Napi::FunctionReference* gTensorCtor = nullptr;
-Napi::FunctionReference* gTorchError = nullptr;
-Napi::FunctionReference* gOomError = nullptr;
-Napi::FunctionReference* gCreateHook = nullptr;  // set while an async scope is open
-at::Tensor* gPending = nullptr;                  // handed from Wrap() to the constructor
-Scope* gScope = nullptr;
-int64_t gScopeIds = 0;
-int64_t gLive = 0;
-
-// Bytes of CPU storage referenced by live JS tensors, each storage counted once.
-struct StorageUse {
-  int64_t refs = 0;
-  int64_t bytes = 0;
-};
-std::unordered_map<const void*, StorageUse> gCpuStorages;
-int64_t gCpuBytes = 0;
-
 // External-memory reports to V8 are batched: one call per megabyte of change
 // instead of one per tensor keeps the per-op cost low.
-int64_t gUnreportedBytes = 0;
-void ReportExternal(napi_env env, int64_t delta) {
-  gUnreportedBytes += delta;
-  if (gUnreportedBytes > (1 << 20) || gUnreportedBytes < -(1 << 20)) {
+void ReportExternal(napi_env env, EnvData& d, int64_t delta) {
+  d.unreportedBytes += delta;
+  if (d.closing) return;  // the isolate is being torn down
+  if (d.unreportedBytes > (1 << 20) || d.unreportedBytes < -(1 << 20)) {
     int64_t ignored;
-    napi_adjust_external_memory(env, gUnreportedBytes, &ignored);
-    gUnreportedBytes = 0;
+    napi_adjust_external_memory(env, d.unreportedBytes, &ignored);
+    d.unreportedBytes = 0;
   }
 }
 
-// Every live wrapper. napi_unwrap also succeeds on objects wrapped by other
-// addons, so a pointer is trusted only when it is in this set (cheaper than
-// N-API type tags, which allocate a BigInt per object).
-std::unordered_set<const TensorWrap*> gWrappers;
-
-// A list of tensors handed to the addon once and then passed by handle (tensorList()): the
-// optimizer and gradient utilities take the same lists every step, and reading a JS array costs
-// a property read and an unwrap per element. The handle holds a reference to each element's JS
-// object, so that its wrapper outlives the handle; it does not hold the tensors themselves: a
-// tensor disposed meanwhile is reported as disposed, as it would be in an array.
-struct TensorList {
-  std::vector<TensorWrap*> items;
-  std::vector<napi_ref> refs;
-};
-std::unordered_set<const TensorList*> gLists;
-
+// The handle holds a reference to each element's JS object, so that its wrapper outlives the
+// handle; it does not hold the tensors themselves: a tensor disposed meanwhile is reported as
+// disposed, as it would be in an array.
 void FinalizeTensorList(Napi::Env env, TensorList* l) {
   for (napi_ref r : l->refs) napi_delete_reference(env, r);
-  gLists.erase(l);
+  Data(env).lists.erase(l);
   delete l;
 }
 
 }  // namespace
 
-Scope* CurrentScope() { return gScope; }
+Scope* CurrentScope(napi_env env) { return Data(env).scope; }
 
 #ifdef INNERLOOP_WITH_CUDA
 // The caching allocator's statistics for a device; zeros before CUDA is
@@ -92,15 +66,16 @@ decltype(c10::cuda::CUDACachingAllocator::getDeviceStats(0)) CudaStats(c10::Devi
 
 Napi::Function TensorWrap::Init(Napi::Env env) {
   Napi::Function ctor = DefineClass(env, "Tensor", {});
-  gTensorCtor = new Napi::FunctionReference(Napi::Persistent(ctor));
+  Data(env).tensorCtor = Napi::Persistent(ctor);
   return ctor;
 }
 
 Napi::Value TensorWrap::Wrap(Napi::Env env, at::Tensor t) {
   if (!t.defined()) return env.Null();
-  gPending = &t;
-  Napi::Object obj = gTensorCtor->New({});
-  gPending = nullptr;
+  EnvData& d = Data(env);
+  d.pending = &t;
+  Napi::Object obj = d.tensorCtor.New({});
+  d.pending = nullptr;
   return obj;
 }
 
@@ -109,57 +84,59 @@ TensorWrap* TensorWrap::Unwrap(Napi::Value v) {
   void* raw = nullptr;
   if (napi_unwrap(v.Env(), v, &raw) != napi_ok || raw == nullptr) return nullptr;
   auto* w = static_cast<TensorWrap*>(raw);
-  return gWrappers.count(w) != 0 ? w : nullptr;
+  return Data(v.Env()).wrappers.count(w) != 0 ? w : nullptr;
 }
 
 TensorWrap::TensorWrap(const Napi::CallbackInfo& info)
-    : Napi::ObjectWrap<TensorWrap>(info), env_(info.Env()) {
-  if (gPending == nullptr) {
+    : Napi::ObjectWrap<TensorWrap>(info), env_(info.Env()), data_(&Data(info.Env())) {
+  EnvData& d = *data_;
+  if (d.pending == nullptr) {
     throw Napi::TypeError::New(info.Env(),
         "Tensors are made by factories such as torch.tensor() or torch.zeros(), not with `new`");
   }
-  tensor_ = std::move(*gPending);
-  gPending = nullptr;
-  gWrappers.insert(this);
-  ++gLive;
+  tensor_ = std::move(*d.pending);
+  d.pending = nullptr;
+  d.wrappers.insert(this);
+  ++d.live;
   if (tensor_.device().is_cpu() && tensor_.has_storage()) {
     const void* key = tensor_.storage().unsafeGetStorageImpl();
-    StorageUse& use = gCpuStorages[key];
+    EnvData::StorageUse& use = d.cpuStorages[key];
     if (use.refs++ == 0) {
       use.bytes = static_cast<int64_t>(tensor_.storage().nbytes());
-      gCpuBytes += use.bytes;
+      d.cpuBytes += use.bytes;
       reportedBytes_ = use.bytes;
-      if (reportedBytes_ > 0) ReportExternal(info.Env(), reportedBytes_);
+      if (reportedBytes_ > 0) ReportExternal(info.Env(), d, reportedBytes_);
     }
   }
-  if (gScope != nullptr) {
-    LinkInto(gScope);
-  } else if (gCreateHook != nullptr) {
-    gCreateHook->Call({info.This()});
+  if (d.scope != nullptr) {
+    LinkInto(d.scope);
+  } else if (!d.createHook.IsEmpty()) {
+    d.createHook.Call({info.This()});
   }
 }
 
 TensorWrap::~TensorWrap() {
   Release();
-  gWrappers.erase(this);
+  data_->wrappers.erase(this);
 }
 
 void TensorWrap::Release() {
   if (!tensor_.defined()) return;
+  EnvData& d = *data_;
   Unlink();
   if (tensor_.device().is_cpu() && tensor_.has_storage()) {
-    auto it = gCpuStorages.find(tensor_.storage().unsafeGetStorageImpl());
-    if (it != gCpuStorages.end() && --it->second.refs == 0) {
-      gCpuBytes -= it->second.bytes;
-      gCpuStorages.erase(it);
+    auto it = d.cpuStorages.find(tensor_.storage().unsafeGetStorageImpl());
+    if (it != d.cpuStorages.end() && --it->second.refs == 0) {
+      d.cpuBytes -= it->second.bytes;
+      d.cpuStorages.erase(it);
     }
   }
   if (reportedBytes_ > 0) {
-    ReportExternal(env_, -reportedBytes_);
+    ReportExternal(env_, d, -reportedBytes_);
     reportedBytes_ = 0;
   }
   tensor_.reset();
-  --gLive;
+  --d.live;
 }
 
 void TensorWrap::Unlink() {
@@ -181,6 +158,12 @@ void TensorWrap::LinkInto(Scope* s) {
 // ---------------------------------------------------------------------------
 // Errors
 
+namespace {
+void ReplaceAll(std::string& s, const std::string& from, const std::string& to) {
+  for (auto pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size())) s.replace(pos, from.size(), to);
+}
+}  // namespace
+
 void ThrowTorchError(Napi::Env env, const char* fn, const std::string& message, bool oom) {
   std::string msg = message;
   // libtorch messages sometimes end in a newline or carry "Exception raised from ..." lines.
@@ -193,6 +176,13 @@ void ThrowTorchError(Napi::Env env, const char* fn, const std::string& message, 
     if (para != std::string::npos) msg = msg.substr(0, para);
   }
   while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  // Autograd's advice names Python spellings: give the TypeScript option instead, and drop the
+  // anomaly-detection hint (this binding has no anomaly mode).
+  ReplaceAll(msg, "Specify retain_graph=True", "Pass { retainGraph: true } to backward() or autograd.grad()");
+  if (auto hint = msg.find(" Hint: enable anomaly detection"); hint != std::string::npos) {
+    auto end = msg.find(").", hint);
+    msg.erase(hint, end == std::string::npos ? std::string::npos : end + 2 - hint);
+  }
   std::string full = std::string(fn) + ": " + msg;
   if (oom) {
 #ifdef INNERLOOP_WITH_CUDA
@@ -204,9 +194,9 @@ void ThrowTorchError(Napi::Env env, const char* fn, const std::string& message, 
     }
 #endif
   }
-  Napi::FunctionReference* ctor = oom ? gOomError : gTorchError;
-  if (ctor == nullptr) throw Napi::Error::New(env, full);
-  Napi::Object err = ctor->New({Napi::String::New(env, full)});
+  Napi::FunctionReference& ctor = oom ? Data(env).oomError : Data(env).torchError;
+  if (ctor.IsEmpty()) throw Napi::Error::New(env, full);
+  Napi::Object err = ctor.New({Napi::String::New(env, full)});
   throw Napi::Error(env, err);
 }
 
@@ -250,10 +240,33 @@ std::string Args::Label(size_t i) const {
   return label;
 }
 
+// Whether `v` is what a tensor becomes when it is sent to another thread: postMessage and
+// structuredClone copy own enumerable properties only, and a tensor has none, so the copy is an
+// empty plain object.
+static bool LooksLikeClonedTensor(const Napi::Value& v) {
+  if (!v.IsObject() || v.IsArray()) return false;
+  Napi::Object o = v.As<Napi::Object>();
+  napi_value proto, objectProto;
+  Napi::Env env = v.Env();
+  if (napi_get_prototype(env, o, &proto) != napi_ok) return false;
+  Napi::Object objectCtor = env.Global().Get("Object").As<Napi::Object>();
+  objectProto = objectCtor.Get("prototype");
+  bool same = false;
+  napi_strict_equals(env, proto, objectProto, &same);
+  return same && o.GetPropertyNames().Length() == 0;
+}
+
 void Args::Fail(size_t i, const char* expected) const {
   std::string got = i < info_.Length() ? TypeName(info_[i]) : "nothing";
   if (i < info_.Length() && info_[i].IsObject()) {
     if (auto* w = TensorWrap::Unwrap(info_[i]); w && w->disposed()) got = "a disposed tensor";
+  }
+  if (i < info_.Length() && std::strstr(expected, "Tensor") != nullptr && LooksLikeClonedTensor(info_[i])) {
+    // A TorchError (the Guarded catch-all), not a TypeError: the value was a tensor, of another thread.
+    throw std::runtime_error(Label(i) +
+        " is an empty object, as a tensor of another thread becomes when it is sent with postMessage or "
+        "structuredClone: a tensor belongs to the thread that made it. Send its data instead "
+        "(await t.data(), with t.shape and t.dtype) and make a tensor from it with torch.tensor()");
   }
   throw ArgError(std::string(fn_) + ": " + Label(i) + " must be " + expected + ", got " + got);
 }
@@ -351,6 +364,20 @@ bool Args::B(size_t i, bool dflt) {
   return info_[i].As<Napi::Boolean>().Value();
 }
 
+// A value as an argument error shows it: `NaN`, `1.5`, `the string "3"`, or its type.
+static std::string DescribeValue(const Napi::Value& v) {
+  if (v.IsNumber()) {
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (std::isnan(d)) return "NaN";
+    if (std::isinf(d)) return d > 0 ? "Infinity" : "-Infinity";
+    std::ostringstream s;
+    s << std::setprecision(17) << d;
+    return s.str();
+  }
+  if (v.IsString()) return "the string \"" + v.As<Napi::String>().Utf8Value() + "\"";
+  return TypeName(v);
+}
+
 std::vector<int64_t> Args::IL(size_t i) {
   if (i < info_.Length() && info_[i].IsNumber()) return {I(i)};
   if (i >= info_.Length() || !info_[i].IsArray()) Fail(i, "an integer or an array of integers");
@@ -359,9 +386,11 @@ std::vector<int64_t> Args::IL(size_t i) {
   std::vector<int64_t> out(n);
   for (uint32_t k = 0; k < n; ++k) {
     Napi::Value e = arr.Get(k);
-    if (!e.IsNumber()) Fail(i, "an array of integers");
-    double d = e.As<Napi::Number>().DoubleValue();
-    if (!std::isfinite(d) || std::floor(d) != d) Fail(i, "an array of integers");
+    double d = e.IsNumber() ? e.As<Napi::Number>().DoubleValue() : NAN;
+    if (!e.IsNumber() || !std::isfinite(d) || std::floor(d) != d) {
+      throw ArgError(std::string(fn_) + ": element " + std::to_string(k) + " of " + Label(i) +
+                     " must be an integer, got " + DescribeValue(e));
+    }
     out[k] = static_cast<int64_t>(d);
   }
   return out;
@@ -383,7 +412,7 @@ std::vector<at::Tensor> Args::TL(size_t i) {
   };
   if (i < info_.Length() && info_[i].IsExternal()) {
     const auto* l = static_cast<const TensorList*>(info_[i].As<Napi::External<void>>().Data());
-    if (gLists.count(l) == 0) Fail(i, "an array of Tensors");
+    if (Data(env()).lists.count(l) == 0) Fail(i, "an array of Tensors");
     out.reserve(l->items.size());
     for (size_t k = 0; k < l->items.size(); ++k) take(static_cast<uint32_t>(k), l->items[k]);
     return out;
@@ -542,28 +571,26 @@ namespace {
 // init({ TorchError, OutOfMemoryError })
 NATIVE(InitErrors) {
   Napi::Object o = info[0].As<Napi::Object>();
-  gTorchError = new Napi::FunctionReference(Napi::Persistent(o.Get("TorchError").As<Napi::Function>()));
-  gOomError = new Napi::FunctionReference(Napi::Persistent(o.Get("OutOfMemoryError").As<Napi::Function>()));
+  EnvData& d = Data(info.Env());
+  d.torchError = Napi::Persistent(o.Get("TorchError").As<Napi::Function>());
+  d.oomError = Napi::Persistent(o.Get("OutOfMemoryError").As<Napi::Function>());
   return info.Env().Undefined();
 }
 
 NATIVE(SetCreateHook) {
-  if (gCreateHook) {
-    delete gCreateHook;
-    gCreateHook = nullptr;
-  }
-  if (info.Length() > 0 && info[0].IsFunction()) {
-    gCreateHook = new Napi::FunctionReference(Napi::Persistent(info[0].As<Napi::Function>()));
-  }
+  EnvData& d = Data(info.Env());
+  d.createHook.Reset();
+  if (info.Length() > 0 && info[0].IsFunction()) d.createHook = Napi::Persistent(info[0].As<Napi::Function>());
   return info.Env().Undefined();
 }
 
 // --- scopes
 NATIVE(ScopeBegin) {
+  EnvData& d = Data(info.Env());
   Scope* s = new Scope();
-  s->parent = gScope;
-  s->id = ++gScopeIds;
-  gScope = s;
+  s->parent = d.scope;
+  s->id = ++d.scopeIds;
+  d.scope = s;
   return Napi::Number::New(info.Env(), static_cast<double>(s->id));
 }
 
@@ -572,10 +599,11 @@ NATIVE(ScopeEnd) {
   BODY("tidy") {
     Args a(info, "tidy");
     int64_t id = a.I(0);
-    if (gScope == nullptr || gScope->id != id) {
+    EnvData& d = Data(info.Env());
+    if (d.scope == nullptr || d.scope->id != id) {
       throw ArgError("tidy: scopes were closed out of order (a tidy callback escaped its scope)");
     }
-    Scope* s = gScope;
+    Scope* s = d.scope;
     if (a.Has(1)) {
       Napi::Array keep = info[1].As<Napi::Array>();
       for (uint32_t k = 0; k < keep.Length(); ++k) {
@@ -591,7 +619,7 @@ NATIVE(ScopeEnd) {
       w->Release();  // unlinks
       ++released;
     }
-    gScope = s->parent;
+    d.scope = s->parent;
     delete s;
     return Napi::Number::New(info.Env(), static_cast<double>(released));
   });
@@ -607,7 +635,7 @@ NATIVE(Keep) {
 // Moves a tensor into the current scope (used for tensors adopted by async scopes).
 NATIVE(Track) {
   TensorWrap* w = TensorWrap::Unwrap(info[0]);
-  if (w && gScope) w->LinkInto(gScope);
+  if (Scope* s = Data(info.Env()).scope; w && s) w->LinkInto(s);
   return info[0];
 }
 
@@ -639,7 +667,7 @@ NATIVE(MakeTensorList) {
       l->refs.push_back(r);
       l->items.push_back(TensorWrap::Unwrap(e));
     }
-    gLists.insert(l);
+    Data(info.Env()).lists.insert(l);
     return Napi::External<TensorList>::New(info.Env(), l, FinalizeTensorList);
   });
 }
@@ -651,8 +679,9 @@ NATIVE(IsTensor) {
 NATIVE(Memory) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
-  o.Set("liveTensors", Napi::Number::New(env, static_cast<double>(gLive)));
-  o.Set("cpuBytes", Napi::Number::New(env, static_cast<double>(gCpuBytes)));
+  EnvData& d = Data(env);
+  o.Set("liveTensors", Napi::Number::New(env, static_cast<double>(d.live)));
+  o.Set("cpuBytes", Napi::Number::New(env, static_cast<double>(d.cpuBytes)));
   double allocated = 0, reserved = 0;
 #ifdef INNERLOOP_WITH_CUDA
   if (torch::cuda::is_available()) {
@@ -800,95 +829,226 @@ NATIVE(FromBuffer) {
   });
 }
 
-// Copies a tensor's elements into a fresh typed array (bfloat16/float16 become float32).
-Napi::Value CopyToTypedArray(Napi::Env env, at::Tensor t) {
-  at::ScalarType st = t.scalar_type();
-  if (st == at::kBFloat16 || st == at::kHalf) t = t.to(at::kFloat), st = at::kFloat;
-  // Complex elements come out as interleaved (real, imaginary) pairs.
-  if (st == at::kComplexHalf) t = t.to(at::kComplexFloat), st = at::kComplexFloat;
-  if (st == at::kComplexFloat || st == at::kComplexDouble) t = at::view_as_real(t).contiguous(), st = t.scalar_type();
-  napi_typedarray_type tt;
+// The typed array a tensor's elements are read into (bfloat16/float16 become float32; complex
+// elements come out as interleaved (real, imaginary) pairs), and the dtype of the host copy that
+// matches it.
+napi_typedarray_type HostArrayType(at::ScalarType& st, const char* fn) {
+  if (st == at::kBFloat16 || st == at::kHalf) st = at::kFloat;
+  if (st == at::kComplexHalf) st = at::kComplexFloat;
+  if (st == at::kComplexFloat) return napi_float32_array;
+  if (st == at::kComplexDouble) return napi_float64_array;
   switch (st) {
-    case at::kFloat: tt = napi_float32_array; break;
-    case at::kDouble: tt = napi_float64_array; break;
-    case at::kLong: tt = napi_bigint64_array; break;
-    case at::kInt: tt = napi_int32_array; break;
-    case at::kShort: tt = napi_int16_array; break;
-    case at::kChar: tt = napi_int8_array; break;
-    case at::kByte: tt = napi_uint8_array; break;
-    case at::kBool: tt = napi_uint8_array; break;
-    case at::kUInt16: tt = napi_uint16_array; break;
-    default: throw ArgError(std::string("toTypedArray: unsupported dtype ") + DTypeName(st));
+    case at::kFloat: return napi_float32_array;
+    case at::kDouble: return napi_float64_array;
+    case at::kLong: return napi_bigint64_array;
+    case at::kInt: return napi_int32_array;
+    case at::kShort: return napi_int16_array;
+    case at::kChar: return napi_int8_array;
+    case at::kByte: return napi_uint8_array;
+    case at::kBool: return napi_uint8_array;
+    case at::kUInt16: return napi_uint16_array;
+    default: throw ArgError(std::string(fn) + ": unsupported dtype " + DTypeName(st));
   }
-  size_t n = static_cast<size_t>(t.numel());
-  size_t bytes = n * t.element_size();
-  Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, bytes);
-  if (bytes > 0) std::memcpy(buf.Data(), t.data_ptr(), bytes);
-  napi_value out;
-  napi_status s = napi_create_typedarray(env, tt, n, buf, 0, &out);
-  if (s != napi_ok) throw Napi::Error::New(env, "toTypedArray: could not create the typed array");
-  return Napi::Value(env, out);
 }
 
-at::Tensor HostCopy(const at::Tensor& t) {
-  at::Tensor h = t.detach().to(at::kCPU).contiguous();
-  // Some backward formulas return storage-less "efficient zero" tensors; lazy conjugate and
-  // negative views hold their bits unapplied.
-  if (h._is_zerotensor()) return at::zeros(h.sizes(), h.options());
-  if (h.is_conj() || h.is_neg()) h = h.resolve_conj().resolve_neg().contiguous();
-  return h;
+// A contiguous CPU copy of `t` in dtype `st`, complex as (real, imaginary) pairs (no copy when it
+// already is one). Some backward formulas return storage-less "efficient zero" tensors, and lazy
+// conjugate and negative views hold their bits unapplied: both are materialised.
+at::Tensor HostCopy(const at::Tensor& t, at::ScalarType st) {
+  at::Tensor h = t.detach().to(at::kCPU, st);
+  if (h._is_zerotensor()) h = at::zeros(h.sizes(), h.options());
+  if (h.is_conj() || h.is_neg()) h = h.resolve_conj().resolve_neg();
+  if (h.is_complex()) h = at::view_as_real(h);
+  return h.contiguous();
+}
+
+Napi::Value NewTypedArray(Napi::Env env, napi_typedarray_type tt, size_t n, Napi::ArrayBuffer buf) {
+  napi_value out;
+  if (napi_create_typedarray(env, tt, n, buf, 0, &out) != napi_ok) {
+    throw Napi::Error::New(env, "toTypedArray: could not create the typed array");
+  }
+  return Napi::Value(env, out);
 }
 
 NATIVE(ToTypedArray) {
   BODY("toTypedArray") {
     Args a(info, "toTypedArray", "self");
-    return CopyToTypedArray(info.Env(), HostCopy(a.T(0)));
+    at::Tensor& t = a.T(0);
+    at::ScalarType st = t.scalar_type();
+    napi_typedarray_type tt = HostArrayType(st, "toTypedArray");
+    at::Tensor host = HostCopy(t, st);
+    size_t n = static_cast<size_t>(host.numel()), bytes = host.nbytes();
+    Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(info.Env(), bytes);
+    if (bytes > 0) std::memcpy(buf.Data(), host.data_ptr(), bytes);
+    return NewTypedArray(info.Env(), tt, n, buf);
   });
 }
 
-// data(t): the host copy happens on a worker thread; resolves to a typed array.
-class DataWorker : public Napi::AsyncWorker {
+// An AsyncWorker that settles a promise: libtorch errors in Execute() (on the libuv thread) reject
+// it with a TorchError. Subclasses implement Work() and OnOK().
+class PromiseWorker : public Napi::AsyncWorker {
  public:
-  DataWorker(Napi::Env env, at::Tensor t)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), t_(std::move(t)) {}
-  Napi::Promise Promise() { return deferred_.Promise(); }
+  PromiseWorker(Napi::Env env, const char* fn)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), fn_(fn) {}
+  // Queues the worker (which deletes itself when done) and returns its promise.
+  Napi::Value Start() {
+    Napi::Promise p = deferred_.Promise();
+    Queue();
+    return p;
+  }
   void Execute() override {
     try {
-      host_ = HostCopy(t_);
+      Work();
     } catch (const c10::Error& e) {
-      SetError(std::string("data: ") + e.what_without_backtrace());
+      SetError(std::string(fn_) + ": " + e.what_without_backtrace());
     } catch (const std::exception& e) {
-      SetError(std::string("data: ") + e.what());
+      SetError(std::string(fn_) + ": " + e.what());
     }
-  }
-  void OnOK() override {
-    try {
-      deferred_.Resolve(CopyToTypedArray(Env(), host_));
-    } catch (const std::exception& e) {
-      deferred_.Reject(Napi::Error::New(Env(), e.what()).Value());
-    }
-    t_.reset();
-    host_.reset();
   }
   void OnError(const Napi::Error& e) override {
     Napi::Value err = e.Value();
-    if (gTorchError) err = gTorchError->New({Napi::String::New(Env(), e.Message())});
+    if (EnvData& d = Data(Env()); !d.torchError.IsEmpty()) err = d.torchError.New({Napi::String::New(Env(), e.Message())});
     deferred_.Reject(err);
+    Done();
+  }
+
+ protected:
+  virtual void Work() = 0;
+  // Drops what the worker holds, once the promise is settled.
+  virtual void Done() {}
+  Napi::Promise::Deferred deferred_;
+
+ private:
+  const char* fn_;
+};
+
+// data(t): resolves to a typed array. The ArrayBuffer is allocated here, on the JS thread (large
+// buffers are mapped lazily, so this costs microseconds); the device-to-host copy, the dtype
+// conversion and the copy into the buffer all run on a libuv worker thread. The worker holds its
+// own reference to the at::Tensor, so disposing the JS tensor meanwhile is safe.
+class DataWorker : public PromiseWorker {
+ public:
+  DataWorker(Napi::Env env, at::Tensor t) : PromiseWorker(env, "data"), t_(std::move(t)) {
+    st_ = t_.scalar_type();
+    tt_ = HostArrayType(st_, "data");
+    // A complex element is two typed-array elements (real, imaginary).
+    n_ = static_cast<size_t>(t_.numel()) * (at::isComplexType(st_) ? 2 : 1);
+    bytes_ = static_cast<size_t>(t_.numel()) * c10::elementSize(st_);
+    Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, bytes_);
+    dst_ = buf.Data();
+    buf_ = Napi::Persistent(buf);
+  }
+  void Work() override {
+    at::Tensor host = HostCopy(t_, st_);
+    if (bytes_ > 0) std::memcpy(dst_, host.data_ptr(), bytes_);
     t_.reset();
+  }
+  void OnOK() override {
+    try {
+      deferred_.Resolve(NewTypedArray(Env(), tt_, n_, buf_.Value()));
+    } catch (const std::exception& e) {
+      deferred_.Reject(Napi::Error::New(Env(), e.what()).Value());
+    }
+    Done();
+  }
+  void Done() override {
+    t_.reset();
+    buf_.Reset();
   }
 
  private:
-  Napi::Promise::Deferred deferred_;
-  at::Tensor t_, host_;
+  at::Tensor t_;
+  at::ScalarType st_;
+  napi_typedarray_type tt_;
+  size_t n_ = 0, bytes_ = 0;
+  void* dst_ = nullptr;
+  Napi::Reference<Napi::ArrayBuffer> buf_;
 };
 
-NATIVE(Data) {
+NATIVE(DataAsync) {
   BODY("data") {
     Args a(info, "data", "self");
-    auto* w = new DataWorker(info.Env(), a.T(0));
-    Napi::Promise p = w->Promise();
-    w->Queue();
-    return p;
+    return (new DataWorker(info.Env(), a.T(0)))->Start();
+  });
+}
+
+// File I/O of a tensor's bytes for the asynchronous safetensors reader and writer: the copies and
+// the system calls run on a libuv worker thread, and no JS Buffer is made over the tensor's memory
+// (a Buffer of that size would make V8 collect garbage on the event loop). Each worker holds its
+// own reference to the tensor, so disposing the JS tensor meanwhile is safe.
+
+// A worker that moves one tensor's bytes to or from a file descriptor; resolves to undefined.
+class TensorIOWorker : public PromiseWorker {
+ public:
+  TensorIOWorker(Napi::Env env, const char* fn, at::Tensor t, int fd) : PromiseWorker(env, fn), t_(std::move(t)), fd_(fd) {}
+  void OnOK() override {
+    deferred_.Resolve(Env().Undefined());
+    Done();
+  }
+  void Done() override { t_.reset(); }
+
+ protected:
+  at::Tensor t_;
+  int fd_;
+};
+
+// writeTensorTo(t, fd): writes t's elements (a contiguous host copy, made there) at fd's current
+// position.
+class WriteTensorWorker : public TensorIOWorker {
+ public:
+  WriteTensorWorker(Napi::Env env, at::Tensor t, int fd) : TensorIOWorker(env, "writeTensor", std::move(t), fd) {}
+  void Work() override {
+    at::Tensor host = t_.detach().to(at::kCPU).contiguous();
+    const auto* p = static_cast<const char*>(host.data_ptr());
+    size_t left = host.nbytes();
+    while (left > 0) {
+      ssize_t n = ::write(fd_, p, std::min<size_t>(left, size_t{1} << 30));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw std::runtime_error(std::string("write failed: ") + std::strerror(errno));
+      p += n;
+      left -= static_cast<size_t>(n);
+    }
+  }
+};
+
+// readTensorFrom(t, fd, position): fills the contiguous CPU tensor t with the bytes at position.
+class ReadTensorWorker : public TensorIOWorker {
+ public:
+  ReadTensorWorker(Napi::Env env, at::Tensor t, int fd, int64_t pos)
+      : TensorIOWorker(env, "readTensor", std::move(t), fd), pos_(pos) {}
+  void Work() override {
+    auto* p = static_cast<char*>(t_.data_ptr());
+    const size_t total = t_.nbytes();
+    size_t done = 0;
+    while (done < total) {
+      ssize_t n = ::pread(fd_, p + done, std::min<size_t>(total - done, size_t{1} << 30), static_cast<off_t>(pos_ + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw std::runtime_error(std::string("read failed: ") + std::strerror(errno));
+      if (n == 0) {
+        throw std::runtime_error("file is truncated: reading stopped at byte " + std::to_string(pos_ + done) +
+                                 ", the tensor ends at byte " + std::to_string(pos_ + total));
+      }
+      done += static_cast<size_t>(n);
+    }
+  }
+
+ private:
+  int64_t pos_;
+};
+
+NATIVE(WriteTensorTo) {
+  BODY("writeTensor") {
+    Args a(info, "writeTensor", "self,fd");
+    return (new WriteTensorWorker(info.Env(), a.T(0), static_cast<int>(a.I(1))))->Start();
+  });
+}
+
+NATIVE(ReadTensorFrom) {
+  BODY("readTensor") {
+    Args a(info, "readTensor", "self,fd,position");
+    at::Tensor& t = a.T(0);
+    if (!t.device().is_cpu() || !t.is_contiguous()) throw ArgError("readTensor: the tensor must be a contiguous CPU tensor");
+    return (new ReadTensorWorker(info.Env(), t, static_cast<int>(a.I(1)), a.I(2)))->Start();
   });
 }
 
@@ -911,14 +1071,25 @@ NATIVE(Bytes) {
 
 NATIVE(Item) {
   BODY("item") {
-    Args a(info, "item", "self");
+    Args a(info, "item", "self,bigint");
     at::Tensor& t = a.T(0);
     if (t.numel() != 1) {
       throw ArgError("item: the tensor has " + std::to_string(t.numel()) + " elements; item() needs exactly one");
     }
+    bool bigint = a.B(1, false);
     at::Scalar s = t.item();
     if (s.isBoolean()) return Napi::Boolean::New(info.Env(), s.toBool());
-    if (s.isIntegral(false)) return Napi::Number::New(info.Env(), static_cast<double>(s.toLong()));
+    if (s.isIntegral(false)) {
+      int64_t v = s.toLong();
+      if (bigint) return Napi::BigInt::New(info.Env(), v);
+      // Beyond 2^53 a JS number cannot hold every integer: refuse rather than round.
+      constexpr int64_t kSafe = (int64_t{1} << 53);
+      if (v > kSafe || v < -kSafe) {
+        throw ArgError("item: the " + std::string(DTypeName(t.scalar_type())) + " value " + std::to_string(v) +
+                       " is beyond 2^53 and has no exact JS number; use item({ bigint: true })");
+      }
+      return Napi::Number::New(info.Env(), static_cast<double>(v));
+    }
     return Napi::Number::New(info.Env(), s.toDouble());
   });
 }
@@ -1224,8 +1395,39 @@ NATIVE(BuildInfo) {
 // ---------------------------------------------------------------------------
 // Module init
 
+namespace innerloop {
+namespace {
+
+// Runs when the environment shuts down (a worker exits or is terminated, or the main thread
+// ends), before N-API finalizes the tensors still alive there: JS handles are dropped now, and
+// the finalizers that follow free the tensors without calling into V8. The EnvData itself goes
+// last, with the instance data, after every finalizer has run.
+void CleanupEnv(void* arg) {
+  auto* d = static_cast<EnvData*>(arg);
+  d->closing = true;
+  d->createHook.Reset();
+  d->torchError.Reset();
+  d->oomError.Reset();
+  d->tensorCtor.Reset();
+  while (d->scope != nullptr) {
+    Scope* s = d->scope;
+    d->scope = s->parent;
+    while (s->head != nullptr) s->head->Unlink();
+    delete s;
+  }
+  d->distributed.reset();
+}
+
+}  // namespace
+}  // namespace innerloop
+
+// The addon is loaded once per environment (the main thread and each worker_thread); every
+// load gets its own EnvData.
 static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   using namespace innerloop;
+  auto* data = new EnvData();
+  env.SetInstanceData<EnvData>(data);
+  napi_add_env_cleanup_hook(env, CleanupEnv, data);
   exports.Set("Tensor", TensorWrap::Init(env));
   struct Entry {
     const char* name;
@@ -1239,7 +1441,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
       {"rand", Rand}, {"randint", Randint}, {"arange", Arange}, {"linspace", Linspace}, {"eye", Eye},
       {"zerosLike", ZerosLike}, {"onesLike", OnesLike}, {"emptyLike", EmptyLike}, {"randnLike", RandnLike},
       {"fromTypedArray", FromTypedArray}, {"fromBuffer", FromBuffer}, {"toTypedArray", ToTypedArray},
-      {"data", Data}, {"bytes", Bytes}, {"item", Item},
+      {"data", DataAsync}, {"writeTensorTo", WriteTensorTo}, {"readTensorFrom", ReadTensorFrom}, {"bytes", Bytes}, {"item", Item},
       {"shape", Shape}, {"dtype", DTypeOf}, {"device", DeviceOf}, {"ndim", Ndim}, {"numel", Numel},
       {"requiresGrad", RequiresGrad}, {"requiresGrad_", SetRequiresGrad}, {"isLeaf", IsLeaf},
       {"grad", GradOf}, {"setGrad", SetGrad}, {"gradFn", GradFnName}, {"retainGrad", RetainGrad},

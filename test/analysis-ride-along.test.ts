@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { torch, F, type Tensor, type DType } from "../lib/torch/index.js";
+import * as kernels from "../lib/torch/internal.js";
 import { GPT2 } from "../lib/models/index.js";
 import { forwardProbed, probedForwardApplies } from "../lib/models/gpt2-probe.js";
 import { runWithCache } from "../lib/analysis/capture.js";
@@ -75,7 +76,7 @@ describe("forwardProbed: the training rows are untouched", () => {
           loss.backward();
           return { loss: loss.item() as number, grads: torch.keep(params.map((p) => p.grad!.clone())) };
         });
-        torch.zeroGrad(params);
+        kernels.zeroGrad(params);
         const probed = torch.tidy(() => {
           const p = forwardProbed(m, ids, targets, pids, ptargets)!;
           expect(p).toBeDefined();
@@ -102,7 +103,7 @@ describe("forwardProbed: the capture equals a hooked pass of the probe windows",
       torch.tidy(() => {
         const p = forwardProbed(m, ids, targets, pids, ptargets)!;
         p.loss.add(p.probeLoss).backward();
-        torch.zeroGrad(m.parameters());
+        kernels.zeroGrad(m.parameters());
         const cap = p.capture;
 
         m.eval();
@@ -189,10 +190,10 @@ describe("forwardProbed: the capture equals a hooked pass of the probe windows",
     const w = [...m.blocks][0]!.fusedWeights();
     const h = torch.zeros([2, T, 32]);
     const sinks = { rows: 1, gradIn: null, gradOut: torch.zeros([1, T, 32]), paramNorms: torch.zeros([12]) };
-    expect(() => torch.gpt2BlockProbe(h, w, 4, 1e-5, { ...sinks, rows: 3 })).toThrow(/probeRows must be at least 1 and at most the batch \(2\), got 3/);
-    expect(() => torch.gpt2BlockProbe(h, w, 4, 1e-5, { ...sinks, gradOut: torch.zeros([2, T, 32]) })).toThrow(/gradOut must be a contiguous CPU tensor \[1, 20, 32\]/);
-    expect(() => torch.gpt2BlockProbe(h, w, 4, 1e-5, { ...sinks, paramNorms: torch.zeros([11]) })).toThrow(/paramNorms must be a CPU tensor \[12\]/);
-    expect(() => torch.gpt2BlockProbe(h, w, 4, 1e-5, { ...sinks, gradIn: torch.zeros([1, T, 32], { dtype: "float64" }) })).toThrow(/gradIn must be/);
+    expect(() => kernels.gpt2BlockProbe(h, w, 4, 1e-5, { ...sinks, rows: 3 })).toThrow(/probeRows must be at least 1 and at most the batch \(2\), got 3/);
+    expect(() => kernels.gpt2BlockProbe(h, w, 4, 1e-5, { ...sinks, gradOut: torch.zeros([2, T, 32]) })).toThrow(/gradOut must be a contiguous CPU tensor \[1, 20, 32\]/);
+    expect(() => kernels.gpt2BlockProbe(h, w, 4, 1e-5, { ...sinks, paramNorms: torch.zeros([11]) })).toThrow(/paramNorms must be a CPU tensor \[12\]/);
+    expect(() => kernels.gpt2BlockProbe(h, w, 4, 1e-5, { ...sinks, gradIn: torch.zeros([1, T, 32], { dtype: "float64" }) })).toThrow(/gradIn must be/);
     m.dispose();
   });
 });
@@ -212,7 +213,7 @@ describe("the analysis from a captured pass", () => {
       p.loss.add(p.probeLoss).backward();
       return ho.runCaptured(p.capture);
     });
-    torch.zeroGrad(m.parameters());
+    kernels.zeroGrad(m.parameters());
     // The standalone pass computes the first-key attention from float32 copies of q and k.
     expectResultsClose(captured, standalone, 1e-9, { attnFirstToken: 1e-6 });
     // And again (the accumulators are reused).

@@ -182,7 +182,7 @@ for (const device of devices()) {
       torch.tidy(() => {
         const opts = { device, requiresGrad: true } as const;
         const made: Array<[string, () => Tensor]> = [
-          ["tensor", () => torch.tensor([1, 2], opts)],
+          ["tensor", () => torch.tensor([1.5, 2], opts)],
           ["zeros", () => torch.zeros([2], opts)],
           ["ones", () => torch.ones([2], opts)],
           ["empty", () => torch.empty([2], opts)],

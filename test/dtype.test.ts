@@ -40,7 +40,9 @@ for (const device of devices()) {
           expect(t.device).toBe(canonicalDevice(device));
           expect(flatValues(t)).toEqual(Array.from(arr as ArrayLike<number>, Number));
         }
-        expect(torch.tensor([1, 2], { device }).dtype).toBe("float32");
+        // Plain numbers follow torch.tensor: integers are int64, anything else float32.
+        expect(torch.tensor([1, 2], { device }).dtype).toBe("int64");
+        expect(torch.tensor([1, 2.5], { device }).dtype).toBe("float32");
         expect(torch.tensor([[true], [false]], { device }).dtype).toBe("bool");
       });
     });

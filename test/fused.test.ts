@@ -5,6 +5,7 @@
 // weights, and when the fused path must not apply; the same for the fused head and loss.
 import { describe, it, expect, afterEach } from "vitest";
 import { torch, F } from "../lib/torch/index.js";
+import * as kernels from "../lib/torch/internal.js";
 import type { DType, Tensor } from "../lib/torch/index.js";
 import { GPT2, GPT2Block } from "../lib/models/index.js";
 import { HookPoint } from "../lib/nn/index.js";
@@ -222,17 +223,17 @@ describe("fused GPT-2 block", () => {
       mlpWeight: block.mlp.cProj.weight, mlpBias: block.mlp.cProj.bias,
     };
     const h = torch.randn([2, 3, 48]);
-    expect(torch.gpt2Block(h, w, 3, 1e-5)).toBeDefined();
-    expect(torch.gpt2Block(h.to({ dtype: "bfloat16" }), w, 3, 1e-5)).toBeUndefined();
-    expect(torch.gpt2Block(h.to({ dtype: "float64" }), w, 3, 1e-5)).toBeUndefined();
-    expect(torch.gpt2Block(torch.randn([2, 3, 40]), w, 3, 1e-5)).toBeUndefined();
-    expect(torch.gpt2Block(torch.randn([6, 48]), w, 3, 1e-5)).toBeUndefined();
-    expect(torch.gpt2Block(h, w, 5, 1e-5)).toBeUndefined();
-    expect(torch.gpt2Block(h, { ...w, fcBias: null }, 3, 1e-5)).toBeUndefined();
-    expect(torch.gpt2Block(h, { ...w, fcWeight: w.fcWeight.t() }, 3, 1e-5)).toBeUndefined();
-    expect(() => torch.gpt2Block("h" as unknown as Tensor, w, 3, 1e-5)).toThrow(/gpt2Block: argument 0 \(h\)/);
+    expect(kernels.gpt2Block(h, w, 3, 1e-5)).toBeDefined();
+    expect(kernels.gpt2Block(h.to({ dtype: "bfloat16" }), w, 3, 1e-5)).toBeUndefined();
+    expect(kernels.gpt2Block(h.to({ dtype: "float64" }), w, 3, 1e-5)).toBeUndefined();
+    expect(kernels.gpt2Block(torch.randn([2, 3, 40]), w, 3, 1e-5)).toBeUndefined();
+    expect(kernels.gpt2Block(torch.randn([6, 48]), w, 3, 1e-5)).toBeUndefined();
+    expect(kernels.gpt2Block(h, w, 5, 1e-5)).toBeUndefined();
+    expect(kernels.gpt2Block(h, { ...w, fcBias: null }, 3, 1e-5)).toBeUndefined();
+    expect(kernels.gpt2Block(h, { ...w, fcWeight: w.fcWeight.t() }, 3, 1e-5)).toBeUndefined();
+    expect(() => kernels.gpt2Block("h" as unknown as Tensor, w, 3, 1e-5)).toThrow(/gpt2Block: argument 0 \(h\)/);
     torch.setFusedPaths(false);
-    expect(torch.gpt2Block(h, w, 3, 1e-5)).toBeUndefined();
+    expect(kernels.gpt2Block(h, w, 3, 1e-5)).toBeUndefined();
   });
 
   it("a model without biases uses the composed block and still trains", () => {
@@ -250,7 +251,7 @@ describe("fused GPT-2 block", () => {
       torch.setFusedPaths(fused);
       m.zeroGrad();
       const h = h0.detach().requiresGrad_(true);
-      const fusedOut = torch.gpt2HeadLoss(h, m.transformer.lnF.weight, m.transformer.lnF.bias, m.transformer.wte.weight, targets, -100, 1e-5);
+      const fusedOut = kernels.gpt2HeadLoss(h, m.transformer.lnF.weight, m.transformer.lnF.bias, m.transformer.wte.weight, targets, -100, 1e-5);
       expect(fusedOut !== undefined).toBe(fused);
       let logits: Tensor, loss: Tensor;
       if (fusedOut !== undefined) [logits, loss] = fusedOut;
@@ -291,7 +292,7 @@ describe("fused GPT-2 block", () => {
       const lnW = m.transformer.lnF.weight!;
       const penalty = (createGraph: boolean) => {
         const h = h0.detach().requiresGrad_(true);
-        const [, loss] = torch.gpt2HeadLoss(h, lnW, m.transformer.lnF.bias, m.transformer.wte.weight, targets, -100, 1e-5)!;
+        const [, loss] = kernels.gpt2HeadLoss(h, lnW, m.transformer.lnF.bias, m.transformer.wte.weight, targets, -100, 1e-5)!;
         const [gh] = torch.autograd.grad([loss], [h], { createGraph });
         return gh!.pow(2).sum();
       };
@@ -303,12 +304,12 @@ describe("fused GPT-2 block", () => {
       const t = m.transformer;
       const h = torch.randn([2, 3, 48]);
       const ok = torch.randint(0, 97, [2, 3]);
-      expect(torch.gpt2HeadLoss(h, t.lnF.weight, t.lnF.bias, t.wte.weight, ok, -100, 1e-5)).toBeDefined();
-      expect(torch.gpt2HeadLoss(h, null, t.lnF.bias, t.wte.weight, ok, -100, 1e-5)).toBeUndefined();
-      expect(torch.gpt2HeadLoss(h.to({ dtype: "bfloat16" }), t.lnF.weight, t.lnF.bias, t.wte.weight, ok, -100, 1e-5)).toBeUndefined();
-      expect(torch.gpt2HeadLoss(h, t.lnF.weight, t.lnF.bias, t.wte.weight, ok.to({ dtype: "int32" }), -100, 1e-5)).toBeUndefined();
-      expect(torch.gpt2HeadLoss(h, t.lnF.weight, t.lnF.bias, t.wte.weight, torch.randint(0, 97, [2, 4]), -100, 1e-5)).toBeUndefined();
-      expect(() => torch.gpt2HeadLoss(h, t.lnF.weight, t.lnF.bias, t.wte.weight, torch.full([2, 3], 500, { dtype: "int64" }), -100, 1e-5))
+      expect(kernels.gpt2HeadLoss(h, t.lnF.weight, t.lnF.bias, t.wte.weight, ok, -100, 1e-5)).toBeDefined();
+      expect(kernels.gpt2HeadLoss(h, null, t.lnF.bias, t.wte.weight, ok, -100, 1e-5)).toBeUndefined();
+      expect(kernels.gpt2HeadLoss(h.to({ dtype: "bfloat16" }), t.lnF.weight, t.lnF.bias, t.wte.weight, ok, -100, 1e-5)).toBeUndefined();
+      expect(kernels.gpt2HeadLoss(h, t.lnF.weight, t.lnF.bias, t.wte.weight, ok.to({ dtype: "int32" }), -100, 1e-5)).toBeUndefined();
+      expect(kernels.gpt2HeadLoss(h, t.lnF.weight, t.lnF.bias, t.wte.weight, torch.randint(0, 97, [2, 4]), -100, 1e-5)).toBeUndefined();
+      expect(() => kernels.gpt2HeadLoss(h, t.lnF.weight, t.lnF.bias, t.wte.weight, torch.full([2, 3], 500, { dtype: "int64" }), -100, 1e-5))
         .toThrow(/out of bounds/);
       const { loss } = m.forward(torch.randint(0, 97, [2, 3]), { targets: torch.full([2, 3], -100, { dtype: "int64" }) });
       expect(Number.isNaN(loss!.item())).toBe(true);

@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { torch } from "../lib/torch/index.js";
+import * as kernels from "../lib/torch/internal.js";
 import type { Device, Tensor } from "../lib/torch/index.js";
 import { loadSafetensors } from "../lib/torch/safetensors.js";
 import { AdamW, SGD, clipGradNorm_, warmupCosine, constantLr, linearLr, weightDecayGroups } from "../lib/optim/index.js";
@@ -170,7 +171,7 @@ describe("optimizer details", () => {
 
   it("clipGradNorm_ returns the norm and leaves small gradients alone", () => {
     const p = torch.keep(torch.zeros([4]).requiresGrad_(true));
-    p.grad = torch.keep(torch.tensor([3, 4, 0, 0]));
+    p.grad = torch.keep(torch.tensor([3, 4, 0, 0], { dtype: "float32" }));
     expect(clipGradNorm_([p], 10)).toBeCloseTo(5, 5);
     expectClose(p.grad!, [3, 4, 0, 0]);
     expect(clipGradNorm_([p], 1)).toBeCloseTo(5, 5);
@@ -184,8 +185,8 @@ describe("optimizer details", () => {
 describe("lists kept by the addon across steps", () => {
   // From the second call with the same array, the optimizer and the gradient utilities pass the
   // addon a handle to the list (lib/torch/fused.ts): what it sees must stay what the array holds.
-  const param = (v: number[]) => torch.keep(torch.tensor(v).requiresGrad_(true));
-  const grad = (p: Tensor, v: number[]) => (p.grad = torch.keep(torch.tensor(v)));
+  const param = (v: number[]) => torch.keep(torch.tensor(v, { dtype: "float32" }).requiresGrad_(true));
+  const grad = (p: Tensor, v: number[]) => (p.grad = torch.keep(torch.tensor(v, { dtype: "float32" })));
 
   it("a parameter disposed after some steps is reported by the next step, zeroGrad and clipping", () => {
     const a = param([1, 2]);
@@ -256,10 +257,10 @@ describe("lists kept by the addon across steps", () => {
     const m = torch.keep(torch.zeros([2]));
     const v = torch.keep(torch.zeros([2]));
     const o = { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 };
-    expect(() => torch.fusedAdamW([a], [m], [v], 0, o)).toThrow(/step count of at least 1/);
-    expect(() => torch.fusedAdamW([a], [m], [v], 1.5, o)).toThrow(/step count of at least 1/);
-    expect(() => torch.fusedAdamW([a], [m], [v], 1, { ...o, incrementSteps: true })).toThrow(/incrementSteps needs step tensors/);
-    torch.fusedAdamW([a], [m], [v], 1, o);
+    expect(() => kernels.fusedAdamW([a], [m], [v], 0, o)).toThrow(/step count of at least 1/);
+    expect(() => kernels.fusedAdamW([a], [m], [v], 1.5, o)).toThrow(/step count of at least 1/);
+    expect(() => kernels.fusedAdamW([a], [m], [v], 1, { ...o, incrementSteps: true })).toThrow(/incrementSteps needs step tensors/);
+    kernels.fusedAdamW([a], [m], [v], 1, o);
     // Adam's first step moves every coordinate by lr (m / sqrt(v) = sign(g) after bias correction).
     expectClose(a, [0.9, 1.9], { rtol: 1e-6, atol: 1e-6 });
     for (const t of [a, m, v]) t.dispose();

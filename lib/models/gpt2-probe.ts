@@ -15,6 +15,7 @@
 // exactly those of the training loss.
 
 import { torch, F, Tensor } from "../torch/index.js";
+import * as kernels from "../torch/internal.js";
 import { HookPoint } from "../nn/index.js";
 import type { GPT2 } from "./gpt2.js";
 
@@ -88,7 +89,7 @@ export function forwardProbed(model: GPT2, ids: Tensor, targets: Tensor, probeId
   resid.push(probeRows(h));
   for (const [l, block] of [...model.blocks].entries()) {
     const sinks = { rows: r, gradIn: l === 0 ? residGrads[0]! : null, gradOut: residGrads[l + 1]!, paramNorms: paramGradNorms.select(0, l) };
-    const out = torch.gpt2BlockProbe(h, block.fusedWeights(), c.nHead, c.layerNormEpsilon, sinks);
+    const out = kernels.gpt2BlockProbe(h, block.fusedWeights(), c.nHead, c.layerNormEpsilon, sinks);
     if (out === undefined) throw new Error(`forwardProbed: the fused block path did not apply to block ${l} (probedForwardApplies said it would)`);
     h = out.out;
     resid.push(probeRows(h));
@@ -99,7 +100,7 @@ export function forwardProbed(model: GPT2, ids: Tensor, targets: Tensor, probeId
 
   const t = model.transformer;
   const hTrain = h.narrow(0, 0, B);
-  const fused = torch.gpt2HeadLoss(hTrain, t.lnF.weight, t.lnF.bias, t.wte.weight, targets, -100, c.layerNormEpsilon);
+  const fused = kernels.gpt2HeadLoss(hTrain, t.lnF.weight, t.lnF.bias, t.wte.weight, targets, -100, c.layerNormEpsilon);
   const loss = fused ? fused[1] : F.crossEntropy(model.head(hTrain).flatten(0, 1), targets.flatten());
   // The probe's head: the same final norm and unembedding with detached weights.
   const hProbe = h.narrow(0, B, r);

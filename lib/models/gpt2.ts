@@ -8,7 +8,8 @@
 
 import { torch, F } from "../torch/index.js";
 import type { Device, DType, Tensor } from "../torch/index.js";
-import type { GPT2BlockWeights } from "../torch/fused.js";
+import * as kernels from "../torch/internal.js";
+import type { GPT2BlockWeights } from "../torch/internal.js";
 import { Module, ModuleList, Embedding, LayerNorm, Dropout, HookPoint, init } from "../nn/index.js";
 import { Conv1D } from "./conv1d.js";
 import { KVCache } from "./kv-cache.js";
@@ -186,7 +187,7 @@ export class GPT2Block extends Module {
   forwardFused(h: Tensor): Tensor | undefined {
     // The fused kernels compute tanh-GELU only.
     if (HookPoint.activeHooks !== 0 || (this.training && this.dropoutP > 0) || !this.fusable) return undefined;
-    return torch.gpt2Block(h, this.fusedWeights(), this.attn.nHead, this.eps);
+    return kernels.gpt2Block(h, this.fusedWeights(), this.attn.nHead, this.eps);
   }
 
   /** The block's weights for the fused paths; read at each call: parameters can be replaced (load, to(), user code). */
@@ -295,7 +296,7 @@ export class GPT2 extends Module {
     if (targets !== undefined && HookPoint.activeHooks === 0) {
       // The head and the loss as one fused node where that applies (lib/torch/fused.ts).
       const t = this.transformer;
-      const fused = torch.gpt2HeadLoss(h, t.lnF.weight, t.lnF.bias, t.wte.weight, targets, this.lossOpts.ignoreIndex, this.config.layerNormEpsilon);
+      const fused = kernels.gpt2HeadLoss(h, t.lnF.weight, t.lnF.bias, t.wte.weight, targets, this.lossOpts.ignoreIndex, this.config.layerNormEpsilon);
       if (fused !== undefined) return { logits: fused[0], loss: fused[1] };
     }
     const logits = this.head(h);

@@ -8,6 +8,7 @@
 // both updated, so code that reads `this.weight` keeps working.
 
 import { torch, Tensor } from "../torch/index.js";
+import * as kernels from "../torch/internal.js";
 import type { Device, DType } from "../torch/index.js";
 import type { HookPoint } from "./hook-point.js";
 import { sameShape } from "../util/shape.js";
@@ -219,15 +220,7 @@ export class Module {
   /** Drops every parameter's gradient (sets it to null, as PyTorch's default). */
   zeroGrad(): void {
     const params = this.parameters();
-    const native = (torch as unknown as { zeroGrad?: (ps: Tensor[]) => void }).zeroGrad;
-    if (typeof native === "function") {
-      native(params);
-      return;
-    }
-    // Reading .grad makes a wrapper: collect them.
-    torch.tidy(() => {
-      for (const p of params) if (p.grad !== null) p.grad = null;
-    });
+    kernels.zeroGrad(params);
   }
 
   // ---------------------------------------------------------------- state dicts

@@ -1,6 +1,6 @@
 // AdamW (Loshchilov & Hutter): Adam with weight decay decoupled from the gradient, as
 // torch.optim.AdamW. The update of all parameters of a group is one native call
-// (torch._fusedAdamW) where the addon provides it.
+// (lib/torch/internal.ts) where the addon provides it.
 //
 // Capturable mode (torch.optim.AdamW(capturable=True)): the step counts live in tensors on the
 // parameters' device and are incremented there, and the learning rate is a tensor the kernel reads
@@ -8,6 +8,7 @@
 // and follows the schedule on every replay. Nothing in a capturable step reads a value back.
 
 import { torch } from "../torch/index.js";
+import * as kernels from "../torch/internal.js";
 import type { Tensor } from "../torch/index.js";
 import { Optimizer, checkNonNegative } from "./optimizer.js";
 import type { BaseHyper, OptimizerStateDict, ParamGroup, ParamState, ParamsArg } from "./optimizer.js";
@@ -56,7 +57,7 @@ export class AdamW extends Optimizer<AdamWHyper> {
     const { foreach, capturable, betas, ...rest } = opts ?? {};
     const hyper = { ...stripUndefined(rest), ...betasToHyper(betas, rest) };
     super(params, { ...DEFAULTS, ...hyper });
-    const native = (torch as unknown as { fusedAdamW?: FusedAdamW }).fusedAdamW;
+    const native = (kernels as { fusedAdamW?: FusedAdamW }).fusedAdamW;
     this.fused = foreach === false || typeof native !== "function" ? null : native;
     if (capturable !== undefined && typeof capturable !== "boolean") {
       throw new TypeError(`AdamW: capturable must be a boolean, got ${typeof capturable}`);
@@ -124,7 +125,7 @@ export class AdamW extends Optimizer<AdamWHyper> {
 
   /**
    * The lists the fused kernel takes for `items`: the same arrays as the group's last step while
-   * they hold the same tensors, so that the addon keeps them (torch.fusedAdamW).
+   * they hold the same tensors, so that the addon keeps them (fusedAdamW).
    */
   private stateLists(group: ParamGroup<AdamWHyper>, items: Array<{ p: Tensor; s: ParamState }>): StateLists {
     const lists = unzipState(items);
@@ -163,7 +164,7 @@ export class AdamW extends Optimizer<AdamWHyper> {
    * `mayCreate`.
    */
   private withGradsAndState(group: ParamGroup<AdamWHyper>, mayCreate: boolean): Array<{ p: Tensor; s: ParamState }> {
-    const present = torch.hasGrads(group.params);
+    const present = kernels.hasGrads(group.params);
     const items: Array<{ p: Tensor; s: ParamState }> = [];
     for (let i = 0; i < group.params.length; i++) {
       if (!present[i]) continue;

@@ -1,6 +1,7 @@
 // Gradient clipping by the global L2 norm, as torch.nn.utils.clip_grad_norm_.
 
 import { torch } from "../torch/index.js";
+import * as kernels from "../torch/internal.js";
 import type { Tensor } from "../torch/index.js";
 
 type NativeClip = (params: Tensor[], maxNorm: number) => Tensor;
@@ -19,7 +20,7 @@ export function clipGradNormTensor_(params: Iterable<Tensor>, maxNorm: number): 
   checkMaxNorm(maxNorm);
   // An array is passed as it is: the same array every step lets the addon keep the list.
   const list = Array.isArray(params) ? (params as Tensor[]) : [...params];
-  const native = (torch as unknown as { clipGradNorm?: NativeClip }).clipGradNorm;
+  const native = (kernels as { clipGradNorm?: NativeClip }).clipGradNorm;
   if (typeof native === "function") return native(list, maxNorm);
   return torch.tidy(() =>
     torch.noGrad(() => {

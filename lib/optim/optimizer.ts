@@ -3,6 +3,7 @@
 // resume exactly.
 
 import { torch, Tensor } from "../torch/index.js";
+import * as kernels from "../torch/internal.js";
 import { sameShape } from "../util/shape.js";
 import { sameItems } from "../util/arrays.js";
 
@@ -224,7 +225,7 @@ type NativeZeroGrad = (params: Tensor[]) => void;
 
 /** Sets every gradient to null: one native call where available (reading .grad makes a wrapper). */
 export function zeroGrads(params: Tensor[]): void {
-  const native = (torch as unknown as { zeroGrad?: NativeZeroGrad }).zeroGrad;
+  const native = (kernels as { zeroGrad?: NativeZeroGrad }).zeroGrad;
   if (typeof native === "function") {
     native(params);
     return;

@@ -1,6 +1,7 @@
 // SGD with momentum, dampening, Nesterov and (coupled, L2) weight decay, as torch.optim.SGD.
 
 import { torch } from "../torch/index.js";
+import * as kernels from "../torch/internal.js";
 import type { Tensor } from "../torch/index.js";
 import { Optimizer, checkNonNegative } from "./optimizer.js";
 import type { BaseHyper, ParamGroup, ParamsArg } from "./optimizer.js";
@@ -37,7 +38,7 @@ export class SGD extends Optimizer<SGDHyper> {
   }
 
   step(): void {
-    const native = (torch as unknown as { sgdStep?: NativeSgd }).sgdStep;
+    const native = (kernels as { sgdStep?: NativeSgd }).sgdStep;
     torch.tidy(() =>
       torch.noGrad(() => {
         for (const group of this.paramGroups) {

@@ -13,7 +13,7 @@ import * as fused from "./fused.js";
 import { native, packageRoot } from "./native.js";
 import * as random from "./random.js";
 import * as scope from "./scope.js";
-import { Tensor, valueKind } from "./tensor.js";
+import { Tensor, notATensor } from "./tensor.js";
 
 export { Tensor } from "./tensor.js";
 export type { KeepDim, ValuesIndices } from "./tensor.js";
@@ -51,7 +51,7 @@ type MethodFns = { [K in MethodName]: Method<K> };
 const methodFns = {} as Record<string, (t: Tensor, ...args: unknown[]) => unknown>;
 for (const name of methodNames) {
   methodFns[name] = (t: Tensor, ...args: unknown[]) => {
-    if (!(t instanceof Tensor)) throw new TypeError(`torch.${name}: argument 0 (input) must be a Tensor, got ${valueKind(t)}`);
+    if (!(t instanceof Tensor)) throw notATensor(`torch.${name}`, "argument 0 (input)", t);
     return (t as any)[name](...args);
   };
 }
@@ -99,19 +99,10 @@ export const torch = {
   setFloat32MatmulPrecision(p: "highest" | "high" | "medium"): void { native.setFloat32MatmulPrecision(p); },
   cuda,
   distributed,
-  fusedAdamW: fused.fusedAdamW,
-  sgdStep: fused.sgdStep,
+  /** Scales the gradients so that their total norm is at most maxNorm; returns the norm before. */
   clipGradNorm: fused.clipGradNorm,
-  zeroGrad: fused.zeroGrad,
-  hasGrads: fused.hasGrads,
   setFusedPaths: fused.setFusedPaths,
   fusedPathsEnabled: fused.fusedPathsEnabled,
-  gpt2Block: fused.gpt2Block,
-  gpt2BlockProbe: fused.gpt2BlockProbe,
-  gpt2HeadLoss: fused.gpt2HeadLoss,
-  /** Old names kept for callers written against the first contract. */
-  _fusedAdamW: fused.fusedAdamW,
-  _clipGradNorm: fused.clipGradNorm,
 };
 
 export default torch;

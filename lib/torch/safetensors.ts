@@ -28,7 +28,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { torch, Tensor, type DType, type Device } from "./index.js";
-import { writeFileAtomicWith } from "../util/atomic.js";
+import { writeAllAsync, writeFileAtomicAsync, writeFileAtomicWith } from "../util/atomic.js";
+import { native } from "./native.js";
 
 /** Largest header the reader accepts (the reference reader's bound). */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -547,6 +548,53 @@ export function saveSafetensors(file: string, tensors: Record<string, Tensor>, m
   writeFileAtomicWith(file, (fd) => {
     writeAll(fd, header);
     for (const e of entries) writeTensor(fd, file, e);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Asynchronous forms. The same files, with each tensor's bytes read and written by the addon on
+// libuv's thread pool (readTensorFrom / writeTensorTo, which also make the device-to-host copy
+// there), so that a large file does not block the event loop. The header (kilobytes) is read
+// and planned on the calling thread, and a dtype or device asked for on load is applied there.
+
+/** `loadSafetensors` with the reads off the event loop. On error every tensor read so far is disposed. */
+export async function loadSafetensorsAsync(file: string, opts: LoadOptions = {}): Promise<LoadResult> {
+  validateLoadOptions(opts, "loadSafetensorsAsync");
+  const f = openSafetensors(file);
+  const handle = await fs.promises.open(file, "r");
+  const tensors: Record<string, Tensor> = {};
+  try {
+    for (const name of selected(opts.names, f)) {
+      const e = f.info(name);
+      const t = torch.empty(e.shape, { dtype: e.dtype });
+      tensors[name] = t;
+      if (e.byteLength > 0) {
+        try {
+          await native.readTensorFrom(t, handle.fd, e.fileOffset);
+        } catch (err) {
+          fail(file, (err as Error).message.replace(/^readTensor: /, ""), name);
+        }
+      }
+      tensors[name] = place(t, opts);
+    }
+  } catch (err) {
+    for (const t of Object.values(tensors)) t.dispose();
+    throw err;
+  } finally {
+    f.close();
+    await handle.close();
+  }
+  return { tensors, metadata: { ...f.metadata } };
+}
+
+/** `saveSafetensors` with the copies and writes off the event loop; atomic as it is. */
+export async function saveSafetensorsAsync(file: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>): Promise<void> {
+  if (typeof file !== "string" || file.length === 0) throw new TypeError("saveSafetensorsAsync: path must be a non-empty string");
+  checkHostEndianness();
+  const { header, entries } = plan(file, tensors, metadata);
+  await writeFileAtomicAsync(file, async (handle) => {
+    await writeAllAsync(handle, header);
+    for (const e of entries) if (e.byteLength > 0) await native.writeTensorTo(e.tensor, handle.fd);
   });
 }
 

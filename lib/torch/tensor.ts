@@ -2,6 +2,7 @@
 // below are installed on the addon's Tensor prototype, so a method call is one
 // JS function call plus one native call, with no wrapper object in between.
 import { inspect } from "node:util";
+import { TorchError } from "./errors.js";
 import { native, ops } from "./native.js";
 import { isDType, isDevice, type DType, type Device, type TypedArray } from "./types.js";
 
@@ -18,6 +19,22 @@ function shapeFrom(args: ShapeArgs, fn: string, param: string): number[] {
   return args as number[];
 }
 
+/**
+ * The error for a value that should have been a tensor. An empty plain object is what a tensor
+ * becomes when postMessage or structuredClone sends it to another thread: that gets a TorchError
+ * that says so (the addon says the same for the arguments it checks).
+ */
+export function notATensor(fn: string, label: string, v: unknown): Error {
+  if (v !== null && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype && Object.keys(v).length === 0) {
+    return new TorchError(
+      `${fn}: ${label} is an empty object, as a tensor of another thread becomes when it is sent with postMessage or ` +
+        "structuredClone: a tensor belongs to the thread that made it. Send its data instead " +
+        "(await t.data(), with t.shape and t.dtype) and make a tensor from it with torch.tensor()",
+    );
+  }
+  return new TypeError(`${fn}: ${label} must be a Tensor, got ${valueKind(v)}`);
+}
+
 /** What a wrong argument was, for error messages. */
 export function valueKind(v: unknown): string {
   if (v === null) return "null";
@@ -25,6 +42,12 @@ export function valueKind(v: unknown): string {
   if (typeof v === "object" && native.isTensor(v)) return "a Tensor";
   return typeof v;
 }
+
+/** 2^53: every integer up to it has an exact JS number. */
+const MAX_SAFE = 1n << 53n;
+
+/** A value or nested arrays of values, as toArray() returns them (one level per dimension). */
+export type NestedArray<T> = T | NestedArray<T>[];
 
 export interface KeepDim {
   keepdim?: boolean;
@@ -45,7 +68,7 @@ export class Tensor {
   // --- properties
   get shape(): number[] { return native.shape(this); }
   get dtype(): DType { return native.dtype(this); }
-  get device(): string { return native.device(this); }
+  get device(): Device { return native.device(this); }
   get ndim(): number { return native.ndim(this); }
   get numel(): number { return native.numel(this); }
   get requiresGrad(): boolean { return native.requiresGrad(this); }
@@ -58,18 +81,34 @@ export class Tensor {
   get gradFn(): string | null { return native.gradFn(this); }
   get isDisposed(): boolean { return native.isDisposed(this); }
   isContiguous(): boolean { return native.isContiguous(this); }
+  /** The shape, or with `dim` the size of that dimension (negative counts from the end). */
+  size(): number[];
+  size(dim: number): number;
   size(dim?: number): number | number[] {
     const s = this.shape;
     if (dim === undefined) return s;
-    return s[dim < 0 ? dim + s.length : dim]!;
+    const d = dim < 0 ? dim + s.length : dim;
+    if (!Number.isInteger(dim) || d < 0 || d >= s.length) {
+      throw new RangeError(`size: dim must be an integer in [${-s.length}, ${s.length - 1}], got ${dim}`);
+    }
+    return s[d]!;
   }
 
   // --- conversion
-  /** The single value of a one-element tensor. */
-  item(): number { return native.item(this); }
+  /**
+   * The single value of a one-element tensor: a number (a boolean for bool tensors). An int64
+   * beyond 2^53 has no exact JS number: it throws unless `{ bigint: true }` asks for a BigInt.
+   */
+  item(): number;
+  item(opts: { bigint: true }): number | bigint;
+  item(opts?: { bigint?: boolean }): number | bigint;
+  item(opts?: { bigint?: boolean }): number | bigint { return native.item(this, opts?.bigint ?? false); }
   /** A copy of the elements in a typed array (int64 as BigInt64Array, 16-bit floats as Float32Array). */
   toTypedArray(): TypedArray { return native.toTypedArray(this); }
-  /** Like toTypedArray, but the device-to-host copy runs off the event loop. */
+  /**
+   * Like toTypedArray, but every copy (device to host, dtype conversion, into the typed array)
+   * runs on libuv's thread pool, off the event loop. Disposing the tensor meanwhile is safe.
+   */
   data(): Promise<TypedArray> {
     try {
       return native.data(this);
@@ -77,17 +116,37 @@ export class Tensor {
       return Promise.reject(err);
     }
   }
-  /** The elements as nested JS arrays (int64 values as numbers). */
-  toArray(): any {
+  /**
+   * The elements as nested JS arrays: numbers (booleans for bool tensors). An int64 value
+   * beyond 2^53 throws, naming its position, unless `{ bigint: true }` asks for int64 values as
+   * BigInts.
+   */
+  toArray(): NestedArray<number | boolean>;
+  toArray(opts: { bigint: true }): NestedArray<number | bigint | boolean>;
+  toArray(opts?: { bigint?: boolean }): NestedArray<number | bigint | boolean>;
+  toArray(opts?: { bigint?: boolean }): NestedArray<number | bigint | boolean> {
     const flat = this.toTypedArray();
     const shape = this.shape;
     const bool = this.dtype === "bool";
+    const position = (i: number): string => {
+      const idx: number[] = [];
+      for (let d = shape.length - 1; d >= 0; d--) { idx.unshift(i % shape[d]!); i = Math.floor(i / shape[d]!); }
+      return `[${idx.join(", ")}]`;
+    };
     const get = flat instanceof BigInt64Array
-      ? (i: number) => Number(flat[i]!)
+      ? opts?.bigint
+        ? (i: number) => flat[i]!
+        : (i: number) => {
+            const v = flat[i]!;
+            if (v > MAX_SAFE || v < -MAX_SAFE) {
+              throw new RangeError(`toArray: the int64 value ${v} at ${position(i)} is beyond 2^53 and has no exact JS number; use toArray({ bigint: true })`);
+            }
+            return Number(v);
+          }
       : bool ? (i: number) => flat[i] !== 0 : (i: number) => flat[i] as number;
     if (shape.length === 0) return get(0);
     let offset = 0;
-    const build = (d: number): any[] => {
+    const build = (d: number): NestedArray<number | bigint | boolean>[] => {
       const n = shape[d]!;
       const out = new Array(n);
       for (let i = 0; i < n; i++) out[i] = d === shape.length - 1 ? get(offset++) : build(d + 1);

@@ -24,7 +24,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { fsyncDir, writeFileAtomic } from "../util/atomic.js";
+import { fsyncDir, fsyncDirAsync, writeAllAsync, writeFileAtomic, writeFileAtomicAsync } from "../util/atomic.js";
 
 export const CONFIG_FILE = "config.json";
 export const MODEL_FILE = "model.safetensors";
@@ -68,20 +68,64 @@ export function commitCheckpoint(runDir: string, fill: (dir: string) => void): v
   fs.mkdirSync(pending);
   try {
     fill(pending);
-    const files = fs
-      .readdirSync(pending, { withFileTypes: true })
-      .filter((e) => e.isFile() && !e.name.includes(".tmp-"))
-      .map((e) => e.name);
+    const files = pendingFiles(pending);
     for (const f of files) fsyncFile(path.join(pending, f));
-    fsyncDir(pending);
-    // The trainer state goes last, so that a reader without recovery never sees a state newer than the weights.
-    files.sort((a, b) => Number(a === TRAINER_STATE_FILE) - Number(b === TRAINER_STATE_FILE));
-    writeFileAtomic(path.join(pending, COMMIT), JSON.stringify({ files }));
+    writeCommit(pending, files);
   } catch (e) {
     fs.rmSync(pending, { recursive: true, force: true });
     throw e;
   }
   recoverRunDir(runDir);
+}
+
+/**
+ * `commitCheckpoint` with an async `fill` (e.g. one that writes with saveSafetensorsAsync): the
+ * fsyncs of the pending files also run on libuv's thread pool. The renames that commit stay
+ * synchronous (each is one metadata operation).
+ */
+export async function commitCheckpointAsync(runDir: string, fill: (dir: string) => Promise<void>): Promise<void> {
+  await fs.promises.mkdir(runDir, { recursive: true });
+  recoverRunDir(runDir);
+  const pending = path.join(runDir, PENDING);
+  await fs.promises.mkdir(pending);
+  try {
+    await fill(pending);
+    const files = pendingFiles(pending);
+    for (const f of files) {
+      const handle = await fs.promises.open(path.join(pending, f), "r+");
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    }
+    await fsyncDirAsync(pending);
+    await writeFileAtomicAsync(path.join(pending, COMMIT), (file) => writeAllAsync(file, Buffer.from(commitRecord(files))));
+  } catch (e) {
+    fs.rmSync(pending, { recursive: true, force: true });
+    throw e;
+  }
+  recoverRunDir(runDir);
+}
+
+/** The files `fill` left in the pending folder (not the temporaries of atomic writes). */
+function pendingFiles(pending: string): string[] {
+  return fs
+    .readdirSync(pending, { withFileTypes: true })
+    .filter((e) => e.isFile() && !e.name.includes(".tmp-"))
+    .map((e) => e.name);
+}
+
+/** COMMIT's contents: the files in the order they are moved into place. */
+function commitRecord(files: string[]): string {
+  // The trainer state goes last, so that a reader without recovery never sees a state newer than the weights.
+  return JSON.stringify({ files: [...files].sort((a, b) => Number(a === TRAINER_STATE_FILE) - Number(b === TRAINER_STATE_FILE)) });
+}
+
+/** Step 2: the (fsynced) pending files are complete; COMMIT says so, atomically. */
+function writeCommit(pending: string, files: string[]): void {
+  fsyncDir(pending);
+  writeFileAtomic(path.join(pending, COMMIT), commitRecord(files));
 }
 
 function fsyncFile(file: string): void {

@@ -7,7 +7,7 @@ export { registerTrainerPlugin, getTrainerPluginFactory } from "./plugins.js";
 export type { TrainerPlugin, TrainerContext, StepContext, EvalContext, EndContext, TrainerPluginFactory, TrainerPluginOptions } from "./plugins.js";
 export { readMetrics, MetricsWriter, METRICS_FILE } from "./metrics.js";
 export type { StepRow, EvalRow, MetricsRow } from "./metrics.js";
-export { recoverRunDir, hasCheckpoint, commitCheckpoint, CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE, TRAINER_STATE_FILE } from "./checkpoint.js";
+export { recoverRunDir, hasCheckpoint, commitCheckpoint, commitCheckpointAsync, CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE, TRAINER_STATE_FILE } from "./checkpoint.js";
 export { readTrainerState, readCheckpoint } from "./state.js";
 export type { TrainerState } from "./state.js";
 export { runTraining } from "./run.js";

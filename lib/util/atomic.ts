@@ -33,6 +33,8 @@
  * One writer per target at a time is assumed (the training process).
  */
 import * as fs from "node:fs";
+import * as fsp from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
 import * as path from "node:path";
 import { randomBytes } from "node:crypto";
 
@@ -52,6 +54,19 @@ export function fsyncDir(dir: string): void {
     // Windows cannot open folders for fsync; the rename is still atomic there.
   } finally {
     if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/** `fsyncDir` through libuv's thread pool. */
+export async function fsyncDirAsync(dir: string): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await fsp.open(dir, "r");
+    await handle.sync();
+  } catch {
+    // Windows cannot open folders for fsync; the rename is still atomic there.
+  } finally {
+    await handle?.close();
   }
 }
 
@@ -88,6 +103,39 @@ export function writeFileAtomicWith(target: string, write: (fd: number) => void,
     throw e;
   }
   fsyncDir(dir);
+}
+
+/**
+ * `writeFileAtomicWith` with an async writer: the writes, the fsync and the rename run on
+ * libuv's thread pool (fs/promises), so a large file does not block the event loop.
+ */
+export async function writeFileAtomicAsync(target: string, write: (file: FileHandle) => Promise<void>, opts: { mode?: number } = {}): Promise<void> {
+  if (typeof target !== "string" || target.length === 0) throw new TypeError("writeFileAtomic: path must be a non-empty string");
+  const dir = path.dirname(path.resolve(target));
+  const tmp = path.join(dir, `${path.basename(target)}.tmp-${uniqueSuffix()}`);
+  const file = await fsp.open(tmp, "wx", opts.mode ?? 0o644);
+  let ok = false;
+  try {
+    await write(file);
+    await file.sync();
+    ok = true;
+  } finally {
+    await file.close();
+    if (!ok) await fsp.rm(tmp, { force: true });
+  }
+  try {
+    await fsp.rename(tmp, target);
+  } catch (e) {
+    await fsp.rm(tmp, { force: true });
+    throw e;
+  }
+  await fsyncDirAsync(dir);
+}
+
+/** Writes all of `buf` at the file's current position, through libuv's thread pool. */
+export async function writeAllAsync(file: FileHandle, buf: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < buf.byteLength) off += (await file.write(buf, off, Math.min(buf.byteLength - off, 1 << 30))).bytesWritten;
 }
 
 /** Write `data` (text as UTF-8, bytes, or a list of byte chunks) to `target` atomically. */

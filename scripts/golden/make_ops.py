@@ -49,7 +49,7 @@ def factories(b: CaseBook) -> None:
     b.add("factory/full-scalar-shape", "torch", "full", [[], -3, {}], lambda _: torch.full((), -3.0), factory=True)
     b.add("factory/eye-rect-int64", "torch", "eye", [2, 3, {"dtype": "int64"}], lambda _: torch.eye(2, 3, dtype=torch.int64), factory=True)
     b.add("factory/tensor-nested", "torch", "tensor", [[[1, 2.5], [3, -4]], {}], lambda _: torch.tensor([[1, 2.5], [3, -4]]), factory=True)
-    b.add("factory/tensor-3d", "torch", "tensor", [[[[1], [2]], [[3], [4]]], {}], lambda _: torch.tensor([[[1.0], [2.0]], [[3.0], [4.0]]]), factory=True)
+    b.add("factory/tensor-3d", "torch", "tensor", [[[[1], [2]], [[3], [4]]], {}], lambda _: torch.tensor([[[1], [2]], [[3], [4]]]), factory=True)
     b.add("factory/tensor-int64", "torch", "tensor", [[1, -2, 3], {"dtype": "int64"}], lambda _: torch.tensor([1, -2, 3]), factory=True)
     b.add("factory/tensor-int32", "torch", "tensor", [[[1, 2], [3, 4]], {"dtype": "int32"}], lambda _: torch.tensor([[1, 2], [3, 4]], dtype=torch.int32), factory=True)
     b.add("factory/tensor-uint8", "torch", "tensor", [[0, 200, 255], {"dtype": "uint8"}], lambda _: torch.tensor([0, 200, 255], dtype=torch.uint8), factory=True)
