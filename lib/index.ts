@@ -21,5 +21,5 @@ export type { Tokenizer } from "./data/index.js";
 export { AdamW, SGD, saveOptimizer, loadOptimizer } from "./optim/index.js";
 export { Trainer } from "./train/index.js";
 export type { TrainerOptions } from "./train/index.js";
-export { loadSafetensors, saveSafetensors, openSafetensors, loadSafetensorsDir, saveSafetensorsDir } from "./torch/safetensors.js";
+export { loadSafetensors, saveSafetensors, loadSafetensorsAsync, saveSafetensorsAsync, openSafetensors, loadSafetensorsDir, saveSafetensorsDir } from "./torch/safetensors.js";
 export * as experiments from "./experiments/index.js";

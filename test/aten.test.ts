@@ -82,8 +82,8 @@ describe("torch.aten: calls", () => {
 
 describe("camelCase forms of common operators (values from PyTorch 2.13)", () => {
   const close = (t: Tensor, want: number[]) => Array.from(t.toTypedArray() as Float32Array).forEach((v, k) => expect(v).toBeCloseTo(want[k]!, 6));
-  const x = torch.tensor([[1, 2, 0], [3, 0, 4]]);
-  const y = torch.tensor([[1, 0, 1], [2, 2, 2]]);
+  const x = torch.tensor([[1, 2, 0], [3, 0, 4]], { dtype: "float32" });
+  const y = torch.tensor([[1, 0, 1], [2, 2, 2]], { dtype: "float32" });
 
   it("erf, flip, roll, argsort, nonzero, maskedSelect, einsum", () => {
     close(torch.erf(torch.tensor([0.5, -1])), [0.5204998850822449, -0.8427007794380188]);
@@ -111,7 +111,7 @@ describe("camelCase forms of common operators (values from PyTorch 2.13)", () =>
 
 describe("complex tensors", () => {
   it("views real pairs as complex and back; toTypedArray interleaves", () => {
-    const c = torch.viewAsComplex(torch.tensor([[1, 2], [3, -4]]));
+    const c = torch.viewAsComplex(torch.tensor([[1, 2], [3, -4]], { dtype: "float32" }));
     expect([c.dtype, c.shape]).toEqual(["complex64", [2]]);
     expect(Array.from(c.toTypedArray() as Float32Array)).toEqual([1, 2, 3, -4]);
     const abs = torch.aten.abs(c);
@@ -262,8 +262,8 @@ TORCH_LIBRARY(innerloop_test, m) { m.def("scale_add(Tensor x, Tensor y, float al
     expect(torch.ops.schemas("innerloop_test::scale_add")).toEqual([
       "innerloop_test::scale_add(Tensor x, Tensor y, float alpha=1.) -> Tensor",
     ]);
-    const x = torch.tensor([1, 2], { requiresGrad: true });
-    const out = torch.ops.innerloop_test.scale_add(x, torch.tensor([10, 20]), { alpha: 0.5 });
+    const x = torch.tensor([1, 2], { dtype: "float32", requiresGrad: true });
+    const out = torch.ops.innerloop_test.scale_add(x, torch.tensor([10, 20], { dtype: "float32" }), { alpha: 0.5 });
     expect(arr(out)).toEqual([6, 12]);
     const [g] = torch.autograd.grad(torch.aten.sum(out), x);
     expect(arr(g!)).toEqual([1, 1]);
