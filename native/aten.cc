@@ -180,21 +180,6 @@ Packet* Resolve(const std::string& q) {
   return raw;
 }
 
-const char* JsKind(const Napi::Value& v) {
-  switch (v.Type()) {
-    case napi_undefined: return "undefined";
-    case napi_null: return "null";
-    case napi_boolean: return "boolean";
-    case napi_number: return "number";
-    case napi_string: return "string";
-    case napi_object:
-      if (v.IsArray()) return "array";
-      if (TensorWrap* w = TensorWrap::Unwrap(v)) return w->disposed() ? "a disposed Tensor" : "Tensor";
-      return "object";
-    default: return "value";
-  }
-}
-
 bool IsInteger(double d) { return std::isfinite(d) && std::floor(d) == d && std::fabs(d) < 9.007199254740992e15; }
 
 c10::IValue NumberScalar(double d) {
@@ -273,7 +258,7 @@ bool ToIValue(const ArgSpec& spec, const Napi::Value& v, c10::IValue& out, Misma
     for (uint32_t k = 0; k < len; ++k) {
       Napi::Value e = arr.Get(k);
       if (!e.IsNumber() || !IsInteger(e.As<Napi::Number>().DoubleValue())) {
-        return fail("an array of integers", "element " + std::to_string(k) + " is " + JsKind(e));
+        return fail("an array of integers", "element " + std::to_string(k) + " is " + TypeName(e));
       }
       xs[k] = static_cast<int64_t>(e.As<Napi::Number>().DoubleValue());
     }
@@ -379,7 +364,7 @@ bool ToIValue(const ArgSpec& spec, const Napi::Value& v, c10::IValue& out, Misma
         std::vector<double> xs(len);
         for (uint32_t k = 0; k < len; ++k) {
           Napi::Value e = arr.Get(k);
-          if (!e.IsNumber()) return fail(expected, "element " + std::to_string(k) + " is " + JsKind(e));
+          if (!e.IsNumber()) return fail(expected, "element " + std::to_string(k) + " is " + TypeName(e));
           xs[k] = e.As<Napi::Number>().DoubleValue();
         }
         out = std::move(xs);
@@ -389,7 +374,7 @@ bool ToIValue(const ArgSpec& spec, const Napi::Value& v, c10::IValue& out, Misma
         c10::List<bool> xs;
         for (uint32_t k = 0; k < len; ++k) {
           Napi::Value e = arr.Get(k);
-          if (!e.IsBoolean()) return fail(expected, "element " + std::to_string(k) + " is " + JsKind(e));
+          if (!e.IsBoolean()) return fail(expected, "element " + std::to_string(k) + " is " + TypeName(e));
           xs.push_back(e.As<Napi::Boolean>().Value());
         }
         out = std::move(xs);
@@ -399,7 +384,7 @@ bool ToIValue(const ArgSpec& spec, const Napi::Value& v, c10::IValue& out, Misma
         c10::List<std::string> xs;
         for (uint32_t k = 0; k < len; ++k) {
           Napi::Value e = arr.Get(k);
-          if (!e.IsString()) return fail(expected, "element " + std::to_string(k) + " is " + JsKind(e));
+          if (!e.IsString()) return fail(expected, "element " + std::to_string(k) + " is " + TypeName(e));
           xs.push_back(e.As<Napi::String>().Utf8Value());
         }
         out = std::move(xs);
@@ -410,7 +395,7 @@ bool ToIValue(const ArgSpec& spec, const Napi::Value& v, c10::IValue& out, Misma
         Napi::Value e = arr.Get(k);
         if (e.IsNumber()) gl.push_back(NumberScalar(e.As<Napi::Number>().DoubleValue()));
         else if (e.IsBoolean()) gl.push_back(c10::IValue(e.As<Napi::Boolean>().Value()));
-        else return fail(expected, "element " + std::to_string(k) + " is " + JsKind(e));
+        else return fail(expected, "element " + std::to_string(k) + " is " + TypeName(e));
       }
       out = std::move(gl);
       return true;
@@ -433,7 +418,7 @@ bool ToIValue(const ArgSpec& spec, const Napi::Value& v, c10::IValue& out, Misma
         }
         TensorWrap* w = TensorWrap::Unwrap(e);
         if (w == nullptr || w->disposed()) {
-          return fail(expected, "element " + std::to_string(k) + " is " + JsKind(e));
+          return fail(expected, "element " + std::to_string(k) + " is " + TypeName(e));
         }
         if (opt) os.push_back(w->tensor());
         else ts.push_back(w->tensor());
@@ -506,7 +491,7 @@ bool Bind(const Overload& o, const Napi::CallbackInfo& info, size_t first, size_
     c10::IValue iv;
     Mismatch m;
     if (!ToIValue(spec, v, iv, m)) {
-      why = "argument '" + spec.name + "' (" + spec.typeName + ") must be " + m.expected + ", got " + JsKind(v);
+      why = "argument '" + spec.name + "' (" + spec.typeName + ") must be " + m.expected + ", got " + TypeName(v);
       if (!m.detail.empty()) why += " (" + m.detail + ")";
       return false;
     }
@@ -578,7 +563,7 @@ std::string Label(const std::string& q) {
 
 std::string Describe(const Napi::CallbackInfo& info, size_t first, size_t npos, const Kwargs* kw) {
   std::string s = "(";
-  for (size_t i = 0; i < npos; ++i) s += std::string(i ? ", " : "") + JsKind(info[first + i]);
+  for (size_t i = 0; i < npos; ++i) s += std::string(i ? ", " : "") + TypeName(info[first + i]);
   if (kw) {
     s += std::string(npos ? ", " : "") + "{";
     for (size_t k = 0; k < kw->size(); ++k) s += std::string(k ? ", " : "") + (*kw)[k].first;

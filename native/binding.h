@@ -139,6 +139,9 @@ struct ArgError : std::runtime_error {
 
 void ThrowTorchError(Napi::Env env, const char* fn, const std::string& message, bool oom);
 
+// What a JS value is, for messages: "number", "array", "Tensor", "a disposed Tensor", ...
+const char* TypeName(const Napi::Value& v);
+
 // ---------------------------------------------------------------------------
 // Argument access by position, with messages that name the function and the
 // argument. Missing optional arguments are `undefined` or `null`.

@@ -203,7 +203,6 @@ void ThrowTorchError(Napi::Env env, const char* fn, const std::string& message, 
 // ---------------------------------------------------------------------------
 // Args
 
-namespace {
 const char* TypeName(const Napi::Value& v) {
   switch (v.Type()) {
     case napi_undefined: return "undefined";
@@ -212,13 +211,15 @@ const char* TypeName(const Napi::Value& v) {
     case napi_number: return "number";
     case napi_string: return "string";
     case napi_symbol: return "symbol";
-    case napi_object: return v.IsArray() ? "array" : "object";
+    case napi_object:
+      if (v.IsArray()) return "array";
+      if (TensorWrap* w = TensorWrap::Unwrap(v)) return w->disposed() ? "a disposed Tensor" : "Tensor";
+      return "object";
     case napi_function: return "function";
     case napi_bigint: return "bigint";
     default: return "value";
   }
 }
-}  // namespace
 
 bool Args::Has(size_t i) const {
   if (i >= info_.Length()) return false;
