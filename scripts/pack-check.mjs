@@ -27,7 +27,7 @@
 // Exit status 0 when every check passed; the last line says what was checked.
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, join } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { packAndInstall, root, run as runCommand } from "./pack-lib.mjs";
 
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
