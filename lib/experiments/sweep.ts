@@ -194,6 +194,8 @@ export async function runSweep(spec: SweepSpec, opts: SweepOptions): Promise<Swe
     if (stillRunning(dir, run.pid)) {
       // Started by an earlier sweep process that was killed: its run goes on; wait for it.
       opts.log?.(`waiting for ${run.name} (started by an earlier sweep, still running)`);
+      // A sweep killed between starting the process and saving the state did not count it.
+      run.attempts = Math.max(run.attempts, 1);
       while (stillRunning(dir, run.pid) && !stopped) await new Promise((r) => setTimeout(r, 250));
       if (stopped) return;
     }
