@@ -22,7 +22,14 @@ if (!haveChromium) console.warn(`live-report browser test skipped: no Chromium a
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const started: ChildProcess[] = [];
 afterAll(() => {
-  for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+  for (const c of started) {
+    if (c.exitCode !== null || c.signalCode !== null) continue;
+    try {
+      process.kill(-c.pid!, "SIGKILL"); // the browser's whole process group
+    } catch {
+      c.kill("SIGKILL"); // a process that leads no group of its own
+    }
+  }
 });
 
 interface CdpClient {
@@ -92,7 +99,11 @@ describe("live report server", () => {
 
     const port = await freePort();
     const profile = fs.mkdtempSync(path.join(os.tmpdir(), "il-chromium-"));
-    const browser = spawn(CHROMIUM, ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", `--remote-debugging-port=${port}`, `--user-data-dir=${profile}`, "about:blank"], { stdio: "ignore" });
+    const browser = spawn(CHROMIUM, ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", `--remote-debugging-port=${port}`, `--user-data-dir=${profile}`, "about:blank"], {
+      stdio: "ignore",
+      // Its own process group, so that the renderer and helper processes are stopped with it.
+      detached: true,
+    });
     started.push(browser);
     const CDP = createRequire(import.meta.url)("chrome-remote-interface") as Cdp;
     let client: CdpClient | undefined;
@@ -161,10 +172,15 @@ describe("live report server", () => {
       expect(seen[seen.length - 1]!.figures).toBeGreaterThan(10);
     } finally {
       await client?.close();
-      browser.kill("SIGKILL");
+      try {
+        process.kill(-browser.pid!, "SIGKILL");
+      } catch {
+        browser.kill("SIGKILL");
+      }
       watcher.kill("SIGTERM");
       await new Promise((r) => (browser.exitCode !== null || browser.signalCode !== null ? r(null) : browser.on("exit", r)));
-      fs.rmSync(profile, { recursive: true, force: true });
+      // A helper process may still be writing its last files into the profile for a moment.
+      fs.rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
     }
     const code = await new Promise((r) => (watcher.exitCode !== null ? r(watcher.exitCode) : watcher.on("exit", r)));
     expect(code).toBe(0);
