@@ -22,11 +22,11 @@ registerCommand({
   summary: "measure hidden-state norms, gradients and per-layer updates of a model on held-out text",
   usage: "innerloop analyze --model DIR --data PATH --seq-len T --batch-size B [--max-windows N] [--device D] [--dtype T] --out OUT",
   details:
-    "DIR is an innerloop run directory or a Hugging Face GPT-2 folder. PATH is a .bin file of uint16 token ids,\n" +
+    "DIR is an innerloop run directory or a Hugging Face checkpoint folder of a supported family (docs/pretrained.md).\nPATH is a .bin file of uint16 token ids,\n" +
     "a text file or folder (tokenized with the model's tokenizer; a character it lacks is refused unless --skip-unknown), or 'moby-dick'. Windows are consecutive\n" +
     "chunks of T+1 tokens from the start of PATH. Writes OUT/analysis.json, OUT/positions.csv, OUT/layers.csv.",
   flags: [
-    { name: "model", type: "string", valueName: "DIR", help: "run directory or Hugging Face GPT-2 folder" },
+    { name: "model", type: "string", valueName: "DIR", help: "run directory or Hugging Face checkpoint folder (GPT-2, LLaMA family, NeoX, Gemma, Phi-3, OLMo 2, ...)" },
     { name: "data", type: "string", valueName: "PATH", help: ".bin token file, text file or folder, or moby-dick" },
     { name: "seq-len", type: "int", min: 1, valueName: "T", help: "tokens per window (inputs)", defaultText: "the model's context length" },
     { name: "batch-size", type: "int", min: 1, valueName: "B", help: "windows per forward/backward pass", defaultText: "8" },
