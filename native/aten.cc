@@ -437,7 +437,9 @@ bool IsKwargs(const Napi::Value& v) {
 }
 
 // Builds the stack for `o` from the call's arguments (positional from `first`, keywords from
-// `kw`); returns an explanation when they do not fit.
+// `kw`); when they do not fit, returns false and, if `why` is given, the explanation. Calls
+// bind without explanations first: building them for every overload tried before the one that
+// fits cost more than the call itself (`aten.add(a, 2)` tries add.Tensor first).
 // Keyword arguments, read from the JS object once per call (not once per overload tried).
 using Kwargs = std::vector<std::pair<std::string, Napi::Value>>;
 
@@ -450,10 +452,12 @@ const Napi::Value* FindKw(const Kwargs* kw, const std::string& name) {
 }
 
 bool Bind(const Overload& o, const Napi::CallbackInfo& info, size_t first, size_t npos, const Kwargs* kw,
-          c10::Stack& stack, std::string& why) {
+          c10::Stack& stack, std::string* why) {
   stack.clear();
   if (npos > o.positional) {
-    why = "takes at most " + std::to_string(o.positional) + " positional arguments, got " + std::to_string(npos);
+    if (why != nullptr) {
+      *why = "takes at most " + std::to_string(o.positional) + " positional arguments, got " + std::to_string(npos);
+    }
     return false;
   }
   for (size_t i = 0; i < o.args.size(); ++i) {
@@ -464,7 +468,9 @@ bool Bind(const Overload& o, const Napi::CallbackInfo& info, size_t first, size_
       v = info[first + i];
       given = true;
       if (FindKw(kw, spec.name) != nullptr) {
-        why = "got argument '" + spec.name + "' both by position and by name";
+        if (why != nullptr) {
+          *why = "got argument '" + spec.name + "' both by position and by name";
+        }
         return false;
       }
     } else if (const Napi::Value* kv = FindKw(kw, spec.name); kv != nullptr && !kv->IsUndefined()) {
@@ -475,14 +481,18 @@ bool Bind(const Overload& o, const Napi::CallbackInfo& info, size_t first, size_
       if (spec.dflt) stack.push_back(*spec.dflt);
       else if (spec.optional) stack.emplace_back();
       else {
-        why = "missing argument '" + spec.name + "' (" + spec.typeName + ")";
+        if (why != nullptr) {
+          *why = "missing argument '" + spec.name + "' (" + spec.typeName + ")";
+        }
         return false;
       }
       continue;
     }
     if (v.IsNull()) {
       if (!spec.optional) {
-        why = "argument '" + spec.name + "' (" + spec.typeName + ") may not be null";
+        if (why != nullptr) {
+          *why = "argument '" + spec.name + "' (" + spec.typeName + ") may not be null";
+        }
         return false;
       }
       stack.emplace_back();
@@ -491,8 +501,10 @@ bool Bind(const Overload& o, const Napi::CallbackInfo& info, size_t first, size_
     c10::IValue iv;
     Mismatch m;
     if (!ToIValue(spec, v, iv, m)) {
-      why = "argument '" + spec.name + "' (" + spec.typeName + ") must be " + m.expected + ", got " + TypeName(v);
-      if (!m.detail.empty()) why += " (" + m.detail + ")";
+      if (why != nullptr) {
+        *why = "argument '" + spec.name + "' (" + spec.typeName + ") must be " + m.expected + ", got " + TypeName(v);
+        if (!m.detail.empty()) *why += " (" + m.detail + ")";
+      }
       return false;
     }
     stack.push_back(std::move(iv));
@@ -503,7 +515,9 @@ bool Bind(const Overload& o, const Napi::CallbackInfo& info, size_t first, size_
       bool known = false;
       for (size_t i = npos; i < o.args.size() && !known; ++i) known = o.args[i].name == entry.first;
       if (!known) {
-        why = "unexpected keyword argument '" + entry.first + "'";
+        if (why != nullptr) {
+          *why = "unexpected keyword argument '" + entry.first + "'";
+        }
         return false;
       }
     }
@@ -590,7 +604,15 @@ Napi::Value AtenCall(const Napi::CallbackInfo& info) {
     bool hasKw = n > 0 && IsKwargs(info[info.Length() - 1]);
     if (hasKw) {
       Napi::Object obj = info[info.Length() - 1].As<Napi::Object>();
-      Napi::Array keys = obj.GetPropertyNames();
+      // Own enumerable string keys, as Python's **kwargs sees a dict: napi_get_property_names
+      // would also walk the prototype chain, for nothing, on every call.
+      napi_value rawKeys;
+      NAPI_THROW_IF_FAILED(info.Env(),
+                           napi_get_all_property_names(info.Env(), obj, napi_key_own_only,
+                                                       static_cast<napi_key_filter>(napi_key_enumerable | napi_key_skip_symbols),
+                                                       napi_key_numbers_to_strings, &rawKeys),
+                           Napi::Value());
+      Napi::Array keys(info.Env(), rawKeys);
       uint32_t nkeys = keys.Length();
       kw.reserve(nkeys);
       for (uint32_t k = 0; k < nkeys; ++k) {
@@ -602,22 +624,20 @@ Napi::Value AtenCall(const Napi::CallbackInfo& info) {
     const Kwargs* kwp = hasKw ? &kw : nullptr;
     c10::Stack stack;
     stack.reserve(8);
-    std::string why;
     const Overload* chosen = nullptr;
-    std::vector<std::string> reasons;
     for (const Overload& o : overloads) {
-      if (Bind(o, info, first, n, kwp, stack, why)) {
+      if (Bind(o, info, first, n, kwp, stack, nullptr)) {
         chosen = &o;
         break;
       }
-      reasons.push_back(std::move(why));
-      why.clear();
     }
     if (chosen == nullptr) {
       std::string msg = p->label + ": no overload of " + p->name + " accepts the arguments " +
                         Describe(info, first, n, kwp) + "; tried:";
-      for (size_t k = 0; k < overloads.size(); ++k) {
-        msg += "\n  " + overloads[k].signature + "\n    -> " + reasons[k];
+      for (const Overload& o : overloads) {
+        std::string why;
+        Bind(o, info, first, n, kwp, stack, &why);
+        msg += "\n  " + o.signature + "\n    -> " + why;
       }
       throw ArgError(msg);
     }

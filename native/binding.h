@@ -20,6 +20,7 @@
 #include <torch/cuda.h>
 #include <torch/types.h>  // torch::Tensor, torch::kFloat32 and the like
 #include <torch/utils.h>  // torch::manual_seed, torch::NoGradGuard, torch::set_num_threads
+#include <c10/util/flat_hash_map.h>  // ska::flat_hash_map: open addressing, one probe in a flat array
 
 #include <memory>
 #include <optional>
@@ -28,6 +29,8 @@
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
+
+#include "wrapper_pool.h"
 
 namespace innerloop {
 
@@ -46,6 +49,11 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
 
   explicit TensorWrap(const Napi::CallbackInfo& info);
   ~TensorWrap() override;
+
+  // From this thread's wrapper pool, which is also how Unwrap tells our wrappers from other
+  // addons' (wrapper_pool.h).
+  static void* operator new(std::size_t bytes) { return WrapperPool::Allocate(bytes); }
+  static void operator delete(void* p) noexcept { WrapperPool::Free(p); }
 
   // Drops the reference to the at::Tensor (idempotent).
   void Release();
@@ -99,12 +107,9 @@ struct EnvData {
     int64_t refs = 0;
     int64_t bytes = 0;
   };
-  std::unordered_map<const void*, StorageUse> cpuStorages;
+  ska::flat_hash_map<const void*, StorageUse> cpuStorages;
   int64_t cpuBytes = 0;
   int64_t unreportedBytes = 0;
-  // Every live wrapper. napi_unwrap also succeeds on objects wrapped by other addons, so a
-  // pointer is trusted only when it is in this set (cheaper than N-API type tags).
-  std::unordered_set<const TensorWrap*> wrappers;
   std::unordered_set<const TensorList*> lists;
   // Set by the environment's cleanup hook: the thread is exiting (or was terminated) and no
   // JS runs any more; finalizers that still run must not call back into V8.

@@ -64,6 +64,8 @@ decltype(c10::cuda::CUDACachingAllocator::getDeviceStats(0)) CudaStats(c10::Devi
 // ---------------------------------------------------------------------------
 // TensorWrap
 
+static_assert(sizeof(TensorWrap) <= WrapperPool::kMaxObject, "a TensorWrap must fit a wrapper pool slot");
+
 Napi::Function TensorWrap::Init(Napi::Env env) {
   Napi::Function ctor = DefineClass(env, "Tensor", {});
   Data(env).tensorCtor = Napi::Persistent(ctor);
@@ -84,7 +86,7 @@ TensorWrap* TensorWrap::Unwrap(Napi::Value v) {
   void* raw = nullptr;
   if (napi_unwrap(v.Env(), v, &raw) != napi_ok || raw == nullptr) return nullptr;
   auto* w = static_cast<TensorWrap*>(raw);
-  return Data(v.Env()).wrappers.count(w) != 0 ? w : nullptr;
+  return WrapperPool::Owns(w) ? w : nullptr;
 }
 
 TensorWrap::TensorWrap(const Napi::CallbackInfo& info)
@@ -96,7 +98,6 @@ TensorWrap::TensorWrap(const Napi::CallbackInfo& info)
   }
   tensor_ = std::move(*d.pending);
   d.pending = nullptr;
-  d.wrappers.insert(this);
   ++d.live;
   if (tensor_.device().is_cpu() && tensor_.has_storage()) {
     const void* key = tensor_.storage().unsafeGetStorageImpl();
@@ -117,7 +118,6 @@ TensorWrap::TensorWrap(const Napi::CallbackInfo& info)
 
 TensorWrap::~TensorWrap() {
   Release();
-  data_->wrappers.erase(this);
 }
 
 void TensorWrap::Release() {

@@ -69,7 +69,7 @@ describe("innerloop bench", () => {
     const json = path.join(tmp, "bench.json");
     const r = await run([
       "bench", "--config", "micro", "--reps", "3", "--warmup", "1", "--rounds", "1", "--steps", "30",
-      "--analyze-windows", "1,2", "--profile", "--threads", "1", "--analysis-vs-torch", "none", "--json", json,
+      "--analyze-windows", "1,2", "--profile", "--threads", "1", "--analysis-vs-torch", "none", "--aten-calls", "300", "--json", json,
     ]);
     expect(r.stderr).not.toMatch(/error/i);
     expect(r.code).toBe(0);
@@ -126,13 +126,28 @@ describe("innerloop bench", () => {
     expect(r.stdout).toMatch(/\| micro +\| 1 thread +\| 2 x 64 +\| 8 +\| 1 +\|/);
     expect(r.stdout).toMatch(/ratio/);
     expect(r.stdout).toMatch(/analysis overhead/);
+
+    // The per-call comparison of torch.aten with Python's torch.ops.aten: every case timed on both
+    // sides (in two processes each), each with a positive time and the ratio of the two.
+    const a = report.atenCalls!;
+    expect(a.calls).toBe(300);
+    expect(a.processes).toBe(2);
+    expect(a.rows.map((row) => row.name)).toContain("torch.aten.add(a, b)");
+    expect(a.rows.filter((row) => row.goal).length).toBeGreaterThanOrEqual(5);
+    for (const row of a.rows) {
+      expect(row.innerloopNs).toBeGreaterThan(0);
+      expect(row.pytorchNs).toBeGreaterThan(0);
+      expect(row.ratio).toBeCloseTo(row.innerloopNs / row.pytorchNs, 10);
+    }
+    expect(r.stdout).toMatch(/torch\.aten per call against Python's torch\.ops\.aten/);
+    expect(r.stdout).toMatch(/\| torch\.aten\.add\(a, b\) +\| torch\.ops\.aten\.add\(a, b\) +\|/);
   });
 
   it("times each thread setting once, the libraries' defaults and one thread, with equal losses", async () => {
     const json = path.join(tmp, "bench-threads.json");
     const r = await run([
       "bench", "--config", "micro", "--reps", "2", "--warmup", "1", "--rounds", "1", "--steps", "0",
-      "--analyze-every", "0", "--threads", "default,1", "--analysis-vs-torch", "none", "--json", json,
+      "--analyze-every", "0", "--threads", "default,1", "--analysis-vs-torch", "none", "--aten-calls", "0", "--json", json,
     ]);
     expect(r.stderr).not.toMatch(/error/i);
     expect(r.code).toBe(0);

@@ -3,6 +3,7 @@
 
 import { ANALYSIS_GOAL, CPU_GOALS, fmtMs, threadsLabel, type BenchReport, type ConfigResult } from "./run.js";
 import { FIELD_TOLERANCE, type AnalysisComparison } from "./analysis-compare.js";
+import { ATEN_CALL_GOAL, type AtenCallReport } from "./aten-call.js";
 import { median } from "./stats.js";
 
 function mb(kb: number | null | undefined): string {
@@ -159,8 +160,31 @@ export function formatReport(r: BenchReport): string {
     out.push(table(["side", "RSS start", "RSS end", "growth", "live tensors", "time"], rows));
     out.push("(innerloop yields to the event loop after each step, as the trainer does; PyTorch runs one loop)");
   }
+  if (r.atenCalls) out.push("", ...formatAtenCalls(r.atenCalls));
   if (r.analysisVsTorch?.length) out.push("", ...formatAnalysisVsTorch(r.analysisVsTorch));
   return out.join("\n");
+}
+
+/** The per-call cost of torch.aten against Python's torch.ops.aten. */
+export function formatAtenCalls(a: AtenCallReport): string[] {
+  const ns = (x: number) => `${Math.round(x).toLocaleString("en-US")} ns`;
+  return [
+    `torch.aten per call against Python's torch.ops.aten (CPU time per call, median of ${a.rounds} rounds of ${a.calls.toLocaleString("en-US")} calls in each`,
+    `of ${a.processes} processes per side, [4, 4] float32 tensors, 1 thread; each result released inside the clock, as Python`,
+    `frees it). Goal: ratio = innerloop / Python <= ${ATEN_CALL_GOAL.toFixed(2)}x for the torch.aten rows. "in tidy": the results held`,
+    `until the scope ends (its end inside the clock); "hand-written": the camelCase fast path against Python's torch.add.`,
+    table(
+      ["call", "Python", "innerloop", "Python's", "ratio", "goal"],
+      a.rows.map((r) => [
+        r.name,
+        r.python,
+        ns(r.innerloopNs),
+        ns(r.pytorchNs),
+        `${r.ratio.toFixed(3)}x`,
+        r.goal ? `<= ${ATEN_CALL_GOAL.toFixed(2)}x ${r.ratio <= ATEN_CALL_GOAL ? "met" : "NOT met"}` : "-",
+      ]),
+    ),
+  ];
 }
 
 /** The row's thread setting, with the count each side ran with where the libraries chose it. */

@@ -14,6 +14,7 @@ import { runInnerloopSide, runTorchSide, type SideRun } from "./sides.js";
 import { median } from "./stats.js";
 import { randomTokens } from "./tokens.js";
 import { ANALYSIS_CONFIGS, compareAnalysis, type AnalysisComparison } from "./analysis-compare.js";
+import { runAtenCallBench, type AtenCallReport } from "./aten-call.js";
 
 export interface BenchOptions {
   configs?: string[];
@@ -34,6 +35,11 @@ export interface BenchOptions {
   threads?: number | number[];
   /** The analysis against the PyTorch hooks script (analysis-compare.ts): sizes by name; [] skips it. Default on CPU: small, gpt2-124m. */
   analysisConfigs?: string[];
+  /**
+   * Calls per round of the `torch.aten` per-call comparison with Python's `torch.ops.aten`
+   * (aten-call.ts); 0 skips it. Default on CPU 20000.
+   */
+  atenCalls?: number;
   /** Windows of the gpt2-124m analysis comparison (default 4). */
   analysisWindows124m?: number;
   profile?: boolean;
@@ -87,6 +93,8 @@ export interface BenchReport {
   analysis?: Array<{ config: string } & NonNullable<SideResult["analysis"]>>;
   /** `innerloop analyze` against the PyTorch hooks script, fields compared, at each size. */
   analysisVsTorch?: AnalysisComparison[];
+  /** The per-call cost of `torch.aten` against Python's `torch.ops.aten`. */
+  atenCalls?: AtenCallReport;
 }
 
 /** Goals of the issue for the CPU configurations (innerloop / PyTorch step time), at every thread setting. */
@@ -207,6 +215,12 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
   };
 
   try {
+    const atenCalls = o.atenCalls ?? (device === "cpu" ? 20000 : 0);
+    if (atenCalls > 0) {
+      log(`torch.aten per call against Python's torch.ops.aten: ${atenCalls} calls per round, 1 thread`);
+      report.atenCalls = await runAtenCallBench({ ...spawnOpts, calls: atenCalls });
+    }
+
     for (const t of threadSettings) for (const c of configs) {
       log(`${c.name}, ${threadsLabel(t)}: ${c.model.nLayer} layers x ${c.model.nEmbd}, T ${c.model.seqLen}, batch ${c.batchCandidates.join(" or ")}, ${reps} reps after ${warmup} warmup`);
       const [il, pt] = await runPair(c, { profile: o.profile ?? false, threads: t }, rounds);

@@ -54,6 +54,16 @@ export function runTorchAnalysis<T>(command: "make-model" | "analyze", specFile:
   return runJsonProcess<T>(pythonExecutable(), [torchScript("torch_analysis.py"), command, specFile], `PyTorch ${command}`, opts);
 }
 
+/** The per-call cost of `torch.aten` (aten-call-main), with the calls per round and rounds as arguments. */
+export function runInnerloopAtenCalls<T>(calls: number, rounds: number, opts: SpawnOptions = {}): Promise<JsonRun<T>> {
+  return runJsonProcess<T>(process.execPath, [...workerCommand("aten-call"), String(calls), String(rounds)], "innerloop torch.aten calls", opts);
+}
+
+/** scripts/bench/torch_aten_call.py: the same calls through Python's `torch.ops.aten`. */
+export function runTorchAtenCalls<T>(calls: number, rounds: number, opts: SpawnOptions = {}): Promise<JsonRun<T>> {
+  return runJsonProcess<T>(pythonExecutable(), [torchScript("torch_aten_call.py"), String(calls), String(rounds)], "PyTorch torch.ops.aten calls", opts);
+}
+
 export interface JsonRun<T> {
   result: T;
   /** What the process wrote to stderr (messages, warnings). */
