@@ -18,6 +18,7 @@
 #include <immintrin.h>
 
 #include "binding.h"
+#include "gemm.h"
 
 namespace innerloop {
 namespace {
@@ -199,14 +200,14 @@ class SerialIfSmall {
 };
 
 // x [N, in] @ w [in, out] + b: Hugging Face Conv1D layout.
-at::Tensor Affine(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) { return at::addmm(b, x, w); }
+at::Tensor Affine(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) { return Addmm(b, x, w); }
 
 // Gradients of Affine for upstream gradient d: returns dx and fills dw, db where asked.
 at::Tensor AffineBackward(const at::Tensor& d, const at::Tensor& x, const at::Tensor& w, bool needW, bool needB,
                           at::Tensor& dw, at::Tensor& db) {
-  if (needW) dw = at::mm(x.t(), d);
+  if (needW) dw = Mm(x.t(), d);
   if (needB) db = d.sum(0);
-  return at::mm(d, w.t());
+  return Mm(d, w.t());
 }
 
 // The block's inputs, in the order of the JS call and of the autograd inputs.
@@ -326,11 +327,11 @@ variable_list BlockBackward(AutogradContext* ctx, const at::Tensor& gradOut, con
   auto affine = [&](const at::Tensor& d, const at::Tensor& x, const at::Tensor& w, int iw, int ib) {
     if (r == 0) return AffineBackward(d, x, w, need(iw), need(ib), gin[iw], gin[ib]);
     at::Tensor dt = d.narrow(0, 0, nt), dp = d.narrow(0, nt, r * T);
-    if (need(iw) && nt > 0) gin[iw] = at::mm(x.narrow(0, 0, nt).t(), dt);
+    if (need(iw) && nt > 0) gin[iw] = Mm(x.narrow(0, 0, nt).t(), dt);
     if (need(ib) && nt > 0) gin[ib] = dt.sum(0);
-    probeNorms[iw] = at::mm(x.narrow(0, nt, r * T).t(), dp).norm();
+    probeNorms[iw] = Mm(x.narrow(0, nt, r * T).t(), dp).norm();
     probeNorms[ib] = dp.sum(0).norm();
-    return at::mm(d, w.t());
+    return Mm(d, w.t());
   };
   // LayerNorm of x [N, C] with (mean, rstd): dx for every row; dw, db as for affine.
   auto layerNorm = [&](const at::Tensor& dy, const at::Tensor& x, const at::Tensor& mean, const at::Tensor& rstd,
@@ -435,7 +436,7 @@ std::vector<at::Tensor> HeadComposed(const std::vector<at::Tensor>& in, const at
   const at::Tensor& h = in[kHeadH];
   const int64_t B = h.size(0), T = h.size(1), C = h.size(2);
   at::Tensor a = at::layer_norm(h.reshape({B * T, C}), {C}, in[kHeadLnW], in[kHeadLnB], eps);
-  at::Tensor logits = at::mm(a, in[kHeadWte].t());
+  at::Tensor logits = Mm(a, in[kHeadWte].t());
   at::Tensor loss = at::cross_entropy_loss(logits, targets, std::nullopt, at::Reduction::Mean, ignoreIndex);
   return {logits.view({B, T, -1}), loss};
 }
@@ -447,7 +448,7 @@ struct GPT2HeadLossFn : public torch::autograd::Function<GPT2HeadLossFn> {
     SerialIfSmall serial(B * T * C * V);
     at::Tensor h2 = h.contiguous().view({B * T, C});
     auto [a, mean, rstd] = at::native_layer_norm(h2, {C}, lnW, lnB, eps);
-    at::Tensor logits = at::mm(a, wte.t());
+    at::Tensor logits = Mm(a, wte.t());
     at::Tensor logp = at::_log_softmax(logits, 1, false);
     at::Tensor flat = targets.reshape({B * T});
     auto [loss, totalWeight] = at::nll_loss_forward(logp, flat, std::nullopt, at::Reduction::Mean, ignoreIndex);
@@ -488,8 +489,8 @@ struct GPT2HeadLossFn : public torch::autograd::Function<GPT2HeadLossFn> {
       dl = dl.defined() ? dl.add_(d) : d;
     }
     if (!dl.defined()) return gin;
-    if (ctx->needs_input_grad(kHeadWte)) gin[kHeadWte] = at::mm(dl.t(), a);
-    at::Tensor da = at::mm(dl, wte);
+    if (ctx->needs_input_grad(kHeadWte)) gin[kHeadWte] = Mm(dl.t(), a);
+    at::Tensor da = Mm(dl, wte);
     std::array<bool, 3> mask{ctx->needs_input_grad(kHeadH), ctx->needs_input_grad(kHeadLnW),
                              ctx->needs_input_grad(kHeadLnB)};
     auto [dh, dw, db] = at::native_layer_norm_backward(da, h2, {C}, mean, rstd, lnW, lnB, mask);

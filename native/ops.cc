@@ -7,6 +7,7 @@
 // TypeScript layer (lib/torch/tensor.ts) maps methods and options onto these
 // positional calls.
 #include "binding.h"
+#include "gemm.h"
 
 namespace innerloop {
 namespace {
@@ -127,9 +128,9 @@ std::optional<at::IntArrayRef> OptRef(const std::optional<std::vector<int64_t>>&
   OP(isfinite, "self", at::isfinite(a.T(0)))                                                                                  \
   OP(clamp, "self,min,max", at::clamp(a.T(0), a.OptSc(1), a.OptSc(2)))                                                        \
   /* linear algebra */                                                                                                        \
-  OP(matmul, "self,other", at::matmul(a.T(0), a.T(1)))                                                                        \
+  OP(matmul, "self,other", a.T(0).dim() == 2 && a.T(1).dim() == 2 ? Mm(a.T(0), a.T(1)) : at::matmul(a.T(0), a.T(1)))                                                                        \
   OP(bmm, "self,mat2", at::bmm(a.T(0), a.T(1)))                                                                               \
-  OP(mm, "self,mat2", at::mm(a.T(0), a.T(1)))                                                                                 \
+  OP(mm, "self,mat2", Mm(a.T(0), a.T(1)))                                                                                 \
   OP(outer, "self,vec2", at::outer(a.T(0), a.T(1)))                                                                           \
   OP(addmm, "self,mat1,mat2", at::addmm(a.T(0), a.T(1), a.T(2)))                                                              \
   /* reductions: (t, dims|null, keepdim, ...) */                                                                              \
@@ -212,7 +213,7 @@ std::optional<at::IntArrayRef> OptRef(const std::optional<std::vector<int64_t>>&
   OP(rmsNorm, "input,normalizedShape,weight,eps", at::rms_norm(a.T(0), a.IL(1), a.OptT(2), a.OptD(3)))                        \
   OP(embedding, "input,weight", at::embedding(a.T(1), a.T(0)))                                                                \
   OP(dropout, "input,p,training", at::dropout(a.T(0), a.D(1, 0.5), a.B(2, true)))                                             \
-  OP(linear, "input,weight,bias", at::linear(a.T(0), a.T(1), a.OptT(2)))                                                      \
+  OP(linear, "input,weight,bias", Linear(a.T(0), a.T(1), a.OptT(2)))                                                      \
   OP(crossEntropy, "input,target,weight,reduction,ignoreIndex,labelSmoothing",                                                \
      at::cross_entropy_loss(a.T(0), a.T(1), a.OptT(2), Reduction(a.Has(3) ? a.S(3) : std::string("mean")),                    \
                             a.I(4, -100), a.D(5, 0.0)))                                                                       \

@@ -1,6 +1,7 @@
 // The Tensor wrapper, memory scopes, argument parsing, conversions between JS
 // values and tensors, autograd entry points, RNG, CUDA queries and module init.
 #include "binding.h"
+#include "gemm.h"
 
 #include <ATen/autocast_mode.h>
 #include <dlfcn.h>
@@ -1139,7 +1140,16 @@ NATIVE(GradFnName) {
     Args a(info, "gradFn", "self");
     auto fn = a.T(0).grad_fn();
     if (!fn) return info.Env().Null();
-    return Napi::String::New(info.Env(), fn->name());
+    // A custom node's name is its C++ type, "torch::autograd::CppNode<innerloop::(anonymous
+    // namespace)::LinearFn>": the last name inside the brackets is what Python would show.
+    std::string name = fn->name();
+    const std::string prefix = "torch::autograd::CppNode<";
+    if (name.rfind(prefix, 0) == 0 && name.back() == '>') {
+      std::string inner = name.substr(prefix.size(), name.size() - prefix.size() - 1);
+      size_t sep = inner.rfind("::");
+      name = sep == std::string::npos ? inner : inner.substr(sep + 2);
+    }
+    return Napi::String::New(info.Env(), name);
   });
 }
 NATIVE(RetainGrad) { BODY("retainGrad") { Args a(info, "retainGrad", "self"); a.T(0).retain_grad(); return info[0]; }); }
@@ -1281,6 +1291,7 @@ NATIVE(SetNumThreads) {
   });
 }
 NATIVE(GetNumThreads) { return Napi::Number::New(info.Env(), at::get_num_threads()); }
+NATIVE(GemmBackendName) { BODY("gemmBackend") { return Napi::String::New(info.Env(), GemmBackend()); }); }
 
 // --- CUDA
 NATIVE(CudaIsAvailable) { return Napi::Boolean::New(info.Env(), torch::cuda::is_available()); }
@@ -1451,7 +1462,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
       {"setGradEnabled", SetGradEnabled}, {"isGradEnabled", IsGradEnabled}, {"autocastEnter", AutocastEnter}, {"autocastExit", AutocastExit},
       {"setFloat32MatmulPrecision", SetFloat32MatmulPrecision},
       {"manualSeed", ManualSeed}, {"getRngState", GetRngState}, {"setRngState", SetRngState},
-      {"setNumThreads", SetNumThreads}, {"getNumThreads", GetNumThreads},
+      {"setNumThreads", SetNumThreads}, {"getNumThreads", GetNumThreads}, {"gemmBackend", GemmBackendName},
       {"cudaIsAvailable", CudaIsAvailable}, {"cudaDeviceCount", CudaDeviceCount},
       {"cudaSynchronize", CudaSynchronize}, {"cudaDeviceName", CudaDeviceName},
       {"cudaEmptyCache", CudaEmptyCache}, {"cudaMemoryStats", CudaMemoryStats},

@@ -95,6 +95,12 @@ export const torch = {
   setRngState: random.setRngState,
   setNumThreads(n: number): void { native.setNumThreads(n); },
   getNumThreads(): number { return native.getNumThreads(); },
+  /**
+   * Which library float32 matrix products on the CPU use: "onednn" (oneDNN's AVX-512 kernels,
+   * for products of at least 2^24 multiply-adds, where it was faster than MKL) or "blas" (at::mm
+   * everywhere: INNERLOOP_GEMM=blas, or a CPU without AVX-512). docs/threads.md.
+   */
+  gemmBackend(): "onednn" | "blas" { return native.gemmBackend(); },
   /** 'high' allows TF32 matrix products on CUDA (PyTorch's torch.set_float32_matmul_precision). */
   setFloat32MatmulPrecision(p: "highest" | "high" | "medium"): void { native.setFloat32MatmulPrecision(p); },
   cuda,
