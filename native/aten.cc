@@ -586,15 +586,65 @@ std::string Describe(const Napi::CallbackInfo& info, size_t first, size_t npos, 
   return s + ")";
 }
 
+// The overload lists this thread used last, by packet: a repeated call finds its list here
+// without taking gMutex or copying the shared pointer; an entry is good while no library was
+// loaded since (gGeneration).
+struct ListCacheEntry {
+  const Packet* packet = nullptr;
+  uint64_t generation = 0;
+  std::shared_ptr<const OverloadList> list;
+};
+thread_local ListCacheEntry tListCache[64];
+
+const std::shared_ptr<const OverloadList>* CachedSnapshot(const Packet* p) {
+  ListCacheEntry& e = tListCache[(reinterpret_cast<uintptr_t>(p) >> 4) & 63];
+  const uint64_t gen = gGeneration.load(std::memory_order_acquire);
+  if (e.packet != p || e.generation != gen) {
+    auto list = Snapshot(p);
+    if (!list) return nullptr;
+    e.packet = p;
+    e.generation = gen;
+    e.list = std::move(list);
+  }
+  return &e.list;
+}
+
+// A stack per thread, reused by calls that do not nest (an operator called from JS that runs while
+// a result is being wrapped, from a scope hook, gets a stack of its own): one heap allocation less
+// per call.
+thread_local c10::Stack tStack;
+thread_local bool tStackBusy = false;
+
+struct StackLease {
+  c10::Stack own;
+  c10::Stack* stack;
+  bool shared;
+  StackLease() : shared(!tStackBusy) {
+    stack = shared ? &tStack : &own;
+    if (shared) tStackBusy = true;
+    stack->reserve(8);
+  }
+  ~StackLease() {
+    if (shared) {
+      tStack.clear();
+      tStackBusy = false;
+    }
+  }
+  StackLease(const StackLease&) = delete;
+  StackLease& operator=(const StackLease&) = delete;
+};
+
 // atenCall(handle, ...args, kwargs?)
 Napi::Value AtenCall(const Napi::CallbackInfo& info) {
   const Packet* p = nullptr;
-  std::shared_ptr<const OverloadList> list;
+  const std::shared_ptr<const OverloadList>* cached = nullptr;
   if (info.Length() >= 1 && info[0].IsExternal()) {
     p = static_cast<const Packet*>(info[0].As<Napi::External<void>>().Data());
-    list = Snapshot(p);
-    if (!list) p = nullptr;
+    cached = CachedSnapshot(p);
+    if (cached == nullptr) p = nullptr;
   }
+  // Held for the call: a nested call may replace the cache entry.
+  std::shared_ptr<const OverloadList> list = p != nullptr ? *cached : nullptr;
   return Guarded(info, p ? p->label.c_str() : "torch.aten", [&]() -> Napi::Value {
     if (p == nullptr) throw ArgError("atenCall: argument 0 must be an operator handle from atenResolve");
     const OverloadList& overloads = *list;
@@ -622,8 +672,8 @@ Napi::Value AtenCall(const Napi::CallbackInfo& info) {
       --n;
     }
     const Kwargs* kwp = hasKw ? &kw : nullptr;
-    c10::Stack stack;
-    stack.reserve(8);
+    StackLease lease;
+    c10::Stack& stack = *lease.stack;
     const Overload* chosen = nullptr;
     for (const Overload& o : overloads) {
       if (Bind(o, info, first, n, kwp, stack, nullptr)) {

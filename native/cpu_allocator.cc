@@ -30,7 +30,9 @@
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
 
+#include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <vector>
 #include <mutex>
 #include <unordered_map>
@@ -42,6 +44,7 @@ namespace {
 
 constexpr size_t kLargeBytes = 64 * 1024;
 constexpr size_t kPage = 4096;
+constexpr size_t kHugePage = size_t{2} << 20;
 
 // Rounds up to a size class: multiples of 1/16 of the request's power of two (at most 6% slack),
 // and whole pages.
@@ -244,9 +247,31 @@ class CachingCpuAllocator final : public c10::Allocator {
   static void Delete(void* p);
 
  private:
+  // Blocks of kHugePage and more start on a huge-page boundary and ask for transparent huge pages
+  // (where the system allows them, "madvise" mode included): a 2 MiB page costs one fault
+  // instead of 512, and one TLB entry. Page faults were about 10% of the CPU time of an analysis
+  // of GPT-2 124M (perf, not counting the zeroing of the pages, which stays), whose buffers are
+  // larger than the cache keeps. INNERLOOP_CPU_HUGEPAGES=0 maps them as before.
   static void* Map(size_t size) {
-    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? nullptr : p;
+    static const bool huge = [] {
+      const char* v = std::getenv("INNERLOOP_CPU_HUGEPAGES");
+      return v == nullptr || std::string(v) != "0";
+    }();
+    if (!huge || size < kHugePage) {
+      void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      return p == MAP_FAILED ? nullptr : p;
+    }
+    // Map a huge page more than asked, then return the parts before the first boundary and after
+    // the block, so that the block itself is exactly [aligned, aligned + size) for munmap.
+    void* raw = mmap(nullptr, size + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return nullptr;
+    const auto start = reinterpret_cast<uintptr_t>(raw);
+    const uintptr_t aligned = (start + kHugePage - 1) & ~(uintptr_t{kHugePage} - 1);
+    if (aligned > start) munmap(raw, aligned - start);
+    const uintptr_t end = start + size + kHugePage;
+    if (end > aligned + size) munmap(reinterpret_cast<void*>(aligned + size), end - (aligned + size));
+    madvise(reinterpret_cast<void*>(aligned), size, MADV_HUGEPAGE);  // a hint: failure changes nothing
+    return reinterpret_cast<void*>(aligned);
   }
 
   std::mutex mu_;
