@@ -17,7 +17,7 @@
 // class and kSmallBytesPerThread bytes in all, and frees what it holds when its thread ends.
 //
 // The cache is bounded (INNERLOOP_CPU_CACHE_MB, default 256 MiB; 0 disables caching): past the
-// bound, freed blocks are unmapped. The default suits a library inside another program: it holds
+// bound, the blocks freed longest ago are unmapped to make room for the one just freed. The default suits a library inside another program: it holds
 // the working set of the small and mid models (the `mid` bench step keeps about 110 MB cached)
 // and gives their step-time benefit, without keeping gigabytes after the work is done
 // (BENCHMARKS.md, "CPU buffer cache"). When a mapping fails, the cache is released and the mapping
@@ -31,6 +31,7 @@
 #include <c10/core/impl/alloc_cpu.h>
 
 #include <cstdint>
+#include <list>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -171,8 +172,10 @@ class CachingCpuAllocator final : public c10::Allocator {
       auto it = free_.find(size);
       if (it != free_.end() && !it->second.empty()) {
         // The most recently freed block of the class: its pages are the likeliest still in cache.
-        void* p = it->second.back();
+        auto entry = it->second.back();
         it->second.pop_back();
+        void* p = entry->p;
+        lru_.erase(entry);
         cachedBytes_ -= size;
         return {p, p, &Delete, c10::Device(c10::DeviceType::CPU)};
       }
@@ -200,43 +203,66 @@ class CachingCpuAllocator final : public c10::Allocator {
     default_copy_data(dest, src, count);
   }
 
-  // Frees a block made by this allocator: large ones back into the cache (or unmapped past the
-  // bound), small ones to libtorch's free.
+  // Frees a block made by this allocator: large ones back into the cache, small ones to libtorch's
+  // free. Past the bound, the blocks freed longest ago are unmapped to make room: the newest is
+  // the likeliest to be asked for again (a loop over chunks frees and takes the same sizes each
+  // turn), where keeping the oldest and unmapping the newest made every turn of such a loop map
+  // and fault its buffers afresh (GPT-2 124M's analysis faulted 14 GB of fresh pages for two
+  // windows with a 256 MiB bound).
   void Free(void* p) {
     if (p == nullptr) return;
     size_t size = 0;
+    std::vector<std::pair<void*, size_t>> victims;
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = sizes_.find(p);
       if (it != sizes_.end()) {
         size = it->second;
-        if (cachedBytes_ + size <= cap_) {
-          free_[size].push_back(p);
+        if (size <= cap_) {
+          while (cachedBytes_ + size > cap_ && !lru_.empty()) {
+            const Cached old = lru_.front();
+            auto& cls = free_[old.size];
+            for (size_t k = 0; k < cls.size(); ++k) {
+              if (cls[k] == lru_.begin()) {
+                cls.erase(cls.begin() + static_cast<std::ptrdiff_t>(k));
+                break;
+              }
+            }
+            lru_.pop_front();
+            sizes_.erase(old.p);
+            mappedBytes_ -= old.size;
+            cachedBytes_ -= old.size;
+            victims.emplace_back(old.p, old.size);
+          }
+          free_[size].push_back(lru_.insert(lru_.end(), Cached{p, size}));
           cachedBytes_ += size;
-          return;
+          size = 0;  // kept
+        } else {
+          sizes_.erase(it);
+          mappedBytes_ -= size;
         }
-        sizes_.erase(it);
-        mappedBytes_ -= size;
+      } else {
+        size = SIZE_MAX;  // not a large block
       }
     }
-    if (size != 0) munmap(p, size);
-    else SmallDelete(p);  // raw_deallocate of a small block
+    for (auto& [q, n] : victims) munmap(q, n);
+    if (size == SIZE_MAX) SmallDelete(p);  // raw_deallocate of a small block
+    else if (size != 0) munmap(p, size);
   }
 
   void EmptyCache() {
-    std::unordered_map<size_t, std::vector<void*>> blocks;
+    std::list<Cached> blocks;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      blocks.swap(free_);
-      for (auto& [size, ps] : blocks) {
-        for (void* p : ps) sizes_.erase(p);
-        mappedBytes_ -= size * ps.size();
+      blocks.swap(lru_);
+      free_.clear();
+      for (const Cached& b : blocks) {
+        sizes_.erase(b.p);
+        mappedBytes_ -= b.size;
       }
       cachedBytes_ = 0;
     }
-    for (auto& [size, ps] : blocks) {
-      for (void* p : ps) munmap(p, size);
-    }
+    for (const Cached& b : blocks) munmap(b.p, b.size);
   }
 
   std::pair<size_t, size_t> Info() {
@@ -275,7 +301,12 @@ class CachingCpuAllocator final : public c10::Allocator {
   }
 
   std::mutex mu_;
-  std::unordered_map<size_t, std::vector<void*>> free_;  // size class -> free blocks, last freed last
+  struct Cached {
+    void* p;
+    size_t size;
+  };
+  std::list<Cached> lru_;  // every cached block, freed longest ago first
+  std::unordered_map<size_t, std::vector<std::list<Cached>::iterator>> free_;  // size class -> its cached blocks, last freed last
   std::unordered_map<void*, size_t> sizes_;  // every mapped block, in use or free
   size_t cachedBytes_ = 0;
   size_t mappedBytes_ = 0;
