@@ -104,6 +104,8 @@ describe("innerloop (usage and errors)", () => {
     const record = JSON.parse(fs.readFileSync(path.join(ROOT, "build", "libtorch.json"), "utf8"));
     if (record.prebuild) expect(out[3]).toBe(`addon: prebuild ${path.basename(record.prebuild)} (chosen at install for the libtorch in ${record.libDir})`);
     else expect(out[3]).toMatch(/^addon: built from source on \d{4}-\d\d-\d\d \(.+innerloop\.node\)$/);
+    // Which library the CPU's float32 matrix products use (oneDNN needs AVX-512; INNERLOOP_GEMM=blas).
+    expect(out[4]).toMatch(/^cpu matrix products: (oneDNN where faster, else BLAS|BLAS)$/);
   });
 
   it("--help lists the commands; train --help lists every training flag", async () => {

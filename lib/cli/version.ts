@@ -23,8 +23,8 @@ export async function versionText(): Promise<{ text: string; ok: boolean }> {
   const v = torch.version;
   lines.push(`libtorch ${v.libtorch}${v.cuda ? ` (CUDA ${v.cuda})` : " (CPU build)"}`);
   lines.push(`cuda: ${cudaStatus(torch)}`);
-  lines.push(`cpu matrix products: ${torch.gemmBackend() === "onednn" ? "oneDNN where faster, else BLAS" : "BLAS"}`);
   lines.push(`addon: ${addonText((await import("../torch/native.js")).addonOrigin)}`);
+  lines.push(`cpu matrix products: ${torch.gemmBackend() === "onednn" ? "oneDNN where faster, else BLAS" : "BLAS"}`);
   return { text: lines.join("\n"), ok: true };
 }
 
