@@ -453,12 +453,14 @@ const Napi::Value* FindKw(const Kwargs* kw, const std::string& name) {
 
 bool Bind(const Overload& o, const Napi::CallbackInfo& info, size_t first, size_t npos, const Kwargs* kw,
           c10::Stack& stack, std::string* why) {
+  // Returns false, with the explanation only where one was asked for.
+  auto refuse = [why](auto&& explain) {
+    if (why != nullptr) *why = explain();
+    return false;
+  };
   stack.clear();
   if (npos > o.positional) {
-    if (why != nullptr) {
-      *why = "takes at most " + std::to_string(o.positional) + " positional arguments, got " + std::to_string(npos);
-    }
-    return false;
+    return refuse([&] { return "takes at most " + std::to_string(o.positional) + " positional arguments, got " + std::to_string(npos); });
   }
   for (size_t i = 0; i < o.args.size(); ++i) {
     const ArgSpec& spec = o.args[i];
@@ -468,10 +470,7 @@ bool Bind(const Overload& o, const Napi::CallbackInfo& info, size_t first, size_
       v = info[first + i];
       given = true;
       if (FindKw(kw, spec.name) != nullptr) {
-        if (why != nullptr) {
-          *why = "got argument '" + spec.name + "' both by position and by name";
-        }
-        return false;
+        return refuse([&] { return "got argument '" + spec.name + "' both by position and by name"; });
       }
     } else if (const Napi::Value* kv = FindKw(kw, spec.name); kv != nullptr && !kv->IsUndefined()) {
       v = *kv;
@@ -481,19 +480,13 @@ bool Bind(const Overload& o, const Napi::CallbackInfo& info, size_t first, size_
       if (spec.dflt) stack.push_back(*spec.dflt);
       else if (spec.optional) stack.emplace_back();
       else {
-        if (why != nullptr) {
-          *why = "missing argument '" + spec.name + "' (" + spec.typeName + ")";
-        }
-        return false;
+        return refuse([&] { return "missing argument '" + spec.name + "' (" + spec.typeName + ")"; });
       }
       continue;
     }
     if (v.IsNull()) {
       if (!spec.optional) {
-        if (why != nullptr) {
-          *why = "argument '" + spec.name + "' (" + spec.typeName + ") may not be null";
-        }
-        return false;
+        return refuse([&] { return "argument '" + spec.name + "' (" + spec.typeName + ") may not be null"; });
       }
       stack.emplace_back();
       continue;
@@ -501,11 +494,10 @@ bool Bind(const Overload& o, const Napi::CallbackInfo& info, size_t first, size_
     c10::IValue iv;
     Mismatch m;
     if (!ToIValue(spec, v, iv, m)) {
-      if (why != nullptr) {
-        *why = "argument '" + spec.name + "' (" + spec.typeName + ") must be " + m.expected + ", got " + TypeName(v);
-        if (!m.detail.empty()) *why += " (" + m.detail + ")";
-      }
-      return false;
+      return refuse([&] {
+        return "argument '" + spec.name + "' (" + spec.typeName + ") must be " + m.expected + ", got " + TypeName(v) +
+               (m.detail.empty() ? std::string() : " (" + m.detail + ")");
+      });
     }
     stack.push_back(std::move(iv));
   }
@@ -515,10 +507,7 @@ bool Bind(const Overload& o, const Napi::CallbackInfo& info, size_t first, size_
       bool known = false;
       for (size_t i = npos; i < o.args.size() && !known; ++i) known = o.args[i].name == entry.first;
       if (!known) {
-        if (why != nullptr) {
-          *why = "unexpected keyword argument '" + entry.first + "'";
-        }
-        return false;
+        return refuse([&] { return "unexpected keyword argument '" + entry.first + "'"; });
       }
     }
   }
@@ -587,8 +576,7 @@ std::string Describe(const Napi::CallbackInfo& info, size_t first, size_t npos, 
 }
 
 // The overload lists this thread used last, by packet: a repeated call finds its list here
-// without taking gMutex or copying the shared pointer; an entry is good while no library was
-// loaded since (gGeneration).
+// without taking gMutex; an entry is good while no library was loaded since (gGeneration).
 struct ListCacheEntry {
   const Packet* packet = nullptr;
   uint64_t generation = 0;
@@ -596,7 +584,9 @@ struct ListCacheEntry {
 };
 thread_local ListCacheEntry tListCache[64];
 
-const std::shared_ptr<const OverloadList>* CachedSnapshot(const Packet* p) {
+// Snapshot(p) through the cache. The caller holds its own reference for the call: a nested call
+// may replace the cache entry.
+std::shared_ptr<const OverloadList> CachedSnapshot(const Packet* p) {
   ListCacheEntry& e = tListCache[(reinterpret_cast<uintptr_t>(p) >> 4) & 63];
   const uint64_t gen = gGeneration.load(std::memory_order_acquire);
   if (e.packet != p || e.generation != gen) {
@@ -606,7 +596,7 @@ const std::shared_ptr<const OverloadList>* CachedSnapshot(const Packet* p) {
     e.generation = gen;
     e.list = std::move(list);
   }
-  return &e.list;
+  return e.list;
 }
 
 // A stack per thread, reused by calls that do not nest (an operator called from JS that runs while
@@ -637,14 +627,12 @@ struct StackLease {
 // atenCall(handle, ...args, kwargs?)
 Napi::Value AtenCall(const Napi::CallbackInfo& info) {
   const Packet* p = nullptr;
-  const std::shared_ptr<const OverloadList>* cached = nullptr;
+  std::shared_ptr<const OverloadList> list;
   if (info.Length() >= 1 && info[0].IsExternal()) {
     p = static_cast<const Packet*>(info[0].As<Napi::External<void>>().Data());
-    cached = CachedSnapshot(p);
-    if (cached == nullptr) p = nullptr;
+    list = CachedSnapshot(p);
+    if (!list) p = nullptr;
   }
-  // Held for the call: a nested call may replace the cache entry.
-  std::shared_ptr<const OverloadList> list = p != nullptr ? *cached : nullptr;
   return Guarded(info, p ? p->label.c_str() : "torch.aten", [&]() -> Napi::Value {
     if (p == nullptr) throw ArgError("atenCall: argument 0 must be an operator handle from atenResolve");
     const OverloadList& overloads = *list;

@@ -10,14 +10,13 @@
 // oneDNN is reached through at::native::mkldnn_matmul, which libtorch exports but whose header it
 // does not ship: it is looked up by its symbol when first needed, so that a libtorch without it
 // still loads the addon (and multiplies with at::mm). Its float32 path needs AVX-512 (BW, VL, DQ)
-// and refuses otherwise, which the first eligible call finds out once. INNERLOOP_GEMM=blas keeps every product on at::mm (to
-// compare, or to get bit-identical results with a PyTorch script).
+// and refuses otherwise, which the first product large enough finds out once. INNERLOOP_GEMM=blas
+// keeps every product on at::mm (to compare, or to get bit-identical results with a PyTorch script).
 #include "gemm.h"
 
 #include <ATen/Config.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -30,17 +29,37 @@ namespace {
 // 2^23, was 0.90-1.03x with oneDNN; 512x128x256 1.07-1.32x).
 constexpr int64_t kMinMacs = int64_t{1} << 24;
 
-enum State : int { kUnknown, kOn, kOff };
-std::atomic<int> gState{kUnknown};
-
 // at::native::mkldnn_matmul(mat1, mat2, result, beta, alpha): result = beta * result + alpha *
 // (mat1 @ mat2), 2-D operands contiguous or transposed.
 using MatmulFn = void (*)(const at::Tensor&, const at::Tensor&, const at::Tensor&, float, float);
-std::atomic<MatmulFn> gMatmul{nullptr};
 
-bool EnvAllows() {
-  const char* v = std::getenv("INNERLOOP_GEMM");
-  return v == nullptr || std::strcmp(v, "blas") != 0;
+// oneDNN's product, or null where it is not to be used: found and tried once per process.
+MatmulFn OneDnn() {
+  static const MatmulFn fn = []() -> MatmulFn {
+    const char* env = std::getenv("INNERLOOP_GEMM");
+    if (!AT_MKLDNN_ENABLED() || (env != nullptr && std::strcmp(env, "blas") == 0)) return nullptr;
+    auto f = reinterpret_cast<MatmulFn>(dlsym(RTLD_DEFAULT, "_ZN2at6native13mkldnn_matmulERKNS_6TensorES3_S3_ff"));
+    if (f == nullptr) return nullptr;
+    try {
+      at::Tensor x = at::ones({4, 4});
+      at::Tensor r = at::empty({4, 4});
+      f(x, x, r, 0.f, 1.f);
+      return r.eq(4).all().item<bool>() ? f : nullptr;
+    } catch (const c10::Error&) {
+      return nullptr;  // no AVX-512 here: libtorch's check refused
+    }
+  }();
+  return fn;
+}
+
+// Whether autograd records an op on `t`: such products keep libtorch's differentiable ops.
+bool Recorded(const at::Tensor& t) { return t.defined() && t.requires_grad() && at::GradMode::is_enabled(); }
+
+// Whether an [m, k] @ [k, n] product of a and b is one for oneDNN: float32 on the CPU, large
+// enough, and oneDNN usable here.
+bool Worth(const at::Tensor& a, const at::Tensor& b, int64_t m, int64_t k, int64_t n) {
+  return a.device().is_cpu() && b.device().is_cpu() && a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat &&
+         m * k * n >= kMinMacs && OneDnn() != nullptr;
 }
 
 // Contiguous, or the transpose of a contiguous matrix: what oneDNN takes without a copy.
@@ -49,38 +68,14 @@ bool PlainOrTransposed(const at::Tensor& t) {
   return t.stride(0) == 1 && t.stride(1) >= t.size(0);
 }
 
-bool Eligible(const at::Tensor& a, const at::Tensor& b) {
-  if (gState.load(std::memory_order_relaxed) == kOff) return false;
-  if (!a.device().is_cpu() || a.scalar_type() != at::kFloat || b.scalar_type() != at::kFloat) return false;
-  if (a.dim() != 2 || b.dim() != 2 || !b.device().is_cpu() || a.size(1) != b.size(0)) return false;
-  if (a.size(0) * a.size(1) * b.size(1) < kMinMacs) return false;
-  // Autograd must see a differentiable op: outside a node's forward or backward, at::mm.
-  if (at::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad())) return false;
-  if (!PlainOrTransposed(a) || !PlainOrTransposed(b)) return false;
-  if (gState.load(std::memory_order_relaxed) == kUnknown) {
-    int next = kOff;
-    MatmulFn fn = AT_MKLDNN_ENABLED() && EnvAllows()
-                      ? reinterpret_cast<MatmulFn>(dlsym(RTLD_DEFAULT, "_ZN2at6native13mkldnn_matmulERKNS_6TensorES3_S3_ff"))
-                      : nullptr;
-    gMatmul.store(fn);
-    if (fn != nullptr) {
-      try {
-        at::Tensor x = at::ones({4, 4});
-        at::Tensor r = at::empty({4, 4});
-        fn(x, x, r, 0.f, 1.f);
-        next = r.eq(4).all().item<bool>() ? kOn : kOff;
-      } catch (const c10::Error&) {
-        next = kOff;  // no AVX-512 here: libtorch's check refused
-      }
-    }
-    gState.store(next);
-  }
-  return gState.load(std::memory_order_acquire) == kOn;
+bool OneDnnFits(const at::Tensor& a, const at::Tensor& b) {
+  return a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0) && Worth(a, b, a.size(0), a.size(1), b.size(1)) &&
+         !Recorded(a) && !Recorded(b) && PlainOrTransposed(a) && PlainOrTransposed(b);
 }
 
 at::Tensor OneDnnMm(const at::Tensor& a, const at::Tensor& b) {
   at::Tensor r = at::empty({a.size(0), b.size(1)}, a.options());
-  gMatmul.load(std::memory_order_relaxed)(a, b, r, 0.f, 1.f);
+  OneDnn()(a, b, r, 0.f, 1.f);
   return r;
 }
 
@@ -132,41 +127,27 @@ struct LinearBiasBackward : public torch::autograd::Function<LinearBiasBackward>
 }  // namespace
 
 at::Tensor Mm(const at::Tensor& a, const at::Tensor& b) {
-  return Eligible(a, b) ? OneDnnMm(a, b) : at::mm(a, b);
+  return OneDnnFits(a, b) ? OneDnnMm(a, b) : at::mm(a, b);
 }
 
 at::Tensor Addmm(const at::Tensor& bias, const at::Tensor& a, const at::Tensor& b) {
-  if (!Eligible(a, b) || (at::GradMode::is_enabled() && bias.requires_grad())) return at::addmm(bias, a, b);
-  return OneDnnMm(a, b).add_(bias);
+  return OneDnnFits(a, b) && !Recorded(bias) ? OneDnnMm(a, b).add_(bias) : at::addmm(bias, a, b);
 }
 
 at::Tensor Linear(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& b) {
   const at::Tensor bias = b.has_value() ? *b : at::Tensor();
-  // The shapes and dtypes at::linear accepts, decided as it would; only plain float32 CPU
-  // products of at least kMinMacs take the other route.
-  if (x.dim() < 1 || w.dim() != 2 || x.size(-1) != w.size(1) || (bias.defined() && (bias.dim() != 1 || bias.size(0) != w.size(0))) ||
-      (bias.defined() && (bias.scalar_type() != at::kFloat || !bias.device().is_cpu()))) {
-    return at::linear(x, w, b);
+  // What at::linear would refuse or treat otherwise goes to it; the products themselves go
+  // through Mm, which decides per product (layouts included).
+  const bool plain = x.dim() >= 1 && w.dim() == 2 && x.size(-1) == w.size(1) && x.size(-1) > 0 &&
+                     (!bias.defined() || (bias.dim() == 1 && bias.size(0) == w.size(0) && bias.scalar_type() == at::kFloat &&
+                                          bias.device().is_cpu()));
+  if (!plain || !Worth(x, w, x.numel() / x.size(-1), x.size(-1), w.size(0))) return at::linear(x, w, b);
+  if (Recorded(x) || Recorded(w) || Recorded(bias)) {
+    return bias.defined() ? LinearBiasBackward::apply(x, w, bias) : LinearBackward::apply(x, w);
   }
-  const int64_t rows = x.numel() / std::max<int64_t>(x.size(-1), 1);
-  at::Tensor x2 = x.dim() == 2 ? x : x.reshape({rows, x.size(-1)});
-  bool eligible;
-  {
-    at::NoGradGuard probe;  // only asks whether the shapes, dtypes and layouts qualify
-    eligible = Eligible(x2, w.t());
-  }
-  if (!eligible) return at::linear(x, w, b);
-  const bool tracked = at::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad() || (bias.defined() && bias.requires_grad()));
-  if (tracked) return bias.defined() ? LinearBiasBackward::apply(x, w, bias) : LinearBackward::apply(x, w);
   return LinearForward(x, w, bias);
 }
 
-const char* GemmBackend() {
-  if (gState.load() == kUnknown) {
-    at::NoGradGuard g;
-    Eligible(at::empty({256, 256}), at::empty({256, 256}));
-  }
-  return gState.load() == kOn ? "onednn" : "blas";
-}
+const char* GemmBackend() { return OneDnn() != nullptr ? "onednn" : "blas"; }
 
 }  // namespace innerloop

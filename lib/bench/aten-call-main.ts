@@ -30,12 +30,11 @@ function cpuNs(): number {
 const out: Record<string, number[]> = {};
 for (const c of ATEN_CALL_CASES) {
   const perCall: number[] = [];
-  const tidy = c.name.endsWith(", in tidy");
-  const fn = tidy ? cases[c.name.slice(0, -", in tidy".length)] : cases[c.name];
-  if (!fn) throw new Error(`no innerloop case '${c.name}'`);
+  const fn = cases[c.call ?? c.name];
+  if (!fn) throw new Error(`no innerloop case '${c.call ?? c.name}'`);
   for (let r = 0; r <= rounds; r++) {
     const t0 = cpuNs();
-    if (tidy) {
+    if (c.tidy) {
       // The scope's end, which releases every result, is inside the clock.
       torch.tidy(() => {
         for (let k = 0; k < calls; k++) fn();
