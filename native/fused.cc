@@ -15,134 +15,17 @@
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <dlfcn.h>
-#include <immintrin.h>
 
 #include "binding.h"
+#include "vector_math.h"
 #include "gemm.h"
+#include "small_gpt2.h"
 
 namespace innerloop {
 namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-constexpr double kSqrt2OverPi = 0.7978845608028654;
-constexpr double kGeluCubic = 0.044715;
-
-// d gelu_tanh(x)/dx from x and y = gelu_tanh(x) = 0.5 x (1 + t), t = tanh(k (x + a x^3)):
-// with r = y / x = (1 + t) / 2, 1 - t^2 = 4 r (1 - r), so
-//   dy/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) k (1 + 3 a x^2) = r + 2 x r (1 - r) k (1 + 3 a x^2),
-// and r = 1/2 at x = 0. No transcendental function: the loop vectorizes.
-template <typename T>
-inline void GeluTanhBackwardLoop(const T* __restrict dy, const T* __restrict x, const T* __restrict y,
-                                 T* __restrict dx, int64_t n) {
-  const T k = static_cast<T>(kSqrt2OverPi);
-  const T a3 = static_cast<T>(3 * kGeluCubic);
-  for (int64_t i = 0; i < n; ++i) {
-    const T xi = x[i];
-    const bool zero = xi == T(0);
-    const T r = zero ? T(0.5) : y[i] / (zero ? T(1) : xi);
-    dx[i] = dy[i] * (r + T(2) * xi * r * (T(1) - r) * k * (T(1) + a3 * xi * xi));
-  }
-}
-
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void GeluTanhBackwardF32(const float* dy, const float* x, const float* y, float* dx, int64_t n) {
-  GeluTanhBackwardLoop<float>(dy, x, y, dx, n);
-}
-
-void GeluTanhBackwardF64(const double* dy, const double* x, const double* y, double* dx, int64_t n) {
-  GeluTanhBackwardLoop<double>(dy, x, y, dx, n);
-}
-
-at::Tensor GeluTanhBackward(const at::Tensor& dy_, const at::Tensor& x, const at::Tensor& y) {
-  at::Tensor dy = dy_.contiguous();
-  at::Tensor dx = at::empty_like(x);
-  const int64_t n = x.numel();
-  if (x.scalar_type() == at::kFloat) {
-    const float *pdy = dy.data_ptr<float>(), *px = x.data_ptr<float>(), *py = y.data_ptr<float>();
-    float* pdx = dx.data_ptr<float>();
-    at::parallel_for(0, n, 32768, [&](int64_t b, int64_t e) { GeluTanhBackwardF32(pdy + b, px + b, py + b, pdx + b, e - b); });
-  } else {
-    const double *pdy = dy.data_ptr<double>(), *px = x.data_ptr<double>(), *py = y.data_ptr<double>();
-    double* pdx = dx.data_ptr<double>();
-    at::parallel_for(0, n, 32768, [&](int64_t b, int64_t e) { GeluTanhBackwardF64(pdy + b, px + b, py + b, pdx + b, e - b); });
-  }
-  return dx;
-}
-
-// GELU (tanh approximation) forward as y = x * sigmoid(2u) = x / (1 + exp(-2u)), u = k (x + a x^3):
-// the same function as 0.5 x (1 + tanh(u)), with one exponential instead of a tanh (about twice
-// as fast), and accurate where 1 + tanh(u) cancels (large negative x). The vector exponential is
-// SLEEF's, the one libtorch's own kernels use, looked up at run time so that a libtorch without it
-// only costs speed.
-using ExpF16 = __m512 (*)(__m512);
-using ExpF8 = __m256 (*)(__m256);
-
-template <typename T>
-inline T GeluTanhScalar(T x) {
-  const T z = x * (T(-2 * kSqrt2OverPi) + T(-2 * kSqrt2OverPi * kGeluCubic) * x * x);
-  return x / (T(1) + std::exp(z));
-}
-
-__attribute__((target("avx512f"))) void GeluTanhF32Avx512(const float* x, float* y, int64_t n, ExpF16 exp16) {
-  const __m512 c1 = _mm512_set1_ps(static_cast<float>(-2 * kSqrt2OverPi));
-  const __m512 c3 = _mm512_set1_ps(static_cast<float>(-2 * kSqrt2OverPi * kGeluCubic));
-  const __m512 one = _mm512_set1_ps(1.0f);
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const __m512 xv = _mm512_loadu_ps(x + i);
-    const __m512 z = _mm512_mul_ps(xv, _mm512_fmadd_ps(c3, _mm512_mul_ps(xv, xv), c1));
-    _mm512_storeu_ps(y + i, _mm512_div_ps(xv, _mm512_add_ps(one, exp16(z))));
-  }
-  for (; i < n; ++i) y[i] = GeluTanhScalar(x[i]);
-}
-
-__attribute__((target("avx2,fma"))) void GeluTanhF32Avx2(const float* x, float* y, int64_t n, ExpF8 exp8) {
-  const __m256 c1 = _mm256_set1_ps(static_cast<float>(-2 * kSqrt2OverPi));
-  const __m256 c3 = _mm256_set1_ps(static_cast<float>(-2 * kSqrt2OverPi * kGeluCubic));
-  const __m256 one = _mm256_set1_ps(1.0f);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 xv = _mm256_loadu_ps(x + i);
-    const __m256 z = _mm256_mul_ps(xv, _mm256_fmadd_ps(c3, _mm256_mul_ps(xv, xv), c1));
-    _mm256_storeu_ps(y + i, _mm256_div_ps(xv, _mm256_add_ps(one, exp8(z))));
-  }
-  for (; i < n; ++i) y[i] = GeluTanhScalar(x[i]);
-}
-
-struct VectorExp {
-  ExpF16 exp16 = nullptr;
-  ExpF8 exp8 = nullptr;
-};
-
-const VectorExp& Sleef() {
-  static const VectorExp v = [] {
-    VectorExp e;
-    if (__builtin_cpu_supports("avx512f")) e.exp16 = reinterpret_cast<ExpF16>(dlsym(RTLD_DEFAULT, "Sleef_expf16_u10avx512f"));
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-      e.exp8 = reinterpret_cast<ExpF8>(dlsym(RTLD_DEFAULT, "Sleef_expf8_u10avx2"));
-    }
-    return e;
-  }();
-  return v;
-}
-
-// gelu(x, approximate='tanh'); float32 through the vector path where the CPU and libtorch have it.
-at::Tensor GeluTanh(const at::Tensor& x) {
-  const VectorExp& e = Sleef();
-  if (x.scalar_type() != at::kFloat || !x.is_contiguous() || (e.exp16 == nullptr && e.exp8 == nullptr)) {
-    return at::gelu(x, "tanh");
-  }
-  at::Tensor y = at::empty_like(x);
-  const float* px = x.data_ptr<float>();
-  float* py = y.data_ptr<float>();
-  at::parallel_for(0, x.numel(), 32768, [&](int64_t b, int64_t end) {
-    if (e.exp16 != nullptr) GeluTanhF32Avx512(px + b, py + b, end - b, e.exp16);
-    else GeluTanhF32Avx2(px + b, py + b, end - b, e.exp8);
-  });
-  return y;
-}
 
 // Small work runs on the calling thread alone. Several of the kernels a block calls (layer norm
 // and its backward, flash attention, log-softmax, MKL's GEMM) start a parallel region whatever the
@@ -210,9 +93,6 @@ at::Tensor AffineBackward(const at::Tensor& d, const at::Tensor& x, const at::Te
   return Mm(d, w.t());
 }
 
-// The block's inputs, in the order of the JS call and of the autograd inputs.
-enum BlockInput { kH, kLn1W, kLn1B, kAttnW, kAttnB, kProjW, kProjB, kLn2W, kLn2B, kFcW, kFcB, kMlpW, kMlpB, kBlockInputs };
-
 // The block composed of ordinary differentiable ops: the definition the fused node implements,
 // used for second-order gradients.
 at::Tensor BlockComposed(const std::vector<at::Tensor>& in, int64_t nHead, double eps) {
@@ -246,13 +126,6 @@ void GradOfComposed(AutogradContext* ctx, const std::vector<at::Tensor>& in, con
   for (size_t j = 0; j < where.size(); ++j) gin[where[j]] = g[j];
 }
 
-// Where a probed block (GPT2BlockProbeFn) puts what its backward pass measures of the probe rows:
-// the gradient at the block's output and, for the first block, at its input, and the norm of the
-// probe rows' own gradient for each of the block's 12 weights and biases (BlockInput order).
-struct ProbeSinks {
-  int64_t rows = 0;  // the last `rows` windows of the batch are the probe
-  at::Tensor gradIn, gradOut, paramNorms;
-};
 
 // The block's forward pass on the CPU kernels, saving what backward needs. With a probe, it also
 // returns, for the probe rows only, the attention and MLP outputs and the attention of every query
@@ -381,16 +254,50 @@ variable_list BlockBackward(AutogradContext* ctx, const at::Tensor& gradOut, con
   return gin;
 }
 
+// The small path (small_gpt2.cc) for a block where it applies: runs the forward pass, saving
+// only the inputs as variables (where the create_graph path of BlockBackward reads them) and one
+// buffer of intermediates; {} where the path does not apply.
+variable_list SmallForward(AutogradContext* ctx, const std::vector<at::Tensor>& in, int64_t nHead, double eps,
+                           int64_t probeRows) {
+  if (!SmallBlockFits(in[kH], nHead)) return {};
+  SerialIfSmall serial(0);
+  at::Tensor saved;
+  std::vector<at::Tensor> outs = SmallBlockForward(in, nHead, eps, probeRows, saved);
+  ctx->save_for_backward(in);
+  ctx->saved_data["nHead"] = nHead;
+  ctx->saved_data["eps"] = eps;
+  ctx->saved_data["small"] = saved;
+  return variable_list(outs.begin(), outs.end());
+}
+
+// The backward pass of a block for which SmallForward ran, into `gin` (sized for the node's
+// inputs); false where it did not run, or under create_graph (then BlockBackward recomputes).
+bool SmallBackward(AutogradContext* ctx, const at::Tensor& gradOut, const ProbeSinks& sinks, variable_list& gin) {
+  auto small = ctx->saved_data.find("small");
+  if (small == ctx->saved_data.end() || at::GradMode::is_enabled()) return false;
+  at::AutoDispatchBelowADInplaceOrView belowAutograd;  // as in BlockBackward
+  SerialIfSmall serial(0);
+  variable_list sv = ctx->get_saved_variables();
+  std::vector<at::Tensor> in(sv.begin(), sv.begin() + kBlockInputs);
+  std::array<bool, kBlockInputs> need{};
+  for (int i = 0; i < kBlockInputs; ++i) need[i] = ctx->needs_input_grad(i);
+  SmallBlockBackward(in, small->second.toTensor(), gradOut, ctx->saved_data["nHead"].toInt(), need, sinks, gin);
+  return true;
+}
+
 struct GPT2BlockFn : public torch::autograd::Function<GPT2BlockFn> {
   static at::Tensor forward(AutogradContext* ctx, at::Tensor h, at::Tensor ln1w, at::Tensor ln1b, at::Tensor attnW,
                             at::Tensor attnB, at::Tensor projW, at::Tensor projB, at::Tensor ln2w, at::Tensor ln2b,
                             at::Tensor fcW, at::Tensor fcB, at::Tensor mlpW, at::Tensor mlpB, int64_t nHead,
                             double eps) {
-    return BlockForward(ctx, {h, ln1w, ln1b, attnW, attnB, projW, projB, ln2w, ln2b, fcW, fcB, mlpW, mlpB}, nHead,
-                        eps, 0)[0];
+    std::vector<at::Tensor> in{h, ln1w, ln1b, attnW, attnB, projW, projB, ln2w, ln2b, fcW, fcB, mlpW, mlpB};
+    variable_list small = SmallForward(ctx, in, nHead, eps, 0);
+    return small.empty() ? BlockForward(ctx, in, nHead, eps, 0)[0] : small[0];
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    variable_list gin(kBlockInputs + 2);  // + nHead, eps
+    if (SmallBackward(ctx, grads[0], ProbeSinks{}, gin)) return gin;
     return BlockBackward(ctx, grads[0], ProbeSinks{});
   }
 };
@@ -404,8 +311,11 @@ struct GPT2BlockProbeFn : public torch::autograd::Function<GPT2BlockProbeFn> {
                                at::Tensor attnB, at::Tensor projW, at::Tensor projB, at::Tensor ln2w, at::Tensor ln2b,
                                at::Tensor fcW, at::Tensor fcB, at::Tensor mlpW, at::Tensor mlpB, int64_t nHead,
                                double eps, ProbeSinks sinks) {
-    variable_list outs = BlockForward(ctx, {h, ln1w, ln1b, attnW, attnB, projW, projB, ln2w, ln2b, fcW, fcB, mlpW, mlpB},
-                                      nHead, eps, sinks.rows);
+    std::vector<at::Tensor> in{h, ln1w, ln1b, attnW, attnB, projW, projB, ln2w, ln2b, fcW, fcB, mlpW, mlpB};
+    // The small path where the plain block takes it: the training rows' results must be bitwise
+    // those of a step without the probe (the loss curve does not change when snapshots ride along).
+    variable_list outs = SmallForward(ctx, in, nHead, eps, sinks.rows);
+    if (outs.empty()) outs = BlockForward(ctx, in, nHead, eps, sinks.rows);
     ctx->mark_non_differentiable({outs[1], outs[2], outs[3]});
     // The sinks are not inputs of the node (apply passes a non-tensor argument through).
     ctx->saved_data["probeRows"] = sinks.rows;
@@ -421,8 +331,10 @@ struct GPT2BlockProbeFn : public torch::autograd::Function<GPT2BlockProbeFn> {
     if (ctx->saved_data.count("gradIn")) sinks.gradIn = ctx->saved_data["gradIn"].toTensor();
     sinks.gradOut = ctx->saved_data["gradOut"].toTensor();
     sinks.paramNorms = ctx->saved_data["paramNorms"].toTensor();
-    variable_list gin = BlockBackward(ctx, grads[0], sinks);
-    gin.resize(kBlockInputs + 3);  // + nHead, eps, sinks
+    variable_list gin(kBlockInputs + 3);  // + nHead, eps, sinks
+    if (SmallBackward(ctx, grads[0], sinks, gin)) return gin;
+    gin = BlockBackward(ctx, grads[0], sinks);
+    gin.resize(kBlockInputs + 3);
     return gin;
   }
 };
@@ -446,15 +358,27 @@ struct GPT2HeadLossFn : public torch::autograd::Function<GPT2HeadLossFn> {
                                at::Tensor targets, int64_t ignoreIndex, double eps) {
     const int64_t B = h.size(0), T = h.size(1), C = h.size(2), V = wte.size(0);
     SerialIfSmall serial(B * T * C * V);
+    // An output that gets no gradient stays undefined in backward (which handles that) instead of
+    // becoming a [B, T, V] tensor of zeros to add.
+    ctx->set_materialize_grads(false);
+    ctx->saved_data["ignoreIndex"] = ignoreIndex;
+    ctx->saved_data["eps"] = eps;
+    if (SmallHeadFits(h, wte, targets.reshape({B * T}).contiguous(), ignoreIndex)) {
+      // Small: plain loops (small_gpt2.cc). The inputs are saved first, where the create_graph
+      // path of backward reads them.
+      at::Tensor flat = targets.reshape({B * T}).contiguous(), saved;
+      auto [logits, loss] = SmallHeadForward(h, lnW, lnB, wte, flat, ignoreIndex, eps, saved);
+      ctx->save_for_backward({h, lnW, lnB, wte, flat, logits});
+      ctx->saved_data["small"] = saved;
+      return {logits, loss};
+    }
     at::Tensor h2 = h.contiguous().view({B * T, C});
     auto [a, mean, rstd] = at::native_layer_norm(h2, {C}, lnW, lnB, eps);
     at::Tensor logits = Mm(a, wte.t());
     at::Tensor logp = at::_log_softmax(logits, 1, false);
     at::Tensor flat = targets.reshape({B * T});
     auto [loss, totalWeight] = at::nll_loss_forward(logp, flat, std::nullopt, at::Reduction::Mean, ignoreIndex);
-    ctx->save_for_backward({h, lnW, lnB, wte, h2, a, mean, rstd, logp, flat, totalWeight});
-    ctx->saved_data["ignoreIndex"] = ignoreIndex;
-    ctx->saved_data["eps"] = eps;
+    ctx->save_for_backward({h, lnW, lnB, wte, flat, h2, a, mean, rstd, logp, totalWeight});
     return {logits.view({B, T, V}), loss};
   }
 
@@ -462,10 +386,18 @@ struct GPT2HeadLossFn : public torch::autograd::Function<GPT2HeadLossFn> {
     variable_list sv = ctx->get_saved_variables();
     const int64_t ignoreIndex = ctx->saved_data["ignoreIndex"].toInt();
     const double eps = ctx->saved_data["eps"].toDouble();
-    const at::Tensor &h = sv[0], &lnW = sv[1], &lnB = sv[2], &wte = sv[3], &h2 = sv[4], &a = sv[5], &mean = sv[6],
-                     &rstd = sv[7], &logp = sv[8], &flat = sv[9], &totalWeight = sv[10];
+    const at::Tensor &h = sv[0], &lnW = sv[1], &lnB = sv[2], &wte = sv[3], &flat = sv[4];
     variable_list gin(kHeadInputs + 3);  // + targets, ignoreIndex, eps
     const at::Tensor &dLogits = grads[0], &dLoss = grads[1];
+    auto small = ctx->saved_data.find("small");
+    if (small != ctx->saved_data.end() && !at::GradMode::is_enabled()) {
+      at::AutoDispatchBelowADInplaceOrView belowAutograd;
+      SerialIfSmall serial(0);
+      std::array<bool, 4> need{};
+      for (int i = 0; i < 4; ++i) need[i] = ctx->needs_input_grad(i);
+      SmallHeadBackward(h, lnW, wte, flat, ignoreIndex, sv[5], small->second.toTensor(), dLogits, dLoss, need, gin);
+      return gin;
+    }
     if (at::GradMode::is_enabled()) {
       std::vector<at::Tensor> in{h, lnW, lnB, wte};
       std::vector<at::Tensor> outs = HeadComposed(in, flat, ignoreIndex, eps);
@@ -475,6 +407,7 @@ struct GPT2HeadLossFn : public torch::autograd::Function<GPT2HeadLossFn> {
                      gin);
       return gin;
     }
+    const at::Tensor &h2 = sv[5], &a = sv[6], &mean = sv[7], &rstd = sv[8], &logp = sv[9], &totalWeight = sv[10];
     at::AutoDispatchBelowADInplaceOrView belowAutograd;  // as in the block's backward
     const int64_t B = h.size(0), T = h.size(1), C = h.size(2);
     SerialIfSmall serial(B * T * C * wte.size(0));
@@ -496,6 +429,74 @@ struct GPT2HeadLossFn : public torch::autograd::Function<GPT2HeadLossFn> {
     auto [dh, dw, db] = at::native_layer_norm_backward(da, h2, {C}, mean, rstd, lnW, lnB, mask);
     if (dh.defined()) gin[kHeadH] = dh.view({B, T, C});
     gin[kHeadLnW] = dw, gin[kHeadLnB] = db;
+    return gin;
+  }
+};
+
+// GPT-2's embeddings: wte[ids] + wpe[past .. past + T), broadcast over the batch, as one node
+// instead of three (embedding, narrow, add) in the forward pass and three in the backward pass,
+// whose slice and embedding backward each fill a zero tensor the size of their table.
+struct GPT2EmbedFn : public torch::autograd::Function<GPT2EmbedFn> {
+  static at::Tensor forward(AutogradContext* ctx, at::Tensor wte, at::Tensor wpe, at::Tensor ids, int64_t past) {
+    const int64_t B = ids.size(0), T = ids.size(1), C = wte.size(1);
+    at::Tensor out = at::empty({B, T, C}, wte.options());
+    AT_DISPATCH_FLOATING_TYPES(wte.scalar_type(), "gpt2Embed", [&] {
+      const scalar_t *tok = wte.const_data_ptr<scalar_t>(), *pos = wpe.const_data_ptr<scalar_t>() + past * C;
+      const int64_t* id = ids.const_data_ptr<int64_t>();
+      scalar_t* o = out.mutable_data_ptr<scalar_t>();
+      at::parallel_for(0, B * T, 256, [&](int64_t begin, int64_t end) {
+        for (int64_t r = begin; r < end; ++r) {
+          const scalar_t *a = tok + id[r] * C, *b = pos + (r % T) * C;
+          scalar_t* y = o + r * C;
+          for (int64_t c = 0; c < C; ++c) y[c] = a[c] + b[c];
+        }
+      });
+    });
+    ctx->save_for_backward({wte, wpe, ids});
+    ctx->saved_data["past"] = past;
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    variable_list sv = ctx->get_saved_variables();
+    const at::Tensor &wte = sv[0], &wpe = sv[1], &ids = sv[2];
+    const int64_t past = ctx->saved_data["past"].toInt();
+    variable_list gin(4);  // wte, wpe (+ ids, past)
+    const int64_t B = ids.size(0), T = ids.size(1), C = wte.size(1);
+    if (at::GradMode::is_enabled()) {
+      // create_graph: the same sums with differentiable ops.
+      at::Tensor d = grads[0].reshape({B * T, C});
+      if (ctx->needs_input_grad(0)) gin[0] = at::zeros_like(wte).index_add(0, ids.reshape({B * T}), d);
+      if (ctx->needs_input_grad(1)) {
+        gin[1] = at::zeros_like(wpe).slice_scatter(grads[0].sum(0), 0, past, past + T);
+      }
+      return gin;
+    }
+    at::AutoDispatchBelowADInplaceOrView belowAutograd;  // as in the block's backward
+    const at::Tensor d = grads[0].contiguous();
+    AT_DISPATCH_FLOATING_TYPES(wte.scalar_type(), "gpt2EmbedBackward", [&] {
+      const scalar_t* g = d.const_data_ptr<scalar_t>();
+      const int64_t* id = ids.const_data_ptr<int64_t>();
+      // Serial, rows in order: the sums do not depend on the thread count.
+      if (ctx->needs_input_grad(0)) {
+        gin[0] = at::zeros_like(wte);
+        scalar_t* dw = gin[0].mutable_data_ptr<scalar_t>();
+        for (int64_t r = 0; r < B * T; ++r) {
+          scalar_t* y = dw + id[r] * C;
+          const scalar_t* x = g + r * C;
+          for (int64_t c = 0; c < C; ++c) y[c] += x[c];
+        }
+      }
+      if (ctx->needs_input_grad(1)) {
+        gin[1] = at::zeros_like(wpe);
+        scalar_t* dp = gin[1].mutable_data_ptr<scalar_t>() + past * C;
+        for (int64_t r = 0; r < B * T; ++r) {
+          scalar_t* y = dp + (r % T) * C;
+          const scalar_t* x = g + r * C;
+          for (int64_t c = 0; c < C; ++c) y[c] += x[c];
+        }
+      }
+    });
     return gin;
   }
 };
@@ -599,6 +600,30 @@ Napi::Value Gpt2BlockProbe(const Napi::CallbackInfo& info) {
   });
 }
 
+// gpt2Embed(ids, wte, wpe, past) -> wte[ids] + wpe[past .. past + T) [B, T, C], or undefined where
+// the fused path does not apply (not CPU, not float32/float64, autocast on, unexpected shapes, an
+// id outside the table, positions past its end: the composed ops then report what is wrong).
+Napi::Value Gpt2Embed(const Napi::CallbackInfo& info) {
+  return Guarded(info, "gpt2Embed", [&]() -> Napi::Value {
+    Args a(info, "gpt2Embed", "ids,wte,wpe,past");
+    at::Tensor& ids = a.T(0);
+    at::Tensor& wte = a.T(1);
+    at::Tensor& wpe = a.T(2);
+    const int64_t past = a.I(3);
+    const bool shapes = ids.dim() == 2 && ids.scalar_type() == at::kLong && ids.device().is_cpu() && ids.is_contiguous() &&
+                        wte.dim() == 2 && wpe.dim() == 2 && wte.size(1) == wpe.size(1) && wte.device().is_cpu() &&
+                        wpe.device().is_cpu() && FusableDtype(wte) && wpe.scalar_type() == wte.scalar_type() &&
+                        wte.is_contiguous() && wpe.is_contiguous() && CpuAutocastOff() && past >= 0 &&
+                        past + ids.size(1) <= wpe.size(0) && ids.numel() > 0;
+    if (!shapes) return info.Env().Undefined();
+    const int64_t* id = ids.const_data_ptr<int64_t>();
+    for (int64_t i = 0, n = ids.numel(), V = wte.size(0); i < n; ++i) {
+      if (id[i] < 0 || id[i] >= V) return info.Env().Undefined();
+    }
+    return ToJS(info.Env(), GPT2EmbedFn::apply(wte, wpe, ids, past));
+  });
+}
+
 // gpt2HeadLoss(h, lnWeight, lnBias, wte, targets, ignoreIndex, eps) -> [logits, loss], or undefined
 // where the fused path does not apply.
 Napi::Value Gpt2HeadLoss(const Napi::CallbackInfo& info) {
@@ -625,6 +650,15 @@ Napi::Value Gpt2HeadLoss(const Napi::CallbackInfo& info) {
   });
 }
 
+// smallBlockApplies(h, nHead) -> whether a fused block on h takes the small path (small_gpt2.cc):
+// for tests and benchmarks that must know which path they measure.
+Napi::Value SmallBlockApplies(const Napi::CallbackInfo& info) {
+  return Guarded(info, "smallBlockApplies", [&]() -> Napi::Value {
+    Args a(info, "smallBlockApplies", "h,nHead");
+    return Napi::Boolean::New(info.Env(), SmallBlockFits(a.T(0), a.I(1)));
+  });
+}
+
 }  // namespace
 
 void RegisterFused(Napi::Env env, Napi::Object exports) {
@@ -632,6 +666,8 @@ void RegisterFused(Napi::Env env, Napi::Object exports) {
   fused.Set("gpt2Block", Napi::Function::New(env, Gpt2Block, "gpt2Block"));
   fused.Set("gpt2BlockProbe", Napi::Function::New(env, Gpt2BlockProbe, "gpt2BlockProbe"));
   fused.Set("gpt2HeadLoss", Napi::Function::New(env, Gpt2HeadLoss, "gpt2HeadLoss"));
+  fused.Set("gpt2Embed", Napi::Function::New(env, Gpt2Embed, "gpt2Embed"));
+  fused.Set("smallBlockApplies", Napi::Function::New(env, SmallBlockApplies, "smallBlockApplies"));
   exports.Set("fused", fused);
 }
 

@@ -254,8 +254,10 @@ export class GPT2 extends Module {
       throw new RangeError(`GPT2: sequence length ${past + T} exceeds nPositions (${this.config.nPositions})`);
     }
     const { wte, wpe, drop } = this.transformer;
-    // The position rows past .. past+T-1 broadcast over the batch (no position-id tensor needed).
-    return drop.forward(wte.forward(ids).add(wpe.weight.narrow(0, past, T)));
+    // One fused node where it applies (lib/torch/fused.ts); otherwise the position rows
+    // past .. past+T-1 broadcast over the batch (no position-id tensor needed).
+    const e = kernels.gpt2Embed(ids, wte.weight, wpe.weight, past) ?? wte.forward(ids).add(wpe.weight.narrow(0, past, T));
+    return drop.forward(e);
   }
 
   /** Logits from the residual stream: final LayerNorm (hook_normalized), then the tied unembedding. */

@@ -108,6 +108,24 @@ export function gpt2Block(h: Tensor, w: GPT2BlockWeights, nHead: number, eps: nu
 }
 
 /**
+ * Whether a fused block on h [B, T, C] with nHead heads runs as plain loops (native/small_gpt2.cc,
+ * for blocks too small for libtorch's kernels to pay off) rather than on libtorch's kernels.
+ */
+export function smallBlockApplies(h: Tensor, nHead: number): boolean {
+  return native.fused.smallBlockApplies(h, nHead) as boolean;
+}
+
+/**
+ * GPT-2's embeddings as one autograd node: wte[ids] + wpe[past .. past + T) for int64 ids [B, T],
+ * or undefined where the fused path does not apply (or is turned off; or an id or position is out of
+ * range, which the composed ops then report).
+ */
+export function gpt2Embed(ids: Tensor, wte: Tensor, wpe: Tensor, past: number): Tensor | undefined {
+  if (!fusedPaths) return undefined;
+  return native.fused.gpt2Embed(ids, wte, wpe, past);
+}
+
+/**
  * GPT-2's head and loss as one autograd node: final LayerNorm (weight and bias), tied unembedding
  * `wte` [V, C], mean cross-entropy against int64 `targets` [B, T] (positions equal to ignoreIndex
  * are skipped). Returns [logits [B, T, V], loss], or undefined where the fused path does not apply.
