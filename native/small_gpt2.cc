@@ -11,7 +11,8 @@
 // Where it applies (SmallBlockFits, SmallHeadFits): float32/float64, up to kSmallWork and
 // kSmallHeadWork. Above that libtorch's kernels (flash attention's blocking, its vectorized layer
 // norm, MKL over many rows) win; the limits come from timing the block's forward and backward
-// both ways (BENCHMARKS.md, "Small path"). INNERLOOP_SMALL_PATH=0 turns it off, to compare.
+// both ways (BENCHMARKS.md, "Small path"; scripts/bench/small-path.mjs). INNERLOOP_SMALL_PATH=0 turns it off,
+// =all takes it at every size, to compare.
 #include "small_gpt2.h"
 
 #include <dlfcn.h>
@@ -33,7 +34,7 @@ namespace {
 // `tiny` 2^21, `mid` 2^25. And rows x width x vocabulary (B·T·C·V) up to which it runs the head:
 // `micro` is 2^17, `tiny` 2^23.
 constexpr int64_t kSmallWork = int64_t{1} << 18;
-constexpr int64_t kSmallHeadWork = int64_t{1} << 20;
+constexpr int64_t kSmallHeadWork = int64_t{1} << 22;
 
 // The Fortran BLAS interface with 32-bit integers (LP64), as MKL and OpenBLAS export it.
 template <typename T>
@@ -43,13 +44,17 @@ using GemmFn = void (*)(const char*, const char*, const int*, const int*, const 
 struct Blas {
   GemmFn<float> s = nullptr;
   GemmFn<double> d = nullptr;
+  // INNERLOOP_SMALL_PATH=all: every size takes the path (to time it where it is not the default).
+  bool everySize = false;
 };
 
+// The BLAS, null where none is found or INNERLOOP_SMALL_PATH=0 turns the path off.
 const Blas& FindBlas() {
   static const Blas b = [] {
     Blas r;
     const char* env = std::getenv("INNERLOOP_SMALL_PATH");
     if (env != nullptr && std::strcmp(env, "0") == 0) return r;
+    r.everySize = env != nullptr && std::strcmp(env, "all") == 0;
     r.s = reinterpret_cast<GemmFn<float>>(dlsym(RTLD_DEFAULT, "sgemm_"));
     r.d = reinterpret_cast<GemmFn<double>>(dlsym(RTLD_DEFAULT, "dgemm_"));
     return r;
@@ -633,7 +638,7 @@ bool SmallBlockFits(const at::Tensor& h, int64_t nHead) {
   if (!(f32 || f64) || h.dim() != 3 || h.size(0) < 1 || h.size(1) < 1 || nHead < 1) return false;
   const int64_t N = h.size(0) * h.size(1), C = h.size(2);
   // The BLAS takes 32-bit sizes; far below kSmallWork anyway.
-  if (N * C * C > kSmallWork || N * 4 * C > std::numeric_limits<int>::max()) return false;
+  if ((N * C * C > kSmallWork && !FindBlas().everySize) || N * 4 * C > std::numeric_limits<int>::max()) return false;
   return f32 ? FindBlas().s != nullptr : FindBlas().d != nullptr;
 }
 
@@ -658,7 +663,10 @@ bool SmallHeadFits(const at::Tensor& h, const at::Tensor& wte, const at::Tensor&
   const bool f32 = h.scalar_type() == at::kFloat, f64 = h.scalar_type() == at::kDouble;
   if (!(f32 || f64) || !wte.is_contiguous() || !targets.is_contiguous()) return false;
   const int64_t N = h.size(0) * h.size(1), C = h.size(2), V = wte.size(0);
-  if (N < 1 || N * C * V > kSmallHeadWork || !(f32 ? FindBlas().s != nullptr : FindBlas().d != nullptr)) return false;
+  if (N < 1 || (N * C * V > kSmallHeadWork && !FindBlas().everySize) || N * std::max(C, V) > std::numeric_limits<int>::max() ||
+      !(f32 ? FindBlas().s != nullptr : FindBlas().d != nullptr)) {
+    return false;
+  }
   const int64_t* t = targets.const_data_ptr<int64_t>();
   for (int64_t i = 0; i < N; ++i) {
     if (t[i] != ignoreIndex && (t[i] < 0 || t[i] >= V)) return false;
