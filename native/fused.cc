@@ -1,6 +1,7 @@
-// Fused training paths for the hot parts of GPT-2: a whole pre-LayerNorm block, and the head with
-// its loss (final LayerNorm, tied unembedding, cross-entropy), each one autograd node whose
-// hand-written backward calls the ATen kernels autograd would call, except for GELU. They exist
+// Fused training paths for the hot parts of GPT-2: the embeddings, a whole pre-LayerNorm block, and
+// the head with its loss (final LayerNorm, tied unembedding, cross-entropy), each one autograd node
+// whose hand-written backward calls the ATen kernels autograd would call, except for GELU; a block
+// or head too small for those kernels to pay runs as plain loops instead (small_gpt2.cc). They exist
 // for speed on the CPU, where a small model's step is decided by how many ops and graph nodes it
 // takes as much as by the kernels:
 //   - one Node-API call and one autograd node per block instead of about 30 of each, and no
