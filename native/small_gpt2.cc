@@ -35,6 +35,8 @@ namespace {
 // `micro` is 2^17, `tiny` 2^23.
 constexpr int64_t kSmallWork = int64_t{1} << 18;
 constexpr int64_t kSmallHeadWork = int64_t{1} << 22;
+// The most attention probabilities (B·H·T·T) the block keeps for its backward: 4 MiB of float32.
+constexpr int64_t kMaxAttentionProbs = int64_t{1} << 20;
 
 // The Fortran BLAS interface with 32-bit integers (LP64), as MKL and OpenBLAS export it.
 template <typename T>
@@ -636,7 +638,10 @@ void HeadBackwardT(const at::Tensor& h0, const at::Tensor& lnW, const at::Tensor
 bool SmallBlockFits(const at::Tensor& h, int64_t nHead) {
   const bool f32 = h.scalar_type() == at::kFloat, f64 = h.scalar_type() == at::kDouble;
   if (!(f32 || f64) || h.dim() != 3 || h.size(0) < 1 || h.size(1) < 1 || nHead < 1) return false;
-  const int64_t N = h.size(0) * h.size(1), C = h.size(2);
+  const int64_t B = h.size(0), T = h.size(1), N = B * T, C = h.size(2);
+  // The attention keeps its probabilities, [B, H, T, T], where flash attention keeps [B, H, T]: a
+  // long window of a narrow model fits kSmallWork but not that (T 4096 at width 8 would be 512 MiB).
+  if (B * nHead * T * T > kMaxAttentionProbs) return false;
   // The BLAS takes 32-bit sizes; far below kSmallWork anyway.
   if ((N * C * C > kSmallWork && !FindBlas().everySize) || N * 4 * C > std::numeric_limits<int>::max()) return false;
   return f32 ? FindBlas().s != nullptr : FindBlas().d != nullptr;

@@ -53,6 +53,9 @@ describe("the small path of the fused GPT-2 nodes", () => {
     expect(kernels.smallBlockApplies(torch.zeros([3, 7, 40], { dtype: "float64" }), 5)).toBe(true);
     expect(kernels.smallBlockApplies(torch.zeros([8, 64, 64]), 4)).toBe(false); // `tiny`: libtorch's kernels
     expect(kernels.smallBlockApplies(torch.zeros([1, 8, 64], { dtype: "bfloat16" }), 4)).toBe(false);
+    // Within the work limit, but its attention probabilities ([B, H, T, T]) would take 256 MiB.
+    expect(kernels.smallBlockApplies(torch.zeros([1, 4096, 8]), 4)).toBe(false);
+    expect(kernels.smallBlockApplies(torch.zeros([1, 512, 8]), 4)).toBe(true);
   });
 
   // [B, T] x width x heads: micro; widths 40 (heads of 8, 3C = 120 columns: partial vectors and a
