@@ -23,13 +23,15 @@
 // (BENCHMARKS.md, "CPU buffer cache"). When a mapping fails, the cache is released and the mapping
 // tried once more; then the request fails with libtorch's wording ("can't allocate memory"), which
 // the addon turns into an OutOfMemoryError. `cpuCacheInfo()` reports the cache, `cpuEmptyCache()`
-// returns it to the system.
+// returns it to the system, `cpuCacheLimit(bytes)` changes the bound while the program runs (an
+// analysis raises it for its duration: lib/analysis/analyze.ts).
 #include <malloc.h>
 #include <sys/mman.h>
 
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
 
+#include <cmath>
 #include <cstdint>
 #include <list>
 #include <cstdlib>
@@ -219,21 +221,7 @@ class CachingCpuAllocator final : public c10::Allocator {
       if (it != sizes_.end()) {
         size = it->second;
         if (size <= cap_) {
-          while (cachedBytes_ + size > cap_ && !lru_.empty()) {
-            const Cached old = lru_.front();
-            auto& cls = free_[old.size];
-            for (size_t k = 0; k < cls.size(); ++k) {
-              if (cls[k] == lru_.begin()) {
-                cls.erase(cls.begin() + static_cast<std::ptrdiff_t>(k));
-                break;
-              }
-            }
-            lru_.pop_front();
-            sizes_.erase(old.p);
-            mappedBytes_ -= old.size;
-            cachedBytes_ -= old.size;
-            victims.emplace_back(old.p, old.size);
-          }
+          while (cachedBytes_ + size > cap_ && !lru_.empty()) victims.push_back(EvictOldest());
           free_[size].push_back(lru_.insert(lru_.end(), Cached{p, size}));
           cachedBytes_ += size;
           size = 0;  // kept
@@ -270,9 +258,42 @@ class CachingCpuAllocator final : public c10::Allocator {
     return {cachedBytes_, mappedBytes_};
   }
 
+  size_t Cap() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return cap_;
+  }
+
+  // A new bound; the blocks freed longest ago are unmapped until the cache is within it.
+  void SetCap(size_t capBytes) {
+    std::vector<std::pair<void*, size_t>> victims;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      cap_ = capBytes;
+      while (cachedBytes_ > cap_ && !lru_.empty()) victims.push_back(EvictOldest());
+    }
+    for (auto& [q, n] : victims) munmap(q, n);
+  }
+
   static void Delete(void* p);
 
  private:
+  // Takes the block freed longest ago out of the cache (mu_ held); the caller unmaps it.
+  std::pair<void*, size_t> EvictOldest() {
+    const Cached old = lru_.front();
+    auto& cls = free_[old.size];
+    for (size_t k = 0; k < cls.size(); ++k) {
+      if (cls[k] == lru_.begin()) {
+        cls.erase(cls.begin() + static_cast<std::ptrdiff_t>(k));
+        break;
+      }
+    }
+    lru_.pop_front();
+    sizes_.erase(old.p);
+    mappedBytes_ -= old.size;
+    cachedBytes_ -= old.size;
+    return {old.p, old.size};
+  }
+
   // Blocks of kHugePage and more start on a huge-page boundary and ask for transparent huge pages
   // (where the system allows them, "madvise" mode included): a 2 MiB page costs one fault
   // instead of 512, and one TLB entry. Page faults were about 10% of the CPU time of an analysis
@@ -310,7 +331,7 @@ class CachingCpuAllocator final : public c10::Allocator {
   std::unordered_map<void*, size_t> sizes_;  // every mapped block, in use or free
   size_t cachedBytes_ = 0;
   size_t mappedBytes_ = 0;
-  const size_t cap_;
+  size_t cap_;
 };
 
 // Never destroyed: tensors may outlive every static destructor.
@@ -325,6 +346,21 @@ Napi::Value CpuCacheInfo(const Napi::CallbackInfo& info) {
   o.Set("cachedBytes", static_cast<double>(cached));
   o.Set("mappedBytes", static_cast<double>(mapped));
   return o;
+}
+
+// cpuCacheLimit() -> the cache's bound in bytes (0 without innerloop's allocator);
+// cpuCacheLimit(bytes) sets it and returns the previous one.
+Napi::Value CpuCacheLimit(const Napi::CallbackInfo& info) {
+  if (gAllocator == nullptr) return Napi::Number::New(info.Env(), 0);
+  const double before = static_cast<double>(gAllocator->Cap());
+  if (info.Length() > 0 && !info[0].IsUndefined()) {
+    const double bytes = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+    if (!(bytes >= 0 && bytes <= 9007199254740991.0 && bytes == std::floor(bytes))) {
+      throw Napi::RangeError::New(info.Env(), "setCpuCacheLimit: bytes must be a non-negative whole number");
+    }
+    gAllocator->SetCap(static_cast<size_t>(bytes));
+  }
+  return Napi::Number::New(info.Env(), before);
 }
 
 Napi::Value CpuEmptyCache(const Napi::CallbackInfo& info) {
@@ -347,6 +383,7 @@ void RegisterCpuAllocator(Napi::Env env, Napi::Object exports) {
   });
   exports.Set("cpuCacheInfo", Napi::Function::New(env, CpuCacheInfo, "cpuCacheInfo"));
   exports.Set("cpuEmptyCache", Napi::Function::New(env, CpuEmptyCache, "cpuEmptyCache"));
+  exports.Set("cpuCacheLimit", Napi::Function::New(env, CpuCacheLimit, "cpuCacheLimit"));
 }
 
 }  // namespace innerloop

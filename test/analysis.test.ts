@@ -167,7 +167,12 @@ describe("logit lens in chunks", () => {
     const model = loadGPT2(path.join(FIXTURE, "model"));
     const stream = binTokenStream(path.join(FIXTURE, "tokens.bin"));
     const opts = { seqLen: S.seqLen, batchSize: S.batchSize, maxWindows: S.maxWindows };
-    const whole = analyzeModel(model as never, stream, opts);
+    const limit = torch.cpuCacheLimit();
+    const during: number[] = [];
+    const whole = analyzeModel(model as never, stream, { ...opts, onProgress: () => during.push(torch.cpuCacheLimit()) });
+    // An analysis raises the CPU buffer cache's bound to 1 GiB while it runs, and puts it back.
+    if (process.env.INNERLOOP_CPU_CACHE_MB === undefined) expect(new Set(during)).toEqual(new Set([2 ** 30]));
+    expect(torch.cpuCacheLimit()).toBe(limit);
     const chunked = analyzeModel(model as never, stream, { ...opts, lensChunkLogits: 97 * 5 });
     stream.close();
     model.dispose();

@@ -458,6 +458,30 @@ describe("CPU caching allocator", () => {
     expect(torch.memory().cpuCached).toBe(0);
   });
 
+  it("setCpuCacheLimit changes the bound while running: lowering it trims the cache, oldest first; bad values are refused", () => {
+    const before = torch.cpuCacheLimit();
+    if (process.env.INNERLOOP_CPU_CACHE_MB === undefined) expect(before).toBe(256 * 2 ** 20);
+    try {
+      torch.emptyCpuCache();
+      // Three 16 MiB buffers freed, then a 24 MiB bound: one is kept.
+      torch.tidy(() => { torch.ones([4 << 20]); torch.ones([4 << 20]).add(1); });
+      expect(torch.memory().cpuCached).toBeGreaterThanOrEqual(2 * (16 << 20));
+      expect(torch.setCpuCacheLimit(24 << 20)).toBe(before);
+      expect(torch.memory().cpuCached).toBe(16 << 20);
+      expect(torch.cpuCacheLimit()).toBe(24 << 20);
+      torch.tidy(() => { torch.ones([4 << 20]); torch.ones([4 << 20]).add(1); });
+      expect(torch.memory().cpuCached).toBe(16 << 20);
+      expect(torch.setCpuCacheLimit(0)).toBe(24 << 20);
+      expect(torch.memory().cpuCached).toBe(0);
+      for (const bad of [-1, 1.5, Number.NaN, Infinity, "8" as unknown as number]) {
+        expect(() => torch.setCpuCacheLimit(bad), String(bad)).toThrow(/setCpuCacheLimit: bytes must be a non-negative whole number/);
+      }
+      expect(torch.cpuCacheLimit()).toBe(0);
+    } finally {
+      torch.setCpuCacheLimit(before);
+    }
+  });
+
   it("INNERLOOP_CPU_ALLOCATOR=default keeps libtorch's allocator, and INNERLOOP_CPU_CACHE_MB bounds the cache", () => {
     const script = `const { torch } = await import(${JSON.stringify(new URL("../lib/torch/index.ts", import.meta.url).pathname)});
       torch.tidy(() => { torch.ones([4 << 20]); torch.ones([4 << 20]).add(1); });

@@ -85,6 +85,8 @@ export const torch = {
   keep: scope.keep,
   memory: scope.memory,
   emptyCpuCache: scope.emptyCpuCache,
+  cpuCacheLimit: scope.cpuCacheLimit,
+  setCpuCacheLimit: scope.setCpuCacheLimit,
   dispose(value: Tensor | Tensor[] | Record<string, Tensor>): void {
     const list = value instanceof Tensor ? [value] : Array.isArray(value) ? value : Object.values(value);
     for (const t of list) native.dispose(t);

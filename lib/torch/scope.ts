@@ -126,3 +126,22 @@ export function memory(): MemoryInfo {
 export function emptyCpuCache(): void {
   native.cpuEmptyCache();
 }
+
+/**
+ * The most bytes of freed large CPU buffers innerloop's CPU allocator keeps for reuse
+ * (INNERLOOP_CPU_CACHE_MB at start, default 256 MiB; 0 when INNERLOOP_CPU_ALLOCATOR=default).
+ */
+export function cpuCacheLimit(): number {
+  return native.cpuCacheLimit() as number;
+}
+
+/**
+ * Sets that bound (bytes; buffers past it are returned to the system, those freed longest ago
+ * first) and returns the previous one. No effect when INNERLOOP_CPU_ALLOCATOR=default.
+ */
+export function setCpuCacheLimit(bytes: number): number {
+  if (typeof bytes !== "number" || !Number.isSafeInteger(bytes) || bytes < 0) {
+    throw new RangeError(`setCpuCacheLimit: bytes must be a non-negative whole number, got ${String(bytes)}`);
+  }
+  return native.cpuCacheLimit(bytes) as number;
+}
