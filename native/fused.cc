@@ -364,10 +364,12 @@ struct GPT2HeadLossFn : public torch::autograd::Function<GPT2HeadLossFn> {
     ctx->set_materialize_grads(false);
     ctx->saved_data["ignoreIndex"] = ignoreIndex;
     ctx->saved_data["eps"] = eps;
-    if (SmallHeadFits(h, wte, targets.reshape({B * T}).contiguous(), ignoreIndex)) {
+    // Contiguous for the small path, which reads the ids directly; a view where targets already is.
+    const at::Tensor flat = targets.reshape({B * T}).contiguous();
+    if (SmallHeadFits(h, wte, flat, ignoreIndex)) {
       // Small: plain loops (small_gpt2.cc). The inputs are saved first, where the create_graph
       // path of backward reads them.
-      at::Tensor flat = targets.reshape({B * T}).contiguous(), saved;
+      at::Tensor saved;
       auto [logits, loss] = SmallHeadForward(h, lnW, lnB, wte, flat, ignoreIndex, eps, saved);
       ctx->save_for_backward({h, lnW, lnB, wte, flat, logits});
       ctx->saved_data["small"] = saved;
@@ -377,7 +379,6 @@ struct GPT2HeadLossFn : public torch::autograd::Function<GPT2HeadLossFn> {
     auto [a, mean, rstd] = at::native_layer_norm(h2, {C}, lnW, lnB, eps);
     at::Tensor logits = Mm(a, wte.t());
     at::Tensor logp = at::_log_softmax(logits, 1, false);
-    at::Tensor flat = targets.reshape({B * T});
     auto [loss, totalWeight] = at::nll_loss_forward(logp, flat, std::nullopt, at::Reduction::Mean, ignoreIndex);
     ctx->save_for_backward({h, lnW, lnB, wte, flat, h2, a, mean, rstd, logp, totalWeight});
     return {logits.view({B, T, V}), loss};

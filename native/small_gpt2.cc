@@ -420,8 +420,9 @@ SMALL_BLOCK_KERNELS(double)
 
 // Where each intermediate lives in the saved buffer, for N = B·T rows of width C.
 struct Layout {
-  int64_t N, C, a, mean1, rstd1, qkv, P, y, h1, a2, mean2, rstd2, f, g, total;
-  Layout(int64_t B, int64_t T, int64_t C_, int64_t H) : N(B * T), C(C_) {
+  int64_t a, mean1, rstd1, qkv, P, y, h1, a2, mean2, rstd2, f, g, total;
+  Layout(int64_t B, int64_t T, int64_t C, int64_t H) {
+    const int64_t N = B * T;
     int64_t at = 0;
     auto take = [&](int64_t n) {
       const int64_t o = at;
@@ -633,18 +634,22 @@ void HeadBackwardT(const at::Tensor& h0, const at::Tensor& lnW, const at::Tensor
   if (need[0]) gin[0] = dh;
 }
 
+// float32 or float64, with the BLAS for it found (and the path not turned off).
+bool DtypeHasBlas(const at::Tensor& t) {
+  if (t.scalar_type() == at::kFloat) return FindBlas().s != nullptr;
+  return t.scalar_type() == at::kDouble && FindBlas().d != nullptr;
+}
+
 }  // namespace
 
 bool SmallBlockFits(const at::Tensor& h, int64_t nHead) {
-  const bool f32 = h.scalar_type() == at::kFloat, f64 = h.scalar_type() == at::kDouble;
-  if (!(f32 || f64) || h.dim() != 3 || h.size(0) < 1 || h.size(1) < 1 || nHead < 1) return false;
+  if (!DtypeHasBlas(h) || h.dim() != 3 || h.size(0) < 1 || h.size(1) < 1 || nHead < 1) return false;
   const int64_t B = h.size(0), T = h.size(1), N = B * T, C = h.size(2);
   // The attention keeps its probabilities, [B, H, T, T], where flash attention keeps [B, H, T]: a
   // long window of a narrow model fits kSmallWork but not that (T 4096 at width 8 would be 512 MiB).
   if (B * nHead * T * T > kMaxAttentionProbs) return false;
   // The BLAS takes 32-bit sizes; far below kSmallWork anyway.
-  if ((N * C * C > kSmallWork && !FindBlas().everySize) || N * 4 * C > std::numeric_limits<int>::max()) return false;
-  return f32 ? FindBlas().s != nullptr : FindBlas().d != nullptr;
+  return (N * C * C <= kSmallWork || FindBlas().everySize) && N * 4 * C <= std::numeric_limits<int>::max();
 }
 
 std::vector<at::Tensor> SmallBlockForward(const std::vector<at::Tensor>& in, int64_t nHead, double eps,
@@ -660,16 +665,10 @@ void SmallBlockBackward(const std::vector<at::Tensor>& in, const at::Tensor& sav
   else BackwardT<double>(in, saved, gradOut, nHead, need, sinks, gin);
 }
 
-}  // namespace innerloop
-
-namespace innerloop {
-
 bool SmallHeadFits(const at::Tensor& h, const at::Tensor& wte, const at::Tensor& targets, int64_t ignoreIndex) {
-  const bool f32 = h.scalar_type() == at::kFloat, f64 = h.scalar_type() == at::kDouble;
-  if (!(f32 || f64) || !wte.is_contiguous() || !targets.is_contiguous()) return false;
+  if (!DtypeHasBlas(h) || !wte.is_contiguous() || !targets.is_contiguous()) return false;
   const int64_t N = h.size(0) * h.size(1), C = h.size(2), V = wte.size(0);
-  if (N < 1 || (N * C * V > kSmallHeadWork && !FindBlas().everySize) || N * std::max(C, V) > std::numeric_limits<int>::max() ||
-      !(f32 ? FindBlas().s != nullptr : FindBlas().d != nullptr)) {
+  if (N < 1 || (N * C * V > kSmallHeadWork && !FindBlas().everySize) || N * std::max(C, V) > std::numeric_limits<int>::max()) {
     return false;
   }
   const int64_t* t = targets.const_data_ptr<int64_t>();
